@@ -1,0 +1,341 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits inside payloads.
+const (
+	// MaxName is the longest Hello name, in bytes.
+	MaxName = 64
+	// MaxText is the longest Reject or Hangup text, in bytes.
+	MaxText = 128
+	// MaxAudio is the largest Audio payload: 20 ms of 48 kHz stereo s16le.
+	MaxAudio = 7680
+)
+
+// Capability codes in Hello.
+const (
+	CodecMJPEG  = 1 // VideoCaps.Codec: one complete JPEG image per frame
+	FormatS16LE = 1 // AudioCaps.Format: signed 16-bit little-endian, interleaved
+)
+
+// Fixed payload parts.
+const (
+	helloFixed  = 2 + 1 + 6 + 7 // version, name length, video caps, audio caps
+	reasonFixed = 2             // reason code, text length
+	videoFixed  = 12            // frame number, frame size, offset
+)
+
+// Body is the payload of a message: one of Hello, Call, Answer, Busy, Reject,
+// Hangup, Ping, Pong, Video or Audio (as values). No other type can implement
+// it, so a type switch over those is exhaustive.
+type Body interface {
+	Type() Type
+	// check validates the body and returns its encoded payload length.
+	check() (int, error)
+	// put appends the encoded payload; only called after check succeeded.
+	put(b []byte) []byte
+}
+
+// Message is one protocol message.
+type Message struct {
+	Seq  uint32 // per-type sequence number; each type counts on its own from 0
+	Time int64  // sender's timestamp, ns since the Unix epoch on the sender's clock
+	Body Body
+}
+
+// Hello is the first message each side sends: who it is and what it sends.
+type Hello struct {
+	Version uint16 // must be Version
+	Name    string // 0..MaxName bytes of UTF-8 without control characters
+	Video   VideoCaps
+	Audio   AudioCaps
+}
+
+// VideoCaps describes the video the sender of a Hello will send.
+type VideoCaps struct {
+	Width, Height uint16
+	FPS           uint8
+	Codec         uint8 // CodecMJPEG; other values are carried, not judged
+}
+
+// AudioCaps describes the audio the sender of a Hello will send.
+type AudioCaps struct {
+	Rate     uint32 // samples per second per channel
+	Channels uint8
+	FrameMs  uint8 // length of one Audio message
+	Format   uint8 // FormatS16LE; other values are carried, not judged
+}
+
+// Call asks the peer to start a call.
+type Call struct{}
+
+// Answer accepts a Call; media flows from then on.
+type Answer struct{}
+
+// Busy refuses a Call because the callee is already in one.
+type Busy struct{}
+
+// Reject refuses a Call for the given reason.
+type Reject struct {
+	Reason Reason
+	Text   string // 0..MaxText bytes of UTF-8, for logs
+}
+
+// Hangup ends the call; the sender closes the connection after it.
+type Hangup struct {
+	Reason Reason
+	Text   string // 0..MaxText bytes of UTF-8, for logs
+}
+
+// Ping asks for a Pong. The message time is the send time (T1).
+type Ping struct{}
+
+// Pong answers a Ping. The message time is the Pong's send time (T3).
+type Pong struct {
+	Ping int64 // T1: the time of the Ping, echoed
+	Recv int64 // T2: when the Ping was received, responder's clock
+}
+
+// Video is one chunk of a JPEG frame. The message time is the frame's
+// capture time, the same in all its chunks.
+type Video struct {
+	Frame  uint32 // frame number
+	Size   uint32 // size of the whole JPEG, 1..MaxFrameSize
+	Offset uint32 // where Data starts in the JPEG; Offset+len(Data) <= Size
+	Data   []byte // 1..MaxChunk bytes
+}
+
+// Audio is one frame of s16le PCM, interleaved. The message sequence number
+// is the audio frame index; the message time is the capture time of the
+// first sample.
+type Audio struct {
+	PCM []byte // even length, 1..MaxAudio bytes
+}
+
+func (Hello) Type() Type  { return TypeHello }
+func (Call) Type() Type   { return TypeCall }
+func (Answer) Type() Type { return TypeAnswer }
+func (Busy) Type() Type   { return TypeBusy }
+func (Reject) Type() Type { return TypeReject }
+func (Hangup) Type() Type { return TypeHangup }
+func (Ping) Type() Type   { return TypePing }
+func (Pong) Type() Type   { return TypePong }
+func (Video) Type() Type  { return TypeVideo }
+func (Audio) Type() Type  { return TypeAudio }
+
+func (h Hello) check() (int, error) {
+	if h.Version != Version {
+		return 0, malformed(TypeHello, fmt.Sprintf("version %d, want %d", h.Version, Version))
+	}
+	if err := checkName(h.Name); err != nil {
+		return 0, err
+	}
+	return helloFixed + len(h.Name), nil
+}
+
+func (h Hello) put(b []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, h.Version)
+	b = append(b, byte(len(h.Name)))
+	b = append(b, h.Name...)
+	b = binary.BigEndian.AppendUint16(b, h.Video.Width)
+	b = binary.BigEndian.AppendUint16(b, h.Video.Height)
+	b = append(b, h.Video.FPS, h.Video.Codec)
+	b = binary.BigEndian.AppendUint32(b, h.Audio.Rate)
+	return append(b, h.Audio.Channels, h.Audio.FrameMs, h.Audio.Format)
+}
+
+func decodeHello(p []byte) (Hello, error) {
+	if len(p) < 3 {
+		return Hello{}, malformed(TypeHello, fmt.Sprintf("payload %d bytes, need at least %d", len(p), helloFixed))
+	}
+	h := Hello{Version: binary.BigEndian.Uint16(p)}
+	if h.Version != Version {
+		// ALPN already names the version; a different number here is a broken peer.
+		return Hello{}, malformed(TypeHello, fmt.Sprintf("version %d, want %d", h.Version, Version))
+	}
+	n := int(p[2])
+	if n > MaxName {
+		return Hello{}, malformed(TypeHello, fmt.Sprintf("name length %d, limit %d", n, MaxName))
+	}
+	if len(p) < helloFixed+n {
+		return Hello{}, malformed(TypeHello, fmt.Sprintf("payload %d bytes, need at least %d", len(p), helloFixed+n))
+	}
+	h.Name = string(p[3 : 3+n])
+	if err := checkName(h.Name); err != nil {
+		return Hello{}, err
+	}
+	c := p[3+n:]
+	h.Video = VideoCaps{
+		Width:  binary.BigEndian.Uint16(c),
+		Height: binary.BigEndian.Uint16(c[2:]),
+		FPS:    c[4],
+		Codec:  c[5],
+	}
+	h.Audio = AudioCaps{
+		Rate:     binary.BigEndian.Uint32(c[6:]),
+		Channels: c[10],
+		FrameMs:  c[11],
+		Format:   c[12],
+	}
+	// Bytes after c[12] are ignored: later minor revisions may append fields.
+	return h, nil
+}
+
+// checkName rejects names that could garble a log line or a display.
+func checkName(s string) error {
+	if len(s) > MaxName {
+		return malformed(TypeHello, fmt.Sprintf("name length %d, limit %d", len(s), MaxName))
+	}
+	if !utf8.ValidString(s) {
+		return malformed(TypeHello, "name is not valid UTF-8")
+	}
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return malformed(TypeHello, "name contains a control character")
+	}
+	return nil
+}
+
+func (Call) check() (int, error)   { return 0, nil }
+func (Answer) check() (int, error) { return 0, nil }
+func (Busy) check() (int, error)   { return 0, nil }
+func (Ping) check() (int, error)   { return 0, nil }
+func (Call) put(b []byte) []byte   { return b }
+func (Answer) put(b []byte) []byte { return b }
+func (Busy) put(b []byte) []byte   { return b }
+func (Ping) put(b []byte) []byte   { return b }
+
+func (r Reject) check() (int, error) { return checkText(TypeReject, r.Text) }
+func (r Hangup) check() (int, error) { return checkText(TypeHangup, r.Text) }
+func (r Reject) put(b []byte) []byte { return putReason(b, r.Reason, r.Text) }
+func (r Hangup) put(b []byte) []byte { return putReason(b, r.Reason, r.Text) }
+
+func checkText(t Type, s string) (int, error) {
+	if len(s) > MaxText {
+		return 0, malformed(t, fmt.Sprintf("text length %d, limit %d", len(s), MaxText))
+	}
+	if !utf8.ValidString(s) {
+		return 0, malformed(t, "text is not valid UTF-8")
+	}
+	return reasonFixed + len(s), nil
+}
+
+func putReason(b []byte, r Reason, text string) []byte {
+	b = append(b, byte(r), byte(len(text)))
+	return append(b, text...)
+}
+
+// decodeReason parses the payload shared by Reject and Hangup.
+func decodeReason(t Type, p []byte) (Reason, string, error) {
+	if len(p) < reasonFixed {
+		return 0, "", malformed(t, fmt.Sprintf("payload %d bytes, need at least %d", len(p), reasonFixed))
+	}
+	n := int(p[1])
+	if n > MaxText {
+		return 0, "", malformed(t, fmt.Sprintf("text length %d, limit %d", n, MaxText))
+	}
+	if len(p) != reasonFixed+n {
+		return 0, "", malformed(t, fmt.Sprintf("payload %d bytes, text length says %d", len(p), reasonFixed+n))
+	}
+	text := string(p[reasonFixed:])
+	if _, err := checkText(t, text); err != nil {
+		return 0, "", err
+	}
+	return Reason(p[0]), text, nil
+}
+
+func (Pong) check() (int, error) { return 16, nil }
+
+func (p Pong) put(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(p.Ping))
+	return binary.BigEndian.AppendUint64(b, uint64(p.Recv))
+}
+
+func decodePong(p []byte) (Pong, error) {
+	if len(p) != 16 {
+		return Pong{}, malformed(TypePong, fmt.Sprintf("payload %d bytes, want 16", len(p)))
+	}
+	return Pong{
+		Ping: int64(binary.BigEndian.Uint64(p)),
+		Recv: int64(binary.BigEndian.Uint64(p[8:])),
+	}, nil
+}
+
+func (v Video) check() (int, error) {
+	if err := checkVideo(v.Size, v.Offset, len(v.Data)); err != nil {
+		return 0, err
+	}
+	return videoFixed + len(v.Data), nil
+}
+
+func checkVideo(size, off uint32, n int) error {
+	switch {
+	case size == 0 || size > MaxFrameSize:
+		return malformed(TypeVideo, fmt.Sprintf("frame size %d out of range 1..%d", size, MaxFrameSize))
+	case n == 0 || n > MaxChunk:
+		return malformed(TypeVideo, fmt.Sprintf("chunk length %d out of range 1..%d", n, MaxChunk))
+	case uint64(off)+uint64(n) > uint64(size): // uint64: off+n must not wrap
+		return malformed(TypeVideo, fmt.Sprintf("chunk %d+%d past frame size %d", off, n, size))
+	}
+	return nil
+}
+
+func (v Video) put(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, v.Frame)
+	b = binary.BigEndian.AppendUint32(b, v.Size)
+	b = binary.BigEndian.AppendUint32(b, v.Offset)
+	return append(b, v.Data...)
+}
+
+func decodeVideo(p []byte) (Video, error) {
+	if len(p) < videoFixed {
+		return Video{}, malformed(TypeVideo, fmt.Sprintf("payload %d bytes, need at least %d", len(p), videoFixed+1))
+	}
+	v := Video{
+		Frame:  binary.BigEndian.Uint32(p),
+		Size:   binary.BigEndian.Uint32(p[4:]),
+		Offset: binary.BigEndian.Uint32(p[8:]),
+		Data:   p[videoFixed:len(p):len(p)], // capped so appending to Data cannot overwrite what follows
+	}
+	if err := checkVideo(v.Size, v.Offset, len(v.Data)); err != nil {
+		return Video{}, err
+	}
+	return v, nil
+}
+
+func (a Audio) check() (int, error) {
+	n := len(a.PCM)
+	if n == 0 || n > MaxAudio || n%2 != 0 {
+		return 0, malformed(TypeAudio, fmt.Sprintf("PCM length %d not even and in 2..%d", n, MaxAudio))
+	}
+	return n, nil
+}
+
+func (a Audio) put(b []byte) []byte { return append(b, a.PCM...) }
+
+func decodeAudio(p []byte) (Audio, error) {
+	a := Audio{PCM: p[:len(p):len(p)]}
+	if _, err := a.check(); err != nil {
+		return Audio{}, err
+	}
+	return a, nil
+}
+
+// ClipText makes s fit a Reject or Hangup text: invalid UTF-8 is replaced
+// and the result is cut to at most MaxText bytes on a rune boundary.
+func ClipText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= MaxText {
+		return s
+	}
+	i := MaxText
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}
