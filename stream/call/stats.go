@@ -1,0 +1,225 @@
+package call
+
+import (
+	"math"
+	"math/bits"
+	"sync"
+	"time"
+)
+
+// latHist is a fixed-size log-linear histogram of durations in microseconds:
+// exact below 32 µs, then 32 sub-buckets per power of two (about 3 %
+// resolution) up to 2^31 µs. It never grows.
+type latHist struct {
+	n      uint64
+	max    int64
+	counts [32 + 26*32]uint32
+}
+
+func latBucket(us int64) int {
+	if us < 32 {
+		if us < 0 {
+			return 0
+		}
+		return int(us)
+	}
+	if us >= 1<<31 {
+		us = 1<<31 - 1
+	}
+	e := bits.Len64(uint64(us)) - 6 // us in [32<<e, 64<<e)
+	sub := int(us>>uint(e)) - 32
+	return 32 + e*32 + sub
+}
+
+// latBucketTop is the largest value that falls in bucket b.
+func latBucketTop(b int) int64 {
+	if b < 32 {
+		return int64(b)
+	}
+	e := (b - 32) / 32
+	sub := (b - 32) % 32
+	return (int64(32+sub+1) << uint(e)) - 1
+}
+
+func (h *latHist) add(d time.Duration) {
+	us := d.Microseconds()
+	if us < 0 {
+		us = 0 // clock offset estimate can be off by a little; clamp
+	}
+	h.counts[latBucket(us)]++
+	h.n++
+	if us > h.max {
+		h.max = us
+	}
+}
+
+// quantile returns the q-quantile (0 < q <= 1) as an upper bound of its bucket.
+func (h *latHist) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(h.n)))
+	if rank < 1 {
+		rank = 1
+	}
+	var seen uint64
+	for b, c := range h.counts {
+		seen += uint64(c)
+		if seen >= rank {
+			v := latBucketTop(b)
+			if v > h.max {
+				v = h.max
+			}
+			return time.Duration(v) * time.Microsecond
+		}
+	}
+	return time.Duration(h.max) * time.Microsecond
+}
+
+func (h *latHist) summary() Latency {
+	return Latency{
+		N:   h.n,
+		P50: ms(h.quantile(0.50)),
+		P99: ms(h.quantile(0.99)),
+		Max: ms(time.Duration(h.max) * time.Microsecond),
+	}
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e4) / 100 }
+
+// Latency summarises one latency distribution in milliseconds.
+type Latency struct {
+	N   uint64  `json:"n"`
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+}
+
+// Direction holds the figures of one direction of a call.
+type Direction struct {
+	VideoFrames  uint64  `json:"video_frames"`
+	VideoBytes   uint64  `json:"video_bytes"`
+	VideoDrops   uint64  `json:"video_drops"` // out: replaced before sending; in: abandoned part-frames
+	VideoFPS     float64 `json:"video_fps"`
+	VideoKbps    float64 `json:"video_kbps"`
+	AudioFrames  uint64  `json:"audio_frames"`
+	AudioBytes   uint64  `json:"audio_bytes"`
+	AudioDrops   uint64  `json:"audio_drops"` // out: dropped oldest on a full queue; in: gaps in sequence
+	AudioKbps    float64 `json:"audio_kbps"`
+	VideoLatency Latency `json:"video_latency"` // in only: the last second
+	AudioLatency Latency `json:"audio_latency"` // in only: the last second
+	VideoLatAll  Latency `json:"video_latency_call"`
+	AudioLatAll  Latency `json:"audio_latency_call"`
+}
+
+// CallStats are the figures of one call (one session).
+type CallStats struct {
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	RTT      float64   `json:"rtt_ms"`
+	Offset   float64   `json:"clock_offset_ms"` // peer clock minus ours
+	Out      Direction `json:"out"`
+	In       Direction `json:"in"`
+	Received uint64    `json:"messages_in"`
+}
+
+// counter totals for one direction; updated by the owning goroutine (writer
+// for out, reader for in) under stats.mu.
+type dirCounters struct {
+	videoFrames, videoBytes, videoDrops uint64
+	audioFrames, audioBytes, audioDrops uint64
+	videoLat, audioLat                  latHist // whole call
+	videoWin, audioWin                  latHist // current window
+	videoPrev, audioPrev                latHist // previous complete window
+}
+
+type rateSample struct {
+	t                  time.Time
+	vFrames, vBytes    uint64
+	aBytes             uint64
+	inVFrames, inVByte uint64
+	inABytes           uint64
+}
+
+// stats belongs to one session. Writer and reader update it; Status reads it.
+type stats struct {
+	mu       sync.Mutex
+	started  time.Time
+	out, in  dirCounters
+	rtt      time.Duration
+	offset   time.Duration
+	received uint64
+	// rate window: samples taken by tick, the oldest one about a second old.
+	samples [3]rateSample
+	nsample int
+	lastWin time.Time
+}
+
+func newStats(now time.Time) *stats {
+	return &stats{started: now, lastWin: now}
+}
+
+// tick records a rate sample and rotates the latency window each second.
+func (s *stats) tick(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	smp := rateSample{
+		t: now, vFrames: s.out.videoFrames, vBytes: s.out.videoBytes, aBytes: s.out.audioBytes,
+		inVFrames: s.in.videoFrames, inVByte: s.in.videoBytes, inABytes: s.in.audioBytes,
+	}
+	if s.nsample < len(s.samples) {
+		s.samples[s.nsample] = smp
+		s.nsample++
+	} else {
+		copy(s.samples[:], s.samples[1:])
+		s.samples[len(s.samples)-1] = smp
+	}
+	if now.Sub(s.lastWin) >= time.Second {
+		s.lastWin = now
+		for _, d := range []*dirCounters{&s.out, &s.in} {
+			d.videoPrev, d.videoWin = d.videoWin, latHist{}
+			d.audioPrev, d.audioWin = d.audioWin, latHist{}
+		}
+	}
+}
+
+func (s *stats) snapshot(now time.Time) CallStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := CallStats{
+		Started:  s.started,
+		Seconds:  math.Round(now.Sub(s.started).Seconds()*10) / 10,
+		RTT:      ms(s.rtt),
+		Offset:   ms(s.offset),
+		Received: s.received,
+	}
+	fill := func(d *dirCounters) Direction {
+		vw, aw := d.videoPrev, d.audioPrev
+		if vw.n == 0 {
+			vw = d.videoWin
+		}
+		if aw.n == 0 {
+			aw = d.audioWin
+		}
+		return Direction{
+			VideoFrames: d.videoFrames, VideoBytes: d.videoBytes, VideoDrops: d.videoDrops,
+			AudioFrames: d.audioFrames, AudioBytes: d.audioBytes, AudioDrops: d.audioDrops,
+			VideoLatency: vw.summary(), AudioLatency: aw.summary(),
+			VideoLatAll: d.videoLat.summary(), AudioLatAll: d.audioLat.summary(),
+		}
+	}
+	cs.Out, cs.In = fill(&s.out), fill(&s.in)
+	if s.nsample >= 2 {
+		a, b := s.samples[0], s.samples[s.nsample-1]
+		if dt := b.t.Sub(a.t).Seconds(); dt > 0 {
+			r := func(x, y uint64) float64 { return math.Round(float64(y-x)/dt*10) / 10 }
+			cs.Out.VideoFPS = r(a.vFrames, b.vFrames)
+			cs.Out.VideoKbps = r(a.vBytes*8/1000, b.vBytes*8/1000)
+			cs.Out.AudioKbps = r(a.aBytes*8/1000, b.aBytes*8/1000)
+			cs.In.VideoFPS = r(a.inVFrames, b.inVFrames)
+			cs.In.VideoKbps = r(a.inVByte*8/1000, b.inVByte*8/1000)
+			cs.In.AudioKbps = r(a.inABytes*8/1000, b.inABytes*8/1000)
+		}
+	}
+	return cs
+}
