@@ -1,0 +1,299 @@
+// Package playout is the receive-side audio jitter buffer: it absorbs network
+// jitter with a small prebuffer, caps latency by dropping the oldest audio, and
+// fills underruns with click-free silence for the speaker.
+package playout
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/callbox/callbox/stream/media"
+)
+
+// Defaults for a zero Config.
+const (
+	DefaultTarget = 40 * time.Millisecond
+	DefaultMax    = 120 * time.Millisecond
+)
+
+// Limits checked by Config.Validate.
+const (
+	MinTarget = 10 * time.Millisecond
+	MaxTarget = 500 * time.Millisecond
+	MaxMax    = 2 * time.Second
+)
+
+// fadeTime is the length of the fade-in after silence and of the ramp to zero
+// on underrun: long enough to remove the click, short enough to be inaudible.
+const fadeTime = 2 * time.Millisecond
+
+// Config configures a Buffer. The zero value is valid.
+type Config struct {
+	Format media.AudioFormat // zero: media.DefaultAudio
+	Target time.Duration     // depth to reach before playing starts or restarts; zero: DefaultTarget
+	Max    time.Duration     // latency cap, rounded down to whole frames; zero: DefaultMax
+}
+
+func (c Config) withDefaults() Config {
+	if c.Format == (media.AudioFormat{}) {
+		c.Format = media.DefaultAudio
+	}
+	if c.Target == 0 {
+		c.Target = DefaultTarget
+	}
+	if c.Max == 0 {
+		c.Max = DefaultMax
+	}
+	return c
+}
+
+// Validate reports the first field outside its allowed range, after zero
+// fields have taken their defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if err := c.Format.Validate(); err != nil {
+		return fmt.Errorf("playout: Format: %w", err)
+	}
+	if c.Target < MinTarget || c.Target > MaxTarget {
+		return fmt.Errorf("playout: Target %v out of range %v..%v", c.Target, MinTarget, MaxTarget)
+	}
+	if least := c.Target + c.Format.FrameDuration(); c.Max < least || c.Max > MaxMax {
+		return fmt.Errorf("playout: Max %v out of range %v (Target + one frame)..%v", c.Max, least, MaxMax)
+	}
+	return nil
+}
+
+// FadeSamples is the length, in samples per channel, of the fade-in after
+// silence and of the ramp to zero on underrun (about 2 ms).
+func FadeSamples(f media.AudioFormat) int {
+	return int(int64(f.Rate) * int64(fadeTime) / int64(time.Second))
+}
+
+// Stats is a snapshot of a Buffer's counters since New or the last Reset.
+type Stats struct {
+	Depth         time.Duration // audio queued and not yet played
+	Pushed        uint64        // frames accepted by Push
+	Played        uint64        // frames played to their last sample
+	Underruns     uint64        // times the buffer ran dry while playing
+	Overflow      uint64        // frames dropped (oldest first) to keep Depth within Max
+	Late          uint64        // frames dropped because their Seq was not newer than the last one pushed
+	Rejected      uint64        // frames dropped because their length was not one frame
+	SilenceFrames uint64        // frames' worth of silence (prebuffer and underrun fill) output
+	Playing       bool          // false while prebuffering
+}
+
+// Buffer is an audio jitter buffer. Push and Read may be called concurrently
+// from different goroutines; neither blocks beyond a short mutex hold.
+type Buffer struct {
+	format   media.AudioFormat
+	channels int
+	frameLen int // int16 values per frame, all channels
+	target   int // depth in int16 values needed to (re)start playing
+	fade     int // fade-in and underrun ramp length, samples per channel
+
+	mu sync.Mutex
+	// ring holds queued frames, slots*frameLen values allocated once. It is
+	// bounded by Max: when full, Push drops the oldest frame (Overflow).
+	ring     []int16
+	slots    int
+	head     int  // slot of the oldest queued frame
+	count    int  // queued frames, including a partly played head
+	off      int  // values of the head frame already played
+	haveSeq  bool // lastSeq is meaningful
+	lastSeq  uint32
+	playing  bool
+	fadePos  int     // fade-in samples done since playing (re)started
+	rampPos  int     // underrun ramp samples done; ramp active while < fade
+	rampFrom []int16 // per channel: the value the ramp starts from
+	last     []int16 // per channel: the last value output
+
+	pushed, played, underruns, overflow, late, rejected uint64
+	silence                                             uint64 // int16 values of silence output
+}
+
+// New returns an empty Buffer that outputs silence until Target is queued.
+func New(cfg Config) (*Buffer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	f := cfg.Format
+	perValue := func(d time.Duration) int {
+		return int(int64(d)*int64(f.Rate)/int64(time.Second)) * f.Channels
+	}
+	b := &Buffer{
+		format:   f,
+		channels: f.Channels,
+		frameLen: f.FrameLen(),
+		target:   perValue(cfg.Target),
+		fade:     FadeSamples(f),
+		slots:    int(cfg.Max / f.FrameDuration()),
+		last:     make([]int16, f.Channels),
+		rampFrom: make([]int16, f.Channels),
+	}
+	b.ring = make([]int16, b.slots*b.frameLen)
+	b.rampPos = b.fade
+	return b, nil
+}
+
+// Format is the audio format the Buffer was configured with.
+func (b *Buffer) Format() media.AudioFormat { return b.format }
+
+// Push queues one received frame. It never blocks. The Buffer takes ownership
+// of a.Samples: the caller must not modify them afterwards. A frame whose length
+// is not Format.FrameLen is rejected; one whose Seq is not newer than the last
+// frame pushed (a duplicate or a late arrival; compared modulo 2^32) is dropped.
+// When the queue is full the oldest frames are dropped to make room.
+func (b *Buffer) Push(a media.Audio) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(a.Samples) != b.frameLen {
+		b.rejected++
+		return
+	}
+	if b.haveSeq && int32(a.Seq-b.lastSeq) <= 0 {
+		b.late++
+		return
+	}
+	b.haveSeq, b.lastSeq = true, a.Seq
+	if b.count == b.slots {
+		// Latency cap: drop the oldest, even if partly played, so depth never
+		// exceeds Max. With frame-sized reads no frame is ever partly played.
+		b.advance()
+		b.overflow++
+	}
+	tail := (b.head + b.count) % b.slots
+	copy(b.ring[tail*b.frameLen:(tail+1)*b.frameLen], a.Samples)
+	b.count++
+	b.pushed++
+}
+
+// advance removes the head frame.
+func (b *Buffer) advance() {
+	b.head = (b.head + 1) % b.slots
+	b.count--
+	b.off = 0
+}
+
+func (b *Buffer) depth() int { return b.count*b.frameLen - b.off }
+
+// Read fills dst with the next audio to play. It never blocks and does not
+// allocate, so it may be called from an audio device callback. len(dst) should
+// be a multiple of Format.Channels; any remainder is zeroed.
+//
+// Before Target is queued (at start and after each underrun) Read outputs
+// silence. Playback starts with a fade-in over FadeSamples. On underrun Read
+// outputs what it has and fills the rest with silence that ramps from the last
+// sample to zero over FadeSamples. When len(dst) is Format.FrameLen, each call
+// outputs one whole received frame or one whole block of fill.
+func (b *Buffer) Read(dst []int16) {
+	n := len(dst) - len(dst)%b.channels
+	clear(dst[n:])
+	dst = dst[:n]
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Start only once an underrun ramp has finished, so the fade-in begins from
+	// zero rather than jumping from the middle of the ramp.
+	if !b.playing && b.rampPos >= b.fade && b.depth() >= b.target {
+		b.playing, b.fadePos = true, 0
+	}
+	i := 0
+	if b.playing {
+		i = b.play(dst)
+		if i < len(dst) {
+			b.playing = false
+			b.underruns++
+			b.startRamp()
+		}
+	}
+	b.fill(dst[i:])
+}
+
+// play copies queued audio into dst and returns how many values it wrote.
+//
+// Drift compensation between the two boxes' sample clocks belongs here: it
+// will steer depth toward target by occasionally dropping or repeating a
+// sample as it copies out of the ring, leaving Push and the ring untouched.
+func (b *Buffer) play(dst []int16) int {
+	i := 0
+	for i < len(dst) && b.count > 0 {
+		start := b.head*b.frameLen + b.off
+		n := copy(dst[i:], b.ring[start:(b.head+1)*b.frameLen])
+		b.fadeIn(dst[i : i+n])
+		i += n
+		b.off += n
+		if b.off == b.frameLen {
+			b.advance()
+			b.played++
+		}
+	}
+	if i > 0 {
+		copy(b.last, dst[i-b.channels:i])
+	}
+	return i
+}
+
+// startRamp begins a ramp from the last value output down to zero.
+func (b *Buffer) startRamp() {
+	copy(b.rampFrom, b.last)
+	b.rampPos = 0
+}
+
+// fadeIn scales the first fade samples after playback starts by a rising
+// gain below one; truncation toward zero keeps |out| <= |in| with the same sign.
+func (b *Buffer) fadeIn(s []int16) {
+	for k := 0; k+b.channels <= len(s) && b.fadePos < b.fade; k += b.channels {
+		for c := range b.channels {
+			s[k+c] = int16(int32(s[k+c]) * int32(b.fadePos+1) / int32(b.fade+1))
+		}
+		b.fadePos++
+	}
+}
+
+// fill writes silence into dst, starting with what remains of the ramp.
+func (b *Buffer) fill(dst []int16) {
+	if len(dst) == 0 {
+		return
+	}
+	b.silence += uint64(len(dst))
+	k := 0
+	for ; k+b.channels <= len(dst) && b.rampPos < b.fade; k += b.channels {
+		for c := range b.channels {
+			dst[k+c] = int16(int32(b.rampFrom[c]) * int32(b.fade-b.rampPos) / int32(b.fade+1))
+		}
+		b.rampPos++
+	}
+	clear(dst[k:])
+	copy(b.last, dst[len(dst)-b.channels:])
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Buffer) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Stats{
+		Depth:         time.Duration(b.depth()/b.channels) * time.Second / time.Duration(b.format.Rate),
+		Pushed:        b.pushed,
+		Played:        b.played,
+		Underruns:     b.underruns,
+		Overflow:      b.overflow,
+		Late:          b.late,
+		Rejected:      b.rejected,
+		SilenceFrames: b.silence / uint64(b.frameLen),
+		Playing:       b.playing,
+	}
+}
+
+// Reset empties the buffer, forgets the last Seq and zeroes the counters, for
+// a new call. If audio was playing, the next Read ramps it down to zero.
+func (b *Buffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.head, b.count, b.off = 0, 0, 0
+	b.haveSeq, b.lastSeq = false, 0
+	b.playing, b.fadePos = false, 0
+	b.startRamp()
+	b.pushed, b.played, b.underruns, b.overflow, b.late, b.rejected, b.silence = 0, 0, 0, 0, 0, 0, 0
+}
