@@ -1,0 +1,35 @@
+// Package camera provides video frame sources for callbox: a synthetic test
+// camera that draws real JPEGs, replay of MJPEG files, a recorder, and the
+// JPEG checks every driver's frames go through before they leave the box.
+package camera
+
+import (
+	"context"
+	"errors"
+
+	"github.com/callbox/callbox/stream/media"
+)
+
+// Source is a camera. Read blocks until the next frame is captured or ctx
+// ends. The returned JPEG is owned by the caller (copied out of any driver
+// memory). One reader at a time; Format and Close may be called from any
+// goroutine, and Close unblocks a pending Read with ErrClosed.
+type Source interface {
+	Read(ctx context.Context) (media.Frame, error)
+	Format() media.VideoFormat
+	Close() error
+}
+
+// Stats counts what a source did since it was opened.
+type Stats struct {
+	Captured uint64 // frames returned by Read
+	Skipped  uint64 // schedule slots missed because Read was called late
+	Broken   uint64 // frames rejected: malformed, truncated or over MaxFrameSize
+}
+
+// MaxFrameSize is the largest JPEG a source hands out; bigger frames are
+// counted as broken and skipped so one bad frame cannot exhaust memory.
+const MaxFrameSize = 8 << 20
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = errors.New("camera: source closed")

@@ -1,0 +1,180 @@
+package camera
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/jpeg"
+	"sync"
+	"sync/atomic"
+
+	"github.com/callbox/callbox/stream/media"
+)
+
+// MaxPrecomputed bounds SyntheticConfig.Precomputed: the images are held in
+// memory for the life of the source (300 at 640x480 is about 15 MB).
+const MaxPrecomputed = 300
+
+// SyntheticConfig configures a synthetic camera. The zero value is valid.
+type SyntheticConfig struct {
+	Format  media.VideoFormat // zero value means media.DefaultVideo
+	Quality int               // JPEG quality 1..100; 0 means 75
+	// Precomputed is 0 to draw and encode every frame live, or K in
+	// 1..MaxPrecomputed to encode K distinct images at start and cycle them
+	// (cheap on a slow CPU); the COM segment still carries the true frame
+	// number, the drawn number is the image's index.
+	Precomputed int
+	Name        string // drawn along the bottom of the picture; may be empty
+}
+
+// Validate reports a field outside its allowed range.
+func (c SyntheticConfig) Validate() error {
+	if c.Format != (media.VideoFormat{}) {
+		if err := c.Format.Validate(); err != nil {
+			return fmt.Errorf("camera: synthetic: format: %w", err)
+		}
+	}
+	if c.Quality < 0 || c.Quality > 100 {
+		return fmt.Errorf("camera: synthetic: quality %d out of range 1..100 (0 for 75)", c.Quality)
+	}
+	if c.Precomputed < 0 || c.Precomputed > MaxPrecomputed {
+		return fmt.Errorf("camera: synthetic: precomputed %d out of range 0..%d", c.Precomputed, MaxPrecomputed)
+	}
+	return nil
+}
+
+// Synthetic is a camera that draws a moving test picture with the frame
+// number on it and encodes real JPEGs, paced in real time like a sensor.
+// Every frame starts with a COM segment "callbox frame=<Seq>" so receivers
+// can match frames end to end (see FrameNumber).
+type Synthetic struct {
+	cfg  SyntheticConfig
+	done chan struct{}
+	once sync.Once
+
+	captured, skipped atomic.Uint64
+
+	// Reader state: Source allows one reader at a time.
+	pace   pacer
+	seq    uint32
+	canvas *canvas
+	buf    bytes.Buffer // encoder output, reused between frames
+	pre    [][]byte     // precomputed images, each a JPEG without its SOI
+}
+
+var _ Source = (*Synthetic)(nil)
+
+// NewSynthetic returns a synthetic camera. Its clock starts at the first Read.
+func NewSynthetic(cfg SyntheticConfig) (*Synthetic, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Format == (media.VideoFormat{}) {
+		cfg.Format = media.DefaultVideo
+	}
+	if cfg.Quality == 0 {
+		cfg.Quality = 75
+	}
+	s := &Synthetic{
+		cfg:    cfg,
+		done:   make(chan struct{}),
+		pace:   pacer{fps: int64(cfg.Format.FPS)},
+		canvas: newCanvas(cfg.Format.Width, cfg.Format.Height, cfg.Name),
+	}
+	for i := range cfg.Precomputed {
+		body, err := s.encode(uint32(i))
+		if err != nil {
+			return nil, err
+		}
+		s.pre = append(s.pre, bytes.Clone(body))
+	}
+	return s, nil
+}
+
+// Read waits for the next capture slot and returns a freshly numbered frame.
+func (s *Synthetic) Read(ctx context.Context) (media.Frame, error) {
+	select {
+	case <-s.done:
+		return media.Frame{}, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return media.Frame{}, err
+	}
+	t, skipped, err := s.pace.wait(ctx, s.done)
+	if err != nil {
+		return media.Frame{}, err
+	}
+	s.skipped.Add(skipped)
+	seq := s.seq
+	var body []byte
+	if len(s.pre) > 0 {
+		body = s.pre[seq%uint32(len(s.pre))]
+	} else if body, err = s.encode(seq); err != nil {
+		return media.Frame{}, err
+	}
+	s.seq++
+	s.captured.Add(1)
+	return media.Frame{Seq: seq, Time: t, JPEG: withSOI(seq, body)}, nil
+}
+
+// withSOI builds a caller-owned JPEG from SOI, the numbering COM segment and
+// an encoded image whose own SOI was left out.
+func withSOI(seq uint32, body []byte) []byte {
+	b := make([]byte, 0, 2+4+len(comPrefix)+10+len(body))
+	b = append(b, 0xFF, markSOI)
+	b = appendCOM(b, seq)
+	return append(b, body...)
+}
+
+// encode draws picture n and returns its JPEG minus the SOI marker, in a
+// buffer valid until the next call.
+func (s *Synthetic) encode(n uint32) ([]byte, error) {
+	s.canvas.render(n)
+	s.buf.Reset()
+	w := &bodyWriter{buf: &s.buf, skip: 2}
+	if err := jpeg.Encode(w, s.canvas.img, &jpeg.Options{Quality: s.cfg.Quality}); err != nil {
+		return nil, fmt.Errorf("camera: synthetic: encode frame %d: %w", n, err)
+	}
+	return s.buf.Bytes(), nil
+}
+
+// bodyWriter drops the encoder's SOI so the COM segment can follow ours.
+// Having Flush and WriteByte stops image/jpeg wrapping it in a new
+// bufio.Writer for every frame.
+type bodyWriter struct {
+	buf  *bytes.Buffer
+	skip int
+}
+
+func (w *bodyWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	k := min(w.skip, n)
+	w.skip -= k
+	w.buf.Write(p[k:])
+	return n, nil
+}
+
+func (w *bodyWriter) WriteByte(c byte) error {
+	if w.skip > 0 {
+		w.skip--
+		return nil
+	}
+	return w.buf.WriteByte(c)
+}
+
+func (w *bodyWriter) Flush() error { return nil }
+
+// Format returns the configured format.
+func (s *Synthetic) Format() media.VideoFormat { return s.cfg.Format }
+
+// Stats returns counters; safe from any goroutine.
+func (s *Synthetic) Stats() Stats {
+	return Stats{Captured: s.captured.Load(), Skipped: s.skipped.Load()}
+}
+
+// Close stops the source; a blocked Read returns ErrClosed. Idempotent.
+func (s *Synthetic) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return nil
+}
