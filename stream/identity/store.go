@@ -1,0 +1,289 @@
+package identity
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// PeersFile is the conventional name of the paired-peer store file.
+const PeersFile = "peers.json"
+
+const maxNameLen = 64
+
+// Peer is a paired box: the name we call it, its key fingerprint, and where
+// to dial it (host:port, or empty if we only accept its calls).
+type Peer struct {
+	Name        string      `json:"name"`
+	Fingerprint Fingerprint `json:"fingerprint"`
+	Address     string      `json:"address,omitempty"`
+}
+
+// Validate reports a peer the store would refuse.
+func (p Peer) Validate() error {
+	if err := ValidateName(p.Name); err != nil {
+		return err
+	}
+	if p.Fingerprint.IsZero() {
+		return fmt.Errorf("peer %q: fingerprint missing", p.Name)
+	}
+	if err := ValidateAddress(p.Address); err != nil {
+		return fmt.Errorf("peer %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// ValidateName reports a name that is not 1..64 characters of
+// A-Z a-z 0-9 . _ - (safe in logs, URLs, command lines and file names).
+func ValidateName(name string) error {
+	if name == "" || len(name) > maxNameLen {
+		return fmt.Errorf("name %q: want 1..%d characters, got %d", name, maxNameLen, len(name))
+	}
+	for _, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("name %q: character %q not allowed (want A-Z a-z 0-9 . _ -)", name, r)
+		}
+	}
+	return nil
+}
+
+// ValidateAddress reports an address that is neither empty nor host:port
+// with a non-empty host and a numeric port 1..65535.
+func ValidateAddress(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", addr, err)
+	}
+	if host == "" || strings.ContainsAny(host, " \t\r\n") {
+		return fmt.Errorf("address %q: want host:port with a host", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("address %q: port %q is not a number in 1..65535", addr, port)
+	}
+	return nil
+}
+
+// Store is the paired-peer list, kept in a JSON file. Every change is
+// written to disk before it becomes visible. Safe for concurrent use within
+// one process; only one process may write the file.
+type Store struct {
+	path string
+
+	mu    sync.Mutex // held across saves, so writes reach the file in order
+	peers []Peer     // sorted by name
+}
+
+type storeFile struct {
+	Peers []Peer `json:"peers"`
+}
+
+// OpenStore loads the store at path. A missing file is an empty store (the
+// file is created on the first change). A file that does not parse or holds
+// invalid or duplicate entries is an error naming the file: it is never
+// overwritten, since that would silently unpair peers.
+func OpenStore(path string) (*Store, error) {
+	s := &Store{path: path}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity: open peer store: %w", err)
+	}
+	peers, err := parseStore(data)
+	if err != nil {
+		return nil, fmt.Errorf("identity: peer store %s is corrupt (not overwritten): %w", path, err)
+	}
+	s.peers = peers
+	return s, nil
+}
+
+func parseStore(data []byte) ([]Peer, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// A field we do not know would be lost on the next save; refuse instead.
+	dec.DisallowUnknownFields()
+	var f storeFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("data after the JSON object")
+	}
+	byName := make(map[string]bool, len(f.Peers))
+	byFP := make(map[Fingerprint]bool, len(f.Peers))
+	for _, p := range f.Peers {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+		if byName[p.Name] {
+			return nil, fmt.Errorf("name %q listed twice", p.Name)
+		}
+		if byFP[p.Fingerprint] {
+			return nil, fmt.Errorf("fingerprint %s listed twice", p.Fingerprint)
+		}
+		byName[p.Name], byFP[p.Fingerprint] = true, true
+	}
+	sortPeers(f.Peers)
+	return f.Peers, nil
+}
+
+func sortPeers(p []Peer) {
+	slices.SortFunc(p, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// List returns all peers sorted by name. The slice is the caller's.
+func (s *Store) List() []Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.peers)
+}
+
+// ByName returns the peer called name.
+func (s *Store) ByName(name string) (Peer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.indexName(name); i >= 0 {
+		return s.peers[i], true
+	}
+	return Peer{}, false
+}
+
+// ByFingerprint returns the peer with fingerprint f.
+func (s *Store) ByFingerprint(f Fingerprint) (Peer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.indexFingerprint(f); i >= 0 {
+		return s.peers[i], true
+	}
+	return Peer{}, false
+}
+
+// Add pairs p and saves the store. A name already paired with another key
+// is ErrNameTaken (a box presenting a different key under a paired name is
+// refused; remove the old pairing first); a key already paired under
+// another name is ErrFingerprintTaken. Adding an identical peer does
+// nothing; adding a known name and key with a new address updates the
+// address.
+func (s *Store) Add(p Peer) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("identity: add peer: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.indexName(p.Name); i >= 0 {
+		old := s.peers[i]
+		switch {
+		case old.Fingerprint != p.Fingerprint:
+			return fmt.Errorf("identity: add peer %q: paired with %s: %w", p.Name, old.Fingerprint.Short(), ErrNameTaken)
+		case old == p:
+			return nil
+		}
+		next := slices.Clone(s.peers)
+		next[i] = p
+		return s.commit(next)
+	}
+	if i := s.indexFingerprint(p.Fingerprint); i >= 0 {
+		return fmt.Errorf("identity: add peer %q: key %s is paired as %q: %w", p.Name, p.Fingerprint.Short(), s.peers[i].Name, ErrFingerprintTaken)
+	}
+	next := append(slices.Clone(s.peers), p)
+	sortPeers(next)
+	return s.commit(next)
+}
+
+// Remove unpairs the peer called name and saves the store.
+func (s *Store) Remove(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexName(name)
+	if i < 0 {
+		return fmt.Errorf("identity: remove peer %q: %w", name, ErrNoPeer)
+	}
+	return s.commit(slices.Delete(slices.Clone(s.peers), i, i+1))
+}
+
+// SetAddress changes where the peer called name is dialled (empty: never
+// dialled) and saves the store.
+func (s *Store) SetAddress(name, addr string) error {
+	if err := ValidateAddress(addr); err != nil {
+		return fmt.Errorf("identity: set address of %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexName(name)
+	if i < 0 {
+		return fmt.Errorf("identity: set address of %q: %w", name, ErrNoPeer)
+	}
+	if s.peers[i].Address == addr {
+		return nil
+	}
+	next := slices.Clone(s.peers)
+	next[i].Address = addr
+	return s.commit(next)
+}
+
+func (s *Store) indexName(name string) int {
+	return slices.IndexFunc(s.peers, func(p Peer) bool { return p.Name == name })
+}
+
+func (s *Store) indexFingerprint(f Fingerprint) int {
+	return slices.IndexFunc(s.peers, func(p Peer) bool { return p.Fingerprint == f })
+}
+
+// commit saves next and, only if that worked, makes it the current list, so
+// memory never shows a pairing the disk does not have. s.mu must be held.
+func (s *Store) commit(next []Peer) error {
+	if next == nil {
+		next = []Peer{} // "peers": [] rather than null
+	}
+	data, err := json.MarshalIndent(storeFile{Peers: next}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("identity: save peer store: %w", err)
+	}
+	if err := writeAtomic(s.path, append(data, '\n')); err != nil {
+		return fmt.Errorf("identity: save peer store: %w", err)
+	}
+	s.peers = next
+	return nil
+}
+
+// writeAtomic replaces path with data so that a crash leaves either the old
+// or the new file, never a mix: temp file in the same directory, fsync,
+// rename, fsync the directory.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp") // mode 0600
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(name, path)
+	}
+	if err != nil {
+		os.Remove(name)
+		return err
+	}
+	return syncDir(dir)
+}
