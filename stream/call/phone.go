@@ -48,6 +48,17 @@ func (s State) String() string {
 // MarshalText makes states readable in JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText wrote.
+func (s *State) UnmarshalText(b []byte) error {
+	for st := Idle; st <= InCall; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown call state %q", b)
+}
+
 // Peer names the other box of a call.
 type Peer struct {
 	Name        string `json:"name"`

@@ -1,0 +1,196 @@
+// Command callbox controls a running callboxd over its control socket:
+// status, call, hangup, answer, press, id, peers and frame.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/callbox/callbox/internal/control"
+)
+
+const usage = `usage: callbox [-socket PATH] COMMAND [ARGS]
+
+commands:
+  status [--json]                  state, peer and live call figures
+  call [NAME]                      call a paired peer (default: the button's peer)
+  hangup                           end, decline or abandon the call
+  answer                           answer a ringing call
+  press [--long]                   press the (simulated) button
+  id                               this box's name and fingerprint
+  peers                            list paired peers
+  peers add NAME FINGERPRINT ADDR  pair with a box (ADDR is host:port)
+  peers remove NAME                forget a paired box
+  frame [--self] -o FILE           save the latest peer (or own) frame as JPEG
+
+The socket defaults to $CALLBOX_SOCKET or /run/callbox/control.sock.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("callbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	def := os.Getenv("CALLBOX_SOCKET")
+	if def == "" {
+		def = "/run/callbox/control.sock"
+	}
+	sock := fs.String("socket", def, "control socket of the daemon")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	c := control.NewClient(*sock)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := command(ctx, c, fs.Arg(0), fs.Args()[1:], stdout)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "callbox: %v\n\n%s", err, usage)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "callbox:", err)
+		return 1
+	}
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func command(ctx context.Context, c *control.Client, cmd string, args []string, out io.Writer) error {
+	flags := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	asJSON := flags.Bool("json", false, "")
+	long := flags.Bool("long", false, "")
+	self := flags.Bool("self", false, "")
+	file := flags.String("o", "", "")
+	if err := flags.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	args = flags.Args()
+	switch cmd {
+	case "status":
+		var st control.Status
+		if err := c.Do(ctx, "GET", "/v1/status", nil, &st); err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(st)
+		}
+		printStatus(out, st)
+		return nil
+	case "call":
+		if len(args) > 1 {
+			return usageError("call takes at most one peer name")
+		}
+		req := control.CallRequest{}
+		if len(args) == 1 {
+			req.Peer = args[0]
+		}
+		return c.Do(ctx, "POST", "/v1/call", req, nil)
+	case "hangup", "answer":
+		return c.Do(ctx, "POST", "/v1/"+cmd, nil, nil)
+	case "press":
+		return c.Do(ctx, "POST", "/v1/press", control.PressRequest{Long: *long}, nil)
+	case "id":
+		var id control.ID
+		if err := c.Do(ctx, "GET", "/v1/id", nil, &id); err != nil {
+			return err
+		}
+		if *asJSON {
+			return json.NewEncoder(out).Encode(id)
+		}
+		fmt.Fprintf(out, "name:        %s\nfingerprint: %s\nlisten:      %s\n", id.Name, id.Fingerprint, id.Listen)
+		return nil
+	case "peers":
+		return peers(ctx, c, args, out, *asJSON)
+	case "frame":
+		if *file == "" {
+			return usageError("frame needs -o FILE")
+		}
+		which := "peer"
+		if *self {
+			which = "self"
+		}
+		var jpeg []byte
+		if err := c.Do(ctx, "GET", "/v1/frame/"+which, nil, &jpeg); err != nil {
+			return err
+		}
+		return os.WriteFile(*file, jpeg, 0o644)
+	}
+	return usageError(fmt.Sprintf("unknown command %q", cmd))
+}
+
+func peers(ctx context.Context, c *control.Client, args []string, out io.Writer, asJSON bool) error {
+	if len(args) == 0 || args[0] == "list" {
+		var list []control.Peer
+		if err := c.Do(ctx, "GET", "/v1/peers", nil, &list); err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(out).Encode(list)
+		}
+		if len(list) == 0 {
+			fmt.Fprintln(out, "no paired peers")
+		}
+		for _, p := range list {
+			fmt.Fprintf(out, "%-16s %s %s\n", p.Name, p.Fingerprint, p.Address)
+		}
+		return nil
+	}
+	switch args[0] {
+	case "add":
+		if len(args) != 4 {
+			return usageError("peers add NAME FINGERPRINT ADDRESS")
+		}
+		return c.Do(ctx, "POST", "/v1/peers", control.Peer{Name: args[1], Fingerprint: args[2], Address: args[3]}, nil)
+	case "remove":
+		if len(args) != 2 {
+			return usageError("peers remove NAME")
+		}
+		return c.Do(ctx, "DELETE", "/v1/peers/"+url.PathEscape(args[1]), nil, nil)
+	}
+	return usageError(fmt.Sprintf("unknown peers command %q", args[0]))
+}
+
+func printStatus(out io.Writer, st control.Status) {
+	p := st.Phone
+	state := p.State.String()
+	if p.Peer != nil {
+		state += " with " + p.Peer.Name
+	}
+	fmt.Fprintf(out, "%s (%s): %s, LED %s\n", st.Name, st.Listen, state, st.LED)
+	if p.LastEnd != "" && p.State.String() == "idle" {
+		fmt.Fprintf(out, "last call ended: %s\n", p.LastEnd)
+	}
+	fmt.Fprintf(out, "camera %s; microphone %s; speaker %s\n", st.Camera, st.Microphone, st.Speaker)
+	if cs := p.Call; cs != nil {
+		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)
+		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %d frames %d dropped\n",
+			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, cs.Out.AudioFrames, cs.Out.AudioDrops)
+		fmt.Fprintf(out, "  in:  video %.1f fps %.0f kbit/s %d frames, latency p50 %.1f p99 %.1f ms; audio %d frames %d lost, latency p50 %.1f p99 %.1f ms\n",
+			cs.In.VideoFPS, cs.In.VideoKbps, cs.In.VideoFrames, cs.In.VideoLatency.P50, cs.In.VideoLatency.P99,
+			cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99)
+		fmt.Fprintf(out, "  playout: depth %.0f ms, %d underruns, %d dropped (cap)\n",
+			st.Playout.DepthMs, st.Playout.Underruns, st.Playout.Overflow)
+	}
+}

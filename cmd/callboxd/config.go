@@ -1,0 +1,270 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/callbox/callbox/stream/identity"
+	"github.com/callbox/callbox/stream/media"
+)
+
+// Config is the daemon's configuration: the TOML file (see
+// systemd/callbox.toml for every key, documented), then flags on top.
+type Config struct {
+	Name          string `toml:"name"`           // this box's name, shown to the peer; default: host name
+	StateDir      string `toml:"state_dir"`      // identity key and paired peers
+	Listen        string `toml:"listen"`         // call port, host:port
+	ControlSocket string `toml:"control_socket"` // unix socket of the control API
+	AutoAnswer    bool   `toml:"auto_answer"`    // answer paired peers at once
+	CallPeer      string `toml:"call_peer"`      // who the button calls; default: the only paired peer
+	LogLevel      string `toml:"log_level"`      // debug, info, warn, error
+
+	Video  VideoConfig  `toml:"video"`
+	Audio  AudioConfig  `toml:"audio"`
+	GPIO   GPIOConfig   `toml:"gpio"`
+	Record RecordConfig `toml:"record"`
+}
+
+// VideoConfig selects and shapes the camera.
+type VideoConfig struct {
+	Device      string `toml:"device"` // "sim" (test pattern) or "file:PATH" (MJPEG replay)
+	Width       int    `toml:"width"`
+	Height      int    `toml:"height"`
+	FPS         int    `toml:"fps"`
+	Quality     int    `toml:"quality"`     // JPEG quality of the test pattern, 1..100
+	Precomputed int    `toml:"precomputed"` // test pattern: pre-encode this many images and cycle them (0: encode live)
+}
+
+// AudioConfig selects the microphone and speaker and shapes playout.
+type AudioConfig struct {
+	Capture  string `toml:"capture"`  // "sim" (test signal) or "silent"
+	Playback string `toml:"playback"` // "sim" (clocked null speaker)
+	Rate     int    `toml:"rate"`
+	Channels int    `toml:"channels"`
+	FrameMs  int    `toml:"frame_ms"`
+	TargetMs int    `toml:"target_ms"` // playout depth before playing
+	MaxMs    int    `toml:"max_ms"`    // playout latency cap
+}
+
+// GPIOConfig selects the button and LED.
+type GPIOConfig struct {
+	Button string `toml:"button"` // "sim": pressed with `callbox press`
+	LED    string `toml:"led"`    // "sim": shown in `callbox status`
+}
+
+// RecordConfig makes the daemon keep what it receives, for tests and demos.
+type RecordConfig struct {
+	Video string `toml:"video"`  // MJPEG file of the peer's frames
+	Audio string `toml:"audio"`  // raw s16le file of what the speaker played
+	MaxMB int    `toml:"max_mb"` // per file; recording stops there
+}
+
+func defaultConfig() Config {
+	host, _ := os.Hostname()
+	name := sanitizeName(host)
+	return Config{
+		Name:          name,
+		StateDir:      "/var/lib/callbox",
+		Listen:        ":7420",
+		ControlSocket: "/run/callbox/control.sock",
+		AutoAnswer:    true,
+		LogLevel:      "info",
+		Video: VideoConfig{Device: "sim", Width: media.DefaultVideo.Width, Height: media.DefaultVideo.Height,
+			FPS: media.DefaultVideo.FPS, Quality: 75},
+		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
+			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120},
+		GPIO:   GPIOConfig{Button: "sim", LED: "sim"},
+		Record: RecordConfig{MaxMB: 64},
+	}
+}
+
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "callbox"
+	}
+	return b.String()[:min(b.Len(), 64)]
+}
+
+// ConfigError marks a configuration fault: the daemon exits with 78
+// (EX_CONFIG) so systemd does not restart it in a loop.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return "config: " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// loadConfig reads the file (if any) and applies the flags over it.
+func loadConfig(args []string) (Config, bool, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("callboxd", flag.ContinueOnError)
+	path := fs.String("config", "", "config file (TOML); see systemd/callbox.toml")
+	version := fs.Bool("version", false, "print the version and exit")
+	// Flags land in f and override the file's values where set.
+	var f Config
+	fs.StringVar(&f.Name, "name", "", "this box's name")
+	fs.StringVar(&f.StateDir, "state-dir", "", "directory of the identity key and paired peers")
+	fs.StringVar(&f.Listen, "listen", "", "call port, host:port")
+	fs.StringVar(&f.ControlSocket, "control", "", "control socket path")
+	fs.StringVar(&f.LogLevel, "log-level", "", "debug, info, warn or error")
+	fs.StringVar(&f.Video.Device, "video", "", `camera: "sim" or "file:PATH"`)
+	fs.StringVar(&f.Record.Video, "record-video", "", "write the peer's frames to this MJPEG file")
+	fs.StringVar(&f.Record.Audio, "record-audio", "", "write the played audio to this raw s16le file")
+	autoAnswer := fs.String("auto-answer", "", "true or false")
+	if err := fs.Parse(args); err != nil {
+		return cfg, false, &ConfigError{err}
+	}
+	if *version {
+		return cfg, true, nil
+	}
+	if fs.NArg() > 0 {
+		return cfg, false, &ConfigError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *path != "" {
+		md, err := toml.DecodeFile(*path, &cfg)
+		if err != nil {
+			return cfg, false, &ConfigError{fmt.Errorf("%s: %w", *path, err)}
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			return cfg, false, &ConfigError{fmt.Errorf("%s: unknown key %q", *path, und[0].String())}
+		}
+	}
+	over := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	over(&cfg.Name, f.Name)
+	over(&cfg.StateDir, f.StateDir)
+	over(&cfg.Listen, f.Listen)
+	over(&cfg.ControlSocket, f.ControlSocket)
+	over(&cfg.LogLevel, f.LogLevel)
+	over(&cfg.Video.Device, f.Video.Device)
+	over(&cfg.Record.Video, f.Record.Video)
+	over(&cfg.Record.Audio, f.Record.Audio)
+	if *autoAnswer != "" {
+		b, err := strconv.ParseBool(*autoAnswer)
+		if err != nil {
+			return cfg, false, &ConfigError{fmt.Errorf("-auto-answer: %q is not true or false", *autoAnswer)}
+		}
+		cfg.AutoAnswer = b
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, false, &ConfigError{err}
+	}
+	return cfg, false, nil
+}
+
+// Validate names the first field that is out of range.
+func (c Config) Validate() error {
+	if err := identity.ValidateName(c.Name); err != nil {
+		return fmt.Errorf("name: %w", err)
+	}
+	if c.StateDir == "" {
+		return errors.New("state_dir: must be set")
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("listen: port %q out of range 0..65535", port)
+	}
+	if c.ControlSocket == "" {
+		return errors.New("control_socket: must be set")
+	}
+	if len(c.ControlSocket) > 100 {
+		return fmt.Errorf("control_socket: path longer than 100 bytes (unix socket limit): %s", c.ControlSocket)
+	}
+	if c.CallPeer != "" {
+		if err := identity.ValidateName(c.CallPeer); err != nil {
+			return fmt.Errorf("call_peer: %w", err)
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("log_level: %w", err)
+	}
+	v := c.Video
+	switch {
+	case v.Device == "sim":
+	case strings.HasPrefix(v.Device, "file:") && len(v.Device) > 5:
+	default:
+		return fmt.Errorf(`video.device: %q is not "sim" or "file:PATH" (V4L2 cameras are not in this build yet)`, v.Device)
+	}
+	switch {
+	case v.Width < 16 || v.Width > 4096:
+		return fmt.Errorf("video.width: %d out of range 16..4096", v.Width)
+	case v.Height < 16 || v.Height > 4096:
+		return fmt.Errorf("video.height: %d out of range 16..4096", v.Height)
+	case v.FPS < 1 || v.FPS > 60:
+		return fmt.Errorf("video.fps: %d out of range 1..60", v.FPS)
+	}
+	if v.Quality < 1 || v.Quality > 100 {
+		return fmt.Errorf("video.quality: %d out of range 1..100", v.Quality)
+	}
+	if v.Precomputed < 0 || v.Precomputed > 300 {
+		return fmt.Errorf("video.precomputed: %d out of range 0..300", v.Precomputed)
+	}
+	a := c.Audio
+	if a.Capture != "sim" && a.Capture != "silent" {
+		return fmt.Errorf(`audio.capture: %q is not "sim" or "silent" (ALSA is not in this build yet)`, a.Capture)
+	}
+	if a.Playback != "sim" {
+		return fmt.Errorf(`audio.playback: %q is not "sim" (ALSA is not in this build yet)`, a.Playback)
+	}
+	switch a.Rate {
+	case 8000, 16000, 24000, 32000, 44100, 48000:
+	default:
+		return fmt.Errorf("audio.rate: %d is not one of 8000, 16000, 24000, 32000, 44100, 48000", a.Rate)
+	}
+	if a.Channels != 1 && a.Channels != 2 {
+		return fmt.Errorf("audio.channels: %d is not 1 or 2", a.Channels)
+	}
+	if a.FrameMs != 10 && a.FrameMs != 20 {
+		return fmt.Errorf("audio.frame_ms: %d is not 10 or 20", a.FrameMs)
+	}
+	if err := c.audioFormat().Validate(); err != nil { // 44100 Hz does not divide into 10 ms
+		return fmt.Errorf("audio.rate: %w", err)
+	}
+	if a.TargetMs < 10 || a.TargetMs > 500 {
+		return fmt.Errorf("audio.target_ms: %d out of range 10..500", a.TargetMs)
+	}
+	if a.MaxMs < a.TargetMs+a.FrameMs || a.MaxMs > 2000 {
+		return fmt.Errorf("audio.max_ms: %d out of range target_ms+frame_ms (%d)..2000", a.MaxMs, a.TargetMs+a.FrameMs)
+	}
+	if c.GPIO.Button != "sim" {
+		return fmt.Errorf(`gpio.button: %q is not "sim" (GPIO is not in this build yet)`, c.GPIO.Button)
+	}
+	if c.GPIO.LED != "sim" {
+		return fmt.Errorf(`gpio.led: %q is not "sim" (GPIO is not in this build yet)`, c.GPIO.LED)
+	}
+	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
+		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)
+	}
+	return nil
+}
+
+func (c Config) audioFormat() media.AudioFormat {
+	return media.AudioFormat{Rate: c.Audio.Rate, Channels: c.Audio.Channels, FrameMs: c.Audio.FrameMs}
+}
+
+func (c Config) videoFormat() media.VideoFormat {
+	return media.VideoFormat{Width: c.Video.Width, Height: c.Video.Height, FPS: c.Video.FPS}
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
+	}
+	return l, nil
+}

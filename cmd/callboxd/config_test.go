@@ -1,0 +1,52 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigFileAndFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(path, []byte("name = \"hall\"\nauto_answer = false\n[video]\nfps = 15\n"), 0o600)
+	cfg, _, err := loadConfig([]string{"-config", path, "-name", "door", "-listen", "127.0.0.1:9000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Name != "door" || cfg.AutoAnswer || cfg.Video.FPS != 15 || cfg.Listen != "127.0.0.1:9000" || cfg.Video.Width != 640 {
+		t.Errorf("config = %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cases := []struct{ file, want string }{
+		{"name = \"front door\"", "name"},
+		{"listen = \"7420\"", "listen"},
+		{"listen = \"x:99999\"", "listen"},
+		{"log_level = \"loud\"", "log_level"},
+		{"[video]\ndevice = \"/dev/video0\"", "video.device"},
+		{"[video]\nwidth = 8", "video.width"},
+		{"[video]\nquality = 0", "video.quality"},
+		{"[audio]\nrate = 11025", "audio.rate"},
+		{"[audio]\nchannels = 3", "audio.channels"},
+		{"[audio]\ntarget_ms = 100\nmax_ms = 50", "audio.max_ms"},
+		{"[gpio]\nbutton = \"GPIO17\"", "gpio.button"},
+		{"[record]\nmax_mb = 0", "record.max_mb"},
+		{"colour = \"blue\"", "unknown key \"colour\""},
+		{"[video\nfps = 1", "c.toml"},
+	}
+	for _, c := range cases {
+		path := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(path, []byte(c.file), 0o600)
+		_, _, err := loadConfig([]string{"-config", path})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want a ConfigError naming %q", c.file, err, c.want)
+		}
+	}
+	if _, _, err := loadConfig([]string{"-config", "/nonexistent/c.toml"}); err == nil {
+		t.Error("missing config file accepted")
+	}
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/stream/call"
+	"github.com/callbox/callbox/stream/identity"
+)
+
+// listenControl opens the control socket, readable and writable by the
+// daemon's user and group only (0660).
+func (d *daemon) listenControl() (net.Listener, error) {
+	path := d.cfg.ControlSocket
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// A socket file left by a killed daemon blocks bind; remove it only if
+	// nobody answers on it.
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another daemon is listening", path)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+func (d *daemon) controlServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	mux.HandleFunc("GET /v1/id", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, control.ID{Name: d.cfg.Name, Fingerprint: d.id.Fingerprint.String(), Listen: d.ln.Addr().String()})
+	})
+	mux.HandleFunc("POST /v1/call", func(w http.ResponseWriter, r *http.Request) {
+		var req control.CallRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		var peer call.Peer
+		var err error
+		if req.Peer == "" {
+			peer, err = d.defaultPeer()
+		} else {
+			peer, err = d.peerByName(req.Peer)
+		}
+		if err != nil {
+			writeErr(w, http.StatusNotFound, err)
+			return
+		}
+		d.reply(w, d.phone.Call(r.Context(), peer))
+	})
+	mux.HandleFunc("POST /v1/hangup", func(w http.ResponseWriter, r *http.Request) {
+		d.reply(w, d.phone.Hangup(r.Context()))
+	})
+	mux.HandleFunc("POST /v1/answer", func(w http.ResponseWriter, r *http.Request) {
+		d.reply(w, d.phone.Answer(r.Context()))
+	})
+	mux.HandleFunc("POST /v1/press", func(w http.ResponseWriter, r *http.Request) {
+		var req control.PressRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		// The press goes through the button's own event path, exactly as a
+		// finger on the simulated button would.
+		if !d.button.Press(req.Long) {
+			writeErr(w, http.StatusServiceUnavailable, errors.New("button events queue full"))
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
+		var out []control.Peer
+		for _, p := range d.peers.List() {
+			out = append(out, control.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Address: p.Address})
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /v1/peers", func(w http.ResponseWriter, r *http.Request) {
+		var req control.Peer
+		if !readJSON(w, r, &req) {
+			return
+		}
+		fp, err := identity.ParseFingerprint(req.Fingerprint)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, err)
+			return
+		}
+		if fp == d.id.Fingerprint {
+			writeErr(w, http.StatusBadRequest, errors.New("that is this box's own fingerprint"))
+			return
+		}
+		if err := d.peers.Add(identity.Peer{Name: req.Name, Fingerprint: fp, Address: req.Address}); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, identity.ErrNameTaken) || errors.Is(err, identity.ErrFingerprintTaken) {
+				code = http.StatusConflict
+			}
+			writeErr(w, code, err)
+			return
+		}
+		d.log.Info("paired peer added", "component", "identity", "peer", req.Name, "fingerprint", fp.String(), "address", req.Address)
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("DELETE /v1/peers/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if err := d.peers.Remove(name); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, identity.ErrNoPeer) {
+				code = http.StatusNotFound
+			}
+			writeErr(w, code, err)
+			return
+		}
+		d.log.Info("paired peer removed", "component", "identity", "peer", name)
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("GET /v1/frame/{which}", func(w http.ResponseWriter, r *http.Request) {
+		var jpeg []byte
+		switch r.PathValue("which") {
+		case "peer":
+			jpeg = d.sink.latestFrame().JPEG
+		case "self":
+			d.mu.Lock()
+			jpeg = d.selfFrame
+			d.mu.Unlock()
+		default:
+			writeErr(w, http.StatusNotFound, errors.New(`frame: want "peer" or "self"`))
+			return
+		}
+		if len(jpeg) == 0 {
+			writeErr(w, http.StatusNotFound, errors.New("no frame yet"))
+			return
+		}
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(jpeg)
+	})
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+}
+
+func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	ps := d.play.Stats()
+	d.mu.Lock()
+	cam, mic := d.camState, d.micState
+	d.mu.Unlock()
+	writeJSON(w, http.StatusOK, control.Status{
+		Name:        d.cfg.Name,
+		Fingerprint: d.id.Fingerprint.String(),
+		Listen:      d.ln.Addr().String(),
+		Version:     version,
+		Phone:       d.phone.Status(),
+		LED:         d.led.Pattern().String(),
+		Camera:      d.cfg.Video.Device + ": " + cam,
+		Microphone:  d.cfg.Audio.Capture + ": " + mic,
+		Speaker:     d.cfg.Audio.Playback,
+		Playout: control.Playout{
+			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
+			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
+		},
+	})
+}
+
+func (d *daemon) reply(w http.ResponseWriter, err error) {
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, struct{}{})
+	case errors.Is(err, call.ErrBusy):
+		writeErr(w, http.StatusConflict, err)
+	default:
+		writeErr(w, http.StatusBadRequest, err)
+	}
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return false
+	}
+	if len(body) == 0 {
+		return true
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, control.Error{Error: err.Error()})
+}

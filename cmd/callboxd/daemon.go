@@ -1,0 +1,495 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/device/camera"
+	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/stream/call"
+	"github.com/callbox/callbox/stream/identity"
+	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/playout"
+)
+
+// Limits of the call listener: handshakes under way at once, and how long
+// one may take. Beyond the first, connections are closed at once so that a
+// flood cannot hold the daemon's memory or starve a real call.
+const (
+	maxHandshakes    = 16
+	handshakeTimeout = 5 * time.Second
+	notSentLowat     = 16 << 10
+)
+
+// daemon wires devices to the phone. run owns it.
+type daemon struct {
+	cfg   Config
+	log   *slog.Logger
+	id    *identity.Identity
+	peers *identity.Store
+	phone *call.Phone
+	ln    net.Listener
+
+	cam     camera.Source
+	mic     audio.Source
+	speaker audio.Speaker
+	button  *gpio.SimButton
+	led     *gpio.SimLED
+	play    *playout.Buffer
+	sink    *peerSink
+
+	mu        sync.Mutex
+	selfFrame []byte // latest local frame, for the control API
+	camState  string
+	micState  string
+}
+
+func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
+	d := &daemon{cfg: cfg, log: log, camState: "starting", micState: "starting"}
+	id, created, err := identity.LoadOrCreate(cfg.StateDir, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if created {
+		log.Info("created a new identity", "fingerprint", id.Fingerprint.String(), "dir", cfg.StateDir)
+	}
+	d.id = id
+	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, "peers.json"))
+	if err != nil {
+		return nil, fmt.Errorf("peers: %w", err)
+	}
+	d.play, err = playout.New(playout.Config{
+		Format: cfg.audioFormat(),
+		Target: time.Duration(cfg.Audio.TargetMs) * time.Millisecond,
+		Max:    time.Duration(cfg.Audio.MaxMs) * time.Millisecond,
+	})
+	if err != nil {
+		return nil, &ConfigError{fmt.Errorf("audio: %w", err)}
+	}
+	d.sink, err = newPeerSink(cfg.Record, d.play, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.openDevices(); err != nil {
+		d.closeDevices()
+		d.sink.Close()
+		return nil, err
+	}
+	d.phone, err = call.New(call.Config{
+		Name:       cfg.Name,
+		ID:         id.Fingerprint.String(),
+		Video:      cfg.videoFormat(),
+		Audio:      cfg.audioFormat(),
+		AutoAnswer: cfg.AutoAnswer,
+		Default:    d.defaultPeer,
+		OnChange:   d.stateChanged,
+		Logger:     log,
+	}, d.dial, d.sink)
+	if err != nil {
+		d.closeDevices()
+		d.sink.Close()
+		return nil, &ConfigError{err}
+	}
+	return d, nil
+}
+
+func (d *daemon) openDevices() error {
+	cfg := d.cfg
+	var err error
+	switch {
+	case cfg.Video.Device == "sim":
+		d.cam, err = camera.NewSynthetic(camera.SyntheticConfig{
+			Format: cfg.videoFormat(), Quality: cfg.Video.Quality,
+			Precomputed: cfg.Video.Precomputed, Name: cfg.Name,
+		})
+	case strings.HasPrefix(cfg.Video.Device, "file:"):
+		d.cam, err = camera.NewReplay(strings.TrimPrefix(cfg.Video.Device, "file:"), cfg.Video.FPS, true)
+	}
+	if err != nil {
+		return fmt.Errorf("camera %s: %w", cfg.Video.Device, err)
+	}
+	switch cfg.Audio.Capture {
+	case "sim":
+		d.mic = audio.NewTestSource(cfg.audioFormat())
+	case "silent":
+		d.mic = audio.NewSilentSource(cfg.audioFormat())
+	}
+	var rec io.Writer
+	if d.sink.arec != nil {
+		rec = d.sink.arec
+	}
+	d.speaker = audio.NewClockedSpeaker(cfg.audioFormat(), rec)
+	d.button = gpio.NewSimButton()
+	d.led = gpio.NewSimLED()
+	return nil
+}
+
+func (d *daemon) closeDevices() {
+	if d.cam != nil {
+		d.cam.Close()
+	}
+	if d.mic != nil {
+		d.mic.Close()
+	}
+	if d.button != nil {
+		d.button.Close()
+	}
+	if d.led != nil {
+		d.led.Close() // LED off when the daemon stops
+	}
+}
+
+// run serves until ctx ends. ready is called once the listener is up and
+// the devices are running.
+func (d *daemon) run(ctx context.Context, ready func()) error {
+	defer d.closeDevices()
+	defer d.sink.Close()
+	lc := net.ListenConfig{}
+	ln, err := lc.Listen(ctx, "tcp", d.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
+	}
+	d.ln = ln
+	ctl, err := d.listenControl()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	d.log.Info("callbox up", "name", d.cfg.Name, "fingerprint", d.id.Fingerprint.String(),
+		"listen", ln.Addr().String(), "control", d.cfg.ControlSocket, "peers", len(d.peers.List()))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	goDo := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	goDo(func() { d.phone.Run(ctx) })
+	goDo(func() { d.acceptLoop(ctx, ln) })
+	goDo(func() { d.videoLoop(ctx) })
+	goDo(func() { d.audioLoop(ctx) })
+	goDo(func() {
+		if err := d.speaker.Run(ctx, d.play.Read); err != nil && ctx.Err() == nil {
+			d.log.Error("speaker stopped", "component", "audio", "err", err)
+		}
+	})
+	goDo(func() { d.buttonLoop(ctx) })
+	srv := d.controlServer()
+	goDo(func() { srv.Serve(ctl) })
+	if ready != nil {
+		ready()
+	}
+	<-ctx.Done()
+	shut, cancelShut := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelShut()
+	srv.Shutdown(shut)
+	ln.Close()
+	wg.Wait()
+	os.Remove(d.cfg.ControlSocket)
+	d.log.Info("callbox stopped")
+	return nil
+}
+
+func (d *daemon) defaultPeer() (call.Peer, error) {
+	if d.cfg.CallPeer != "" {
+		return d.peerByName(d.cfg.CallPeer)
+	}
+	list := d.peers.List()
+	switch len(list) {
+	case 0:
+		return call.Peer{}, errors.New("no paired peer: add one with `callbox peers add`")
+	case 1:
+		return toCallPeer(list[0]), nil
+	}
+	return call.Peer{}, fmt.Errorf("%d paired peers and no call_peer set: the button does not know whom to call", len(list))
+}
+
+func (d *daemon) peerByName(name string) (call.Peer, error) {
+	p, ok := d.peers.ByName(name)
+	if !ok {
+		return call.Peer{}, fmt.Errorf("no paired peer named %q", name)
+	}
+	return toCallPeer(p), nil
+}
+
+func toCallPeer(p identity.Peer) call.Peer {
+	return call.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Addr: p.Address}
+}
+
+// dial opens an authenticated connection to a paired peer.
+func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
+	if peer.Addr == "" {
+		return nil, fmt.Errorf("peer %s has no address", peer.Name)
+	}
+	want, err := identity.ParseFingerprint(peer.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	var nd net.Dialer
+	raw, err := nd.DialContext(ctx, "tcp", peer.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := call.TuneTCP(raw, notSentLowat); err != nil {
+		d.log.Warn("socket tuning failed", "err", err)
+	}
+	tc := tls.Client(raw, d.id.ClientTLS(want))
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		if errors.Is(err, identity.ErrKeyMismatch) {
+			d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", peer.Addr, "err", err)
+		}
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tc, nil
+}
+
+func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
+	sem := make(chan struct{}, maxHandshakes)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			d.log.Error("accept failed", "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond): // e.g. out of file descriptors
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			d.log.Warn("too many handshakes under way: connection dropped", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
+		go func() {
+			defer func() { <-sem }()
+			d.handshake(ctx, conn)
+		}()
+	}
+}
+
+func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
+	remote := raw.RemoteAddr().String()
+	if err := call.TuneTCP(raw, notSentLowat); err != nil {
+		d.log.Warn("socket tuning failed", "err", err)
+	}
+	tc := tls.Server(raw, d.id.ServerTLS(d.peers))
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		var ue *identity.UnpairedError
+		switch {
+		case errors.As(err, &ue):
+			d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", ue.Fingerprint.String())
+		case errors.Is(err, identity.ErrProtocolVersion):
+			d.log.Warn("refused peer speaking another protocol version", "component", "identity", "remote", remote, "err", err)
+		default:
+			d.log.Info("handshake failed", "component", "identity", "remote", remote, "err", err)
+		}
+		return
+	}
+	fp, err := identity.PeerFingerprint(tc.ConnectionState())
+	if err != nil {
+		tc.Close()
+		return
+	}
+	p, ok := d.peers.ByFingerprint(fp)
+	if !ok { // removed between handshake and now
+		d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", fp.String())
+		tc.Close()
+		return
+	}
+	d.phone.Accept(tc, toCallPeer(p))
+}
+
+// videoLoop feeds camera frames to the phone.
+func (d *daemon) videoLoop(ctx context.Context) {
+	d.setCam("ok")
+	for {
+		f, err := d.cam.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.setCam("failed: " + err.Error())
+			d.log.Error("camera stopped", "component", "camera", "err", err)
+			d.led.Set(gpio.ErrorBlink)
+			return
+		}
+		d.mu.Lock()
+		d.selfFrame = f.JPEG
+		d.mu.Unlock()
+		d.phone.SendVideo(f)
+	}
+}
+
+func (d *daemon) audioLoop(ctx context.Context) {
+	d.setMic("ok")
+	for {
+		a, err := d.mic.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.setMic("failed: " + err.Error())
+			d.log.Error("microphone stopped", "component", "audio", "err", err)
+			return
+		}
+		d.phone.SendAudio(a)
+	}
+}
+
+func (d *daemon) buttonLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-d.button.Events():
+			if !ok {
+				return
+			}
+			switch ev {
+			case gpio.Press:
+				if err := d.phone.Press(ctx); err != nil {
+					d.log.Warn("button press did nothing", "component", "gpio", "err", err)
+					d.flashError()
+				}
+			case gpio.LongPress:
+				d.log.Info("long press: button pairing is not in this build; use `callbox peers add`", "component", "gpio")
+			}
+		}
+	}
+}
+
+// flashError shows the error pattern briefly, then the state's pattern.
+func (d *daemon) flashError() {
+	d.led.Set(gpio.ErrorBlink)
+	time.AfterFunc(2*time.Second, func() { d.led.Set(ledFor(d.phone.Status().State)) })
+}
+
+func ledFor(s call.State) gpio.Pattern {
+	switch s {
+	case call.Calling, call.Ringing:
+		return gpio.FastBlink
+	case call.InCall:
+		return gpio.On
+	}
+	return gpio.Off
+}
+
+// stateChanged runs in the phone's goroutine: keep it short.
+func (d *daemon) stateChanged(st call.Status) {
+	d.led.Set(ledFor(st.State))
+	if st.State == call.InCall {
+		d.play.Reset()
+	}
+}
+
+func (d *daemon) setCam(s string) { d.mu.Lock(); d.camState = s; d.mu.Unlock() }
+func (d *daemon) setMic(s string) { d.mu.Lock(); d.micState = s; d.mu.Unlock() }
+
+// peerSink receives the peer's media: audio to the playout buffer, the
+// latest frame kept for the control API, and optional recordings.
+type peerSink struct {
+	play *playout.Buffer
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	latest media.Frame
+
+	// rec queues frames for the recorder goroutine: 8 frames, and a full
+	// queue drops the new frame (recording must never slow the call).
+	rec      chan media.Frame
+	recDrops uint64
+	vrec     *camera.Recorder
+	arec     *audio.Recorder
+	recDone  chan struct{}
+}
+
+func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peerSink, error) {
+	s := &peerSink{play: play, log: log}
+	max := int64(rc.MaxMB) << 20
+	var err error
+	if rc.Video != "" {
+		if s.vrec, err = camera.NewRecorder(rc.Video, max); err != nil {
+			return nil, fmt.Errorf("record video: %w", err)
+		}
+		s.rec = make(chan media.Frame, 8)
+		s.recDone = make(chan struct{})
+		go func() {
+			defer close(s.recDone)
+			for f := range s.rec {
+				if err := s.vrec.Write(f); err != nil {
+					log.Warn("video recording stopped", "err", err)
+					return
+				}
+			}
+		}()
+	}
+	if rc.Audio != "" {
+		if s.arec, err = audio.NewRecorder(rc.Audio, max); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("record audio: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *peerSink) Video(f media.Frame) {
+	s.mu.Lock()
+	s.latest = f
+	s.mu.Unlock()
+	if s.rec != nil {
+		select {
+		case s.rec <- f:
+		default:
+			s.mu.Lock()
+			s.recDrops++
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *peerSink) Audio(a media.Audio) { s.play.Push(a) }
+
+func (s *peerSink) latestFrame() media.Frame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest
+}
+
+func (s *peerSink) Close() {
+	if s.rec != nil {
+		close(s.rec)
+		<-s.recDone
+		s.rec = nil
+	}
+	if s.vrec != nil {
+		s.vrec.Close()
+	}
+	if s.arec != nil {
+		s.arec.Close()
+	}
+}

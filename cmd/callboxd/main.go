@@ -1,0 +1,52 @@
+// Command callboxd is the callbox daemon: it wires the camera, microphone,
+// speaker, button and LED to calls with the paired box.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is stamped by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, showVersion, err := loadConfig(args)
+	if showVersion {
+		fmt.Println("callboxd", version)
+		return 0
+	}
+	var ce *ConfigError
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "callboxd:", err)
+		if errors.As(err, &ce) {
+			return 78 // EX_CONFIG
+		}
+		return 1
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := newDaemon(cfg, log)
+	if err == nil {
+		err = d.run(ctx, nil)
+	}
+	if err != nil {
+		log.Error("callboxd failed", "err", err)
+		if errors.As(err, &ce) {
+			return 78
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,132 @@
+// Package control is the daemon's local control API: the JSON types it
+// speaks over its unix socket and the client the callbox tool uses.
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/callbox/callbox/stream/call"
+)
+
+// Status is what GET /v1/status returns.
+type Status struct {
+	Name        string      `json:"name"`
+	Fingerprint string      `json:"fingerprint"`
+	Listen      string      `json:"listen"`
+	Version     string      `json:"version"`
+	Phone       call.Status `json:"phone"`
+	LED         string      `json:"led"`
+	Camera      string      `json:"camera"`
+	Microphone  string      `json:"microphone"`
+	Speaker     string      `json:"speaker"`
+	Playout     Playout     `json:"playout"`
+}
+
+// Playout is the audio jitter buffer's figures.
+type Playout struct {
+	DepthMs   float64 `json:"depth_ms"`
+	Played    uint64  `json:"played"`
+	Underruns uint64  `json:"underruns"`
+	Overflow  uint64  `json:"overflow"`
+	Late      uint64  `json:"late"`
+}
+
+// ID is what GET /v1/id returns.
+type ID struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	Listen      string `json:"listen"`
+}
+
+// Peer is one paired box.
+type Peer struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	Address     string `json:"address,omitempty"`
+}
+
+// CallRequest is the body of POST /v1/call; an empty name calls the default peer.
+type CallRequest struct {
+	Peer string `json:"peer,omitempty"`
+}
+
+// PressRequest is the body of POST /v1/press.
+type PressRequest struct {
+	Long bool `json:"long,omitempty"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Client talks to a daemon's control socket.
+type Client struct {
+	hc *http.Client
+}
+
+// NewClient returns a client for the unix socket at path.
+func NewClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Do sends a request with an optional JSON body and decodes a JSON answer
+// into out (if non-nil). A non-2xx answer becomes an error with the
+// daemon's message.
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://callbox"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cannot reach the daemon: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}

@@ -1,0 +1,224 @@
+// Package testbox starts real callboxd processes on 127.0.0.1 with
+// simulated devices and drives them through the control API. The process
+// tests and `make demo` share it.
+package testbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/callbox/callbox/internal/control"
+)
+
+// Box is one running daemon.
+type Box struct {
+	Name   string
+	Dir    string // state dir, config, socket and recordings live here
+	Socket string
+	Addr   string // the call port it listens on
+	FP     string // its fingerprint
+	Client *control.Client
+
+	bin   string
+	extra string
+	cmd   *exec.Cmd
+	done  chan struct{}
+	mu    sync.Mutex
+	log   bytes.Buffer // stderr, for failure messages
+	tee   io.Writer
+	exit  error
+}
+
+// Options shape a box's config.
+type Options struct {
+	AutoAnswer  bool
+	Extra       string    // more TOML appended to the config (top-level keys first)
+	Log         io.Writer // also copy the daemon's log here (nil: keep it only in memory)
+	RecordVideo bool
+	RecordAudio bool
+}
+
+// Start runs callboxd (the binary at bin) as box name in dir, waits until
+// its control socket answers, and reads its address and fingerprint.
+func Start(ctx context.Context, bin, name, dir string, o Options) (*Box, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	b := &Box{Name: name, Dir: dir, Socket: filepath.Join(dir, "control.sock"), bin: bin, tee: o.Log}
+	cfg := fmt.Sprintf(`name = %q
+state_dir = %q
+listen = "127.0.0.1:0"
+control_socket = %q
+auto_answer = %v
+%s
+`, name, filepath.Join(dir, "state"), b.Socket, o.AutoAnswer, o.Extra)
+	if o.RecordVideo || o.RecordAudio {
+		cfg += "[record]\n"
+		if o.RecordVideo {
+			cfg += fmt.Sprintf("video = %q\n", b.VideoRecording())
+		}
+		if o.RecordAudio {
+			cfg += fmt.Sprintf("audio = %q\n", b.AudioRecording())
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "callbox.toml"), []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	b.Client = control.NewClient(b.Socket)
+	return b, b.start(ctx)
+}
+
+// VideoRecording is where the box records the peer's frames (MJPEG).
+func (b *Box) VideoRecording() string { return filepath.Join(b.Dir, "peer-video.mjpeg") }
+
+// AudioRecording is where the box records what its speaker played (s16le).
+func (b *Box) AudioRecording() string { return filepath.Join(b.Dir, "played-audio.raw") }
+
+func (b *Box) start(ctx context.Context) error {
+	b.cmd = exec.Command(b.bin, "-config", filepath.Join(b.Dir, "callbox.toml"))
+	var w io.Writer = &lockedWriter{mu: &b.mu, w: &b.log}
+	if b.tee != nil {
+		w = io.MultiWriter(w, b.tee)
+	}
+	b.cmd.Stderr = w
+	b.cmd.Stdout = w
+	if err := b.cmd.Start(); err != nil {
+		return err
+	}
+	b.done = make(chan struct{})
+	go func() {
+		err := b.cmd.Wait()
+		b.mu.Lock()
+		b.exit = err
+		b.mu.Unlock()
+		close(b.done)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var id control.ID
+		err := b.Client.Do(ctx, "GET", "/v1/id", nil, &id)
+		if err == nil {
+			b.Addr, b.FP = id.Listen, id.Fingerprint
+			return nil
+		}
+		select {
+		case <-b.done:
+			return fmt.Errorf("%s exited at start: %v\n%s", b.Name, b.ExitErr(), b.Log())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			b.Kill()
+			return fmt.Errorf("%s: control socket never answered: %v\n%s", b.Name, err, b.Log())
+		}
+	}
+}
+
+// Restart starts the same box again after it stopped.
+func (b *Box) Restart(ctx context.Context) error { return b.start(ctx) }
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Log returns what the daemon wrote to stderr so far.
+func (b *Box) Log() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.log.String()
+}
+
+// ExitErr is how the process ended (nil while running or after exit 0).
+func (b *Box) ExitErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.exit
+}
+
+// Exited is closed when the process has ended.
+func (b *Box) Exited() <-chan struct{} { return b.done }
+
+// Stop sends SIGTERM and waits up to 10 s, then kills.
+func (b *Box) Stop() error {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return nil
+	}
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+		return b.ExitErr()
+	case <-time.After(10 * time.Second):
+		b.Kill()
+		return errors.New(b.Name + " did not stop within 10s of SIGTERM")
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to end.
+func (b *Box) Kill() {
+	if b.cmd != nil && b.cmd.Process != nil {
+		b.cmd.Process.Kill()
+		<-b.done
+	}
+}
+
+// Pair makes each box know the other.
+func Pair(ctx context.Context, a, b *Box) error {
+	if err := a.Client.Do(ctx, "POST", "/v1/peers", control.Peer{Name: b.Name, Fingerprint: b.FP, Address: b.Addr}, nil); err != nil {
+		return fmt.Errorf("pair %s with %s: %w", a.Name, b.Name, err)
+	}
+	if err := b.Client.Do(ctx, "POST", "/v1/peers", control.Peer{Name: a.Name, Fingerprint: a.FP, Address: a.Addr}, nil); err != nil {
+		return fmt.Errorf("pair %s with %s: %w", b.Name, a.Name, err)
+	}
+	return nil
+}
+
+// Status fetches the box's status.
+func (b *Box) Status(ctx context.Context) (control.Status, error) {
+	var st control.Status
+	err := b.Client.Do(ctx, "GET", "/v1/status", nil, &st)
+	return st, err
+}
+
+// WaitState polls until the box reaches state (e.g. "in call") or timeout.
+func (b *Box) WaitState(ctx context.Context, state string, timeout time.Duration) (control.Status, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := b.Status(ctx)
+		if err == nil && st.Phone.State.String() == state {
+			return st, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return st, fmt.Errorf("%s: never reached %q: %w", b.Name, state, err)
+			}
+			return st, fmt.Errorf("%s: state %q after %v, want %q (last end %q)", b.Name, st.Phone.State, timeout, state, st.Phone.LastEnd)
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Press presses the box's simulated button.
+func (b *Box) Press(ctx context.Context) error {
+	return b.Client.Do(ctx, "POST", "/v1/press", control.PressRequest{}, nil)
+}

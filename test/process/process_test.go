@@ -1,0 +1,332 @@
+package process
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image/jpeg"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/device/camera"
+	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/testbox"
+	"github.com/callbox/callbox/stream/media"
+)
+
+var daemonBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "callbox-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	daemonBin = filepath.Join(dir, "callboxd")
+	args := []string{"build", "-o", daemonBin}
+	if raceEnabled {
+		args = append(args, "-race") // the daemons run under the race detector too
+	}
+	cmd := exec.Command("go", append(args, "github.com/callbox/callbox/cmd/callboxd")...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building callboxd:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func start(t *testing.T, name string, o testbox.Options) *testbox.Box {
+	t.Helper()
+	b, err := testbox.Start(t.Context(), daemonBin, name, filepath.Join(t.TempDir(), name), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Stop()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", b.Name, b.Log())
+		}
+	})
+	return b
+}
+
+func pair(t *testing.T, a, b *testbox.Box) {
+	t.Helper()
+	if err := testbox.Pair(t.Context(), a, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitState(t *testing.T, b *testbox.Box, state string, within time.Duration) control.Status {
+	t.Helper()
+	st, err := b.WaitState(t.Context(), state, within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func callCmd(t *testing.T, b *testbox.Box, path string, body any) error {
+	t.Helper()
+	return b.Client.Do(t.Context(), "POST", path, body, nil)
+}
+
+var recording = testbox.Options{AutoAnswer: true, RecordVideo: true, RecordAudio: true}
+
+// checkVideo asserts that every frame b recorded is a decodable JPEG and
+// that the numbers embedded by the sender's camera increase.
+func checkVideo(t *testing.T, b *testbox.Box, min int) {
+	t.Helper()
+	frames, err := camera.ReadMJPEG(b.VideoRecording())
+	if err != nil {
+		t.Fatalf("%s: %v", b.Name, err)
+	}
+	if len(frames) < min {
+		t.Fatalf("%s received %d frames, want at least %d", b.Name, len(frames), min)
+	}
+	var last uint32
+	for i, f := range frames {
+		img, err := jpeg.Decode(bytes.NewReader(f))
+		if err != nil {
+			t.Fatalf("%s: frame %d does not decode: %v", b.Name, i, err)
+		}
+		if sz := img.Bounds().Size(); sz.X != media.DefaultVideo.Width || sz.Y != media.DefaultVideo.Height {
+			t.Fatalf("%s: frame %d is %v", b.Name, i, sz)
+		}
+		n, ok := camera.FrameNumber(f)
+		if !ok {
+			t.Fatalf("%s: frame %d carries no frame number", b.Name, i)
+		}
+		if i > 0 && n <= last {
+			t.Fatalf("%s: frame %d has number %d after %d", b.Name, i, n, last)
+		}
+		last = n
+	}
+}
+
+// checkAudio asserts that what b's speaker played is the peer's test signal,
+// intact and in order, with silence only where nothing was due.
+func checkAudio(t *testing.T, b *testbox.Box, min int) audio.Report {
+	t.Helper()
+	samples, err := audio.ReadRecording(b.AudioRecording())
+	if err != nil {
+		t.Fatalf("%s: %v", b.Name, err)
+	}
+	rep := audio.Check(media.DefaultAudio, samples)
+	if rep.Bad != 0 || rep.OutOfOrder != 0 || rep.Good < min {
+		t.Fatalf("%s played: %v; want ≥ %d good frames, none bad or out of order", b.Name, rep, min)
+	}
+	return rep
+}
+
+func TestCallCarriesVideoAndAudioBothWays(t *testing.T) {
+	a, b := start(t, "hall", recording), start(t, "door", recording)
+	pair(t, a, b)
+	if err := a.Press(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, "in call", 10*time.Second)
+	st := waitState(t, b, "in call", 10*time.Second)
+	if st.LED != "on" || st.Phone.Peer == nil || st.Phone.Peer.Name != "hall" {
+		t.Errorf("door in call: LED %q, peer %+v", st.LED, st.Phone.Peer)
+	}
+	time.Sleep(3 * time.Second)
+	// Hang up from the callee's side.
+	if err := callCmd(t, b, "/v1/hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	fa := waitState(t, a, "idle", 5*time.Second)
+	fb := waitState(t, b, "idle", 5*time.Second)
+	if !strings.Contains(fa.Phone.LastEnd, "door hung up") {
+		t.Errorf("hall's last end %q, want door hung up", fa.Phone.LastEnd)
+	}
+	if fa.LED != "off" || fb.LED != "off" {
+		t.Errorf("LEDs after hangup: %q %q, want off", fa.LED, fb.LED)
+	}
+	time.Sleep(300 * time.Millisecond) // let the playout drain into the recording
+	for _, x := range []*testbox.Box{a, b} {
+		checkVideo(t, x, 10)
+		rep := checkAudio(t, x, 100)
+		t.Logf("%s played %v", x.Name, rep)
+	}
+	// And the caller can hang up too.
+	if err := callCmd(t, b, "/v1/call", control.CallRequest{Peer: "hall"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, "in call", 10*time.Second)
+	if err := a.Press(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, "idle", 5*time.Second)
+	waitState(t, b, "idle", 5*time.Second)
+}
+
+func TestThirdCallerGetsBusy(t *testing.T) {
+	a, b, c := start(t, "a", recording), start(t, "b", recording), start(t, "c", recording)
+	pair(t, a, b)
+	pair(t, c, b)
+	if err := callCmd(t, a, "/v1/call", control.CallRequest{Peer: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, "in call", 10*time.Second)
+	if err := callCmd(t, c, "/v1/call", control.CallRequest{Peer: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, c, "idle", 10*time.Second)
+	for st.Phone.LastEnd == "" {
+		st = waitState(t, c, "idle", time.Second)
+	}
+	if !strings.Contains(st.Phone.LastEnd, "busy") {
+		t.Errorf("third caller's last end %q, want busy", st.Phone.LastEnd)
+	}
+	if s, _ := a.Status(t.Context()); s.Phone.State.String() != "in call" {
+		t.Errorf("the first call was disturbed: %v", s.Phone.State)
+	}
+}
+
+func TestKilledPeerIsNoticedAndCanBeCalledAgain(t *testing.T) {
+	a, b := start(t, "a", testbox.Options{AutoAnswer: true}), start(t, "b", testbox.Options{AutoAnswer: true})
+	pair(t, a, b)
+	a.Press(t.Context())
+	waitState(t, b, "in call", 10*time.Second)
+	b.Kill()
+	st := waitState(t, a, "idle", 3*time.Second)
+	t.Logf("after SIGKILL: %q", st.Phone.LastEnd)
+	if err := b.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// Same key, same peers, new port: tell a where b is now.
+	if err := a.Client.Do(t.Context(), "DELETE", "/v1/peers/b", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Client.Do(t.Context(), "POST", "/v1/peers", control.Peer{Name: "b", Fingerprint: b.FP, Address: b.Addr}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Press(t.Context())
+	waitState(t, a, "in call", 10*time.Second)
+	waitState(t, b, "in call", 10*time.Second)
+}
+
+func TestUnpairedCallerIsRefused(t *testing.T) {
+	a, b := start(t, "a", testbox.Options{AutoAnswer: true}), start(t, "b", testbox.Options{AutoAnswer: true})
+	// a knows b, b does not know a.
+	if err := a.Client.Do(t.Context(), "POST", "/v1/peers", control.Peer{Name: "b", Fingerprint: b.FP, Address: b.Addr}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Press(t.Context())
+	st := waitState(t, a, "idle", 10*time.Second)
+	for st.Phone.LastEnd == "" {
+		st = waitState(t, a, "idle", time.Second)
+	}
+	if s, _ := b.Status(t.Context()); s.Phone.State.String() != "idle" || s.LED != "off" {
+		t.Errorf("unpaired caller made b %v, LED %s", s.Phone.State, s.LED)
+	}
+	waitLog(t, b, "refused unpaired peer", a.FP)
+}
+
+func TestWrongKeyForPairedNameIsRefused(t *testing.T) {
+	a, b, c := start(t, "a", testbox.Options{AutoAnswer: true}), start(t, "b", testbox.Options{AutoAnswer: true}), start(t, "c", testbox.Options{AutoAnswer: true})
+	pair(t, a, b)
+	// c answers at b's old address claiming to be b: a expects b's key.
+	if err := a.Client.Do(t.Context(), "DELETE", "/v1/peers/b", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Client.Do(t.Context(), "POST", "/v1/peers", control.Peer{Name: "b", Fingerprint: b.FP, Address: c.Addr}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.Press(t.Context())
+	st := waitState(t, a, "idle", 10*time.Second)
+	for st.Phone.LastEnd == "" {
+		st = waitState(t, a, "idle", time.Second)
+	}
+	waitLog(t, a, "wrong key", "peer=b")
+	if s, _ := c.Status(t.Context()); s.Phone.State.String() != "idle" {
+		t.Errorf("impostor got into state %v", s.Phone.State)
+	}
+}
+
+func TestGarbageOnCallPortIsDropped(t *testing.T) {
+	a, b := start(t, "a", testbox.Options{AutoAnswer: true}), start(t, "b", testbox.Options{AutoAnswer: true})
+	pair(t, a, b)
+	junk := [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: callbox\r\n\r\n"),
+		bytes.Repeat([]byte{0xff}, 70000),
+		{0x16, 0x03, 0x01, 0xff, 0xff}, // a TLS record header claiming a huge record
+	}
+	for _, j := range junk {
+		c, err := net.Dial("tcp", b.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(j)
+		c.SetReadDeadline(time.Now().Add(8 * time.Second))
+		_, err = c.Read(make([]byte, 1024))
+		for err == nil {
+			_, err = c.Read(make([]byte, 1024))
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("b kept a garbage connection open")
+		}
+		c.Close()
+	}
+	if _, err := b.Status(t.Context()); err != nil {
+		t.Fatalf("b died: %v", err)
+	}
+	a.Press(t.Context())
+	waitState(t, b, "in call", 10*time.Second)
+}
+
+func TestBadConfigExits78(t *testing.T) {
+	cases := map[string]string{
+		"video.fps":      "[video]\nfps = 500\n",
+		"unknown key":    "colour = \"blue\"\n",
+		"listen":         "listen = \"nowhere\"\n",
+		"audio.frame_ms": "[audio]\nframe_ms = 7\n",
+	}
+	for want, body := range cases {
+		t.Run(want, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.toml")
+			os.WriteFile(path, []byte(body), 0o600)
+			cmd := exec.Command(daemonBin, "-config", path)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 78 {
+				t.Fatalf("exit %v, want 78; output %s", err, out)
+			}
+			if !strings.Contains(string(out), want) {
+				t.Errorf("message %q does not name %q", out, want)
+			}
+		})
+	}
+}
+
+func waitLog(t *testing.T, b *testbox.Box, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, line := range strings.Split(b.Log(), "\n") {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s logged no line with %q", b.Name, parts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+

@@ -1,0 +1,198 @@
+// Command demo is `make demo`: two callbox daemons on 127.0.0.1 with
+// simulated devices pair, call each other by a button press, print live
+// figures for a while, hang up and print a summary per direction.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"image/jpeg"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/device/camera"
+	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/testbox"
+	"github.com/callbox/callbox/stream/media"
+)
+
+func main() {
+	bin := flag.String("bin", "bin/callboxd", "the callboxd binary")
+	seconds := flag.Int("seconds", 10, "how long the call lasts")
+	out := flag.String("out", "demo-out", "where the received frames are saved")
+	keep := flag.Bool("keep", false, "keep the temporary directory (logs, recordings)")
+	flag.Parse()
+	if err := run(*bin, *seconds, *out, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, seconds int, out string, keep bool) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tmp, err := os.MkdirTemp("", "callbox-demo-")
+	if err != nil {
+		return err
+	}
+	if keep {
+		fmt.Println("keeping", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	opts := testbox.Options{AutoAnswer: true, RecordVideo: true, RecordAudio: true}
+	fmt.Println("starting two boxes, hall and door, on 127.0.0.1 with simulated camera, microphone, speaker, button and LED")
+	a, err := testbox.Start(ctx, bin, "hall", filepath.Join(tmp, "hall"), opts)
+	if err != nil {
+		return err
+	}
+	defer a.Stop()
+	b, err := testbox.Start(ctx, bin, "door", filepath.Join(tmp, "door"), opts)
+	if err != nil {
+		return err
+	}
+	defer b.Stop()
+	fmt.Printf("  hall %s  fingerprint %s\n  door %s  fingerprint %s\n", a.Addr, a.FP, b.Addr, b.FP)
+	if err := testbox.Pair(ctx, a, b); err != nil {
+		return err
+	}
+	fmt.Println("paired them (callbox peers add ...); pressing hall's button")
+	if err := a.Press(ctx); err != nil {
+		return err
+	}
+	for _, x := range []*testbox.Box{a, b} {
+		if _, err := x.WaitState(ctx, "in call", 10*time.Second); err != nil {
+			return fmt.Errorf("%w\n%s log:\n%s", err, x.Name, x.Log())
+		}
+	}
+	fmt.Println("in call; door answered by itself. Live figures, one line per box per second:")
+	fmt.Println("  box   state     video fps out/in   audio frames out/in  drops v/a  video lat p50/p99  audio lat p50/p99  rtt")
+	tick := time.NewTicker(time.Second)
+	for i := 0; i < seconds; i++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		for _, x := range []*testbox.Box{a, b} {
+			st, err := x.Status(ctx)
+			if err != nil {
+				return err
+			}
+			printLine(x.Name, st)
+		}
+	}
+	tick.Stop()
+	for _, x := range []*testbox.Box{a, b} {
+		if err := saveFrame(ctx, x, out); err != nil {
+			return err
+		}
+	}
+	fmt.Println("pressing hall's button again: hang up")
+	if err := a.Press(ctx); err != nil {
+		return err
+	}
+	var final [2]control.Status
+	for i, x := range []*testbox.Box{a, b} {
+		if final[i], err = x.WaitState(ctx, "idle", 5*time.Second); err != nil {
+			return err
+		}
+	}
+	// Give the speakers a moment to play out what was buffered, then stop.
+	time.Sleep(300 * time.Millisecond)
+	for _, x := range []*testbox.Box{a, b} {
+		if err := x.Stop(); err != nil {
+			return fmt.Errorf("%s stopped badly: %w\n%s", x.Name, err, x.Log())
+		}
+	}
+	fmt.Println("\nsummary per direction")
+	ok := summary(a, b, final[0], final[1])
+	ok = summary(b, a, final[1], final[0]) && ok
+	fmt.Printf("last received frames saved as %s and %s\n",
+		filepath.Join(out, "hall-received.jpg"), filepath.Join(out, "door-received.jpg"))
+	if !ok {
+		return fmt.Errorf("a direction missed its target (see above)")
+	}
+	return nil
+}
+
+func printLine(name string, st control.Status) {
+	p := st.Phone
+	c := p.Call
+	if c == nil {
+		fmt.Printf("  %-5s %-9s\n", name, p.State)
+		return
+	}
+	fmt.Printf("  %-5s %-9s %5.1f / %5.1f       %5d / %5d        %d/%d      %5.1f / %5.1f ms    %5.1f / %5.1f ms    %.2f ms\n",
+		name, p.State, c.Out.VideoFPS, c.In.VideoFPS, c.Out.AudioFrames, c.In.AudioFrames,
+		c.Out.VideoDrops+c.In.VideoDrops, c.Out.AudioDrops+c.In.AudioDrops,
+		c.In.VideoLatency.P50, c.In.VideoLatency.P99, c.In.AudioLatency.P50, c.In.AudioLatency.P99, c.RTT)
+}
+
+func saveFrame(ctx context.Context, x *testbox.Box, dir string) error {
+	var data []byte
+	if err := x.Client.Do(ctx, "GET", "/v1/frame/peer", nil, &data); err != nil {
+		return fmt.Errorf("%s: latest frame: %w", x.Name, err)
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("%s: latest frame does not decode: %w", x.Name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, x.Name+"-received.jpg"), data, 0o644)
+}
+
+// summary prints the direction from → to and reports whether it met the
+// targets: ≥ 25 fps, ≥ 95 % of audio frames, no undecodable frame.
+func summary(from, to *testbox.Box, fs, ts control.Status) bool {
+	out, in := fs.Phone.LastCall, ts.Phone.LastCall
+	if out == nil || in == nil {
+		fmt.Printf("  %s → %s: no call figures\n", from.Name, to.Name)
+		return false
+	}
+	secs := in.Seconds
+	frames, err := camera.ReadMJPEG(to.VideoRecording())
+	if err != nil {
+		fmt.Printf("  %s → %s: reading the video recording: %v\n", from.Name, to.Name, err)
+		return false
+	}
+	var bad, backwards int
+	var last uint32
+	for i, f := range frames {
+		if _, err := jpeg.Decode(bytes.NewReader(f)); err != nil {
+			bad++
+			continue
+		}
+		n, ok := camera.FrameNumber(f)
+		if !ok || (i > 0 && n <= last) {
+			backwards++
+		}
+		last = n
+	}
+	samples, err := audio.ReadRecording(to.AudioRecording())
+	if err != nil {
+		fmt.Printf("  %s → %s: reading the audio recording: %v\n", from.Name, to.Name, err)
+		return false
+	}
+	rep := audio.Check(media.DefaultAudio, samples)
+	fps := float64(in.In.VideoFrames) / secs
+	audioPct := 100 * float64(in.In.AudioFrames) / float64(max(out.Out.AudioFrames, 1))
+	fmt.Printf("  %s → %s over %.1f s:\n", from.Name, to.Name, secs)
+	fmt.Printf("    video: %d frames sent, %d received (%.1f fps), %d dropped at the sender, %d undecodable, %d out of order; latency p50 %.1f ms, p99 %.1f ms\n",
+		out.Out.VideoFrames, in.In.VideoFrames, fps, out.Out.VideoDrops, bad, backwards, in.In.VideoLatAll.P50, in.In.VideoLatAll.P99)
+	fmt.Printf("    audio: %d frames sent, %d received (%.1f%%), latency p50 %.1f ms, p99 %.1f ms; played: %d test frames intact and in order, %d bad\n",
+		out.Out.AudioFrames, in.In.AudioFrames, audioPct, in.In.AudioLatAll.P50, in.In.AudioLatAll.P99, rep.Good-rep.OutOfOrder, rep.Bad)
+	fmt.Printf("    rtt %.2f ms\n", in.RTT)
+	ok := fps >= 25 && audioPct >= 95 && bad == 0 && backwards == 0 && rep.Bad == 0 && len(frames) > 0
+	if !ok {
+		fmt.Println("    BELOW TARGET: want ≥ 25 fps, ≥ 95% audio, no undecodable or reordered frames")
+	}
+	return ok
+}
