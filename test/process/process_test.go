@@ -329,4 +329,3 @@ func waitLog(t *testing.T, b *testbox.Box, parts ...string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
