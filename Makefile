@@ -3,6 +3,8 @@ SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# Tests run `go` themselves (go build, go list): make sure it is on PATH.
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
 BIN := bin
 FUZZTIME ?= 10s
 

@@ -257,6 +257,8 @@ func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 
 func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
 	sem := make(chan struct{}, maxHandshakes)
+	var wg sync.WaitGroup
+	defer wg.Wait() // handshakes end with ctx
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -282,7 +284,9 @@ func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
 			conn.Close()
 			continue
 		}
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			defer func() { <-sem }()
 			d.handshake(ctx, conn)
 		}()
