@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callbox/callbox/device/audio"
@@ -53,10 +54,19 @@ type daemon struct {
 	selfFrame []byte // latest local frame, for the control API
 	camState  string
 	micState  string
+	spkState  string
+
+	// progress counters for the watchdog's health check
+	fills, frames         atomic.Uint64
+	seenFills, seenFrames uint64
+	fillsAt, framesAt     time.Time
+
+	statusKick chan struct{} // cap 1: the human status may have changed
 }
 
 func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log, camState: "starting", micState: "starting"}
+	d := &daemon{cfg: cfg, log: log, camState: "starting", micState: "starting", spkState: "starting",
+		statusKick: make(chan struct{}, 1)}
 	id, created, err := identity.LoadOrCreate(cfg.StateDir, cfg.Name)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
@@ -150,9 +160,18 @@ func (d *daemon) closeDevices() {
 	}
 }
 
-// run serves until ctx ends. ready is called once the listener is up and
-// the devices are running.
-func (d *daemon) run(ctx context.Context, ready func()) error {
+// run serves until ctx ends, telling systemd (if it started us) when it is
+// ready, what it is doing, and that it is alive.
+func (d *daemon) run(ctx context.Context) error {
+	n, err := newNotifier(d.log)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	wd, err := watchdogInterval()
+	if err != nil {
+		return err
+	}
 	defer d.closeDevices()
 	defer d.sink.Close()
 	lc := net.ListenConfig{}
@@ -177,18 +196,16 @@ func (d *daemon) run(ctx context.Context, ready func()) error {
 	goDo(func() { d.acceptLoop(ctx, ln) })
 	goDo(func() { d.videoLoop(ctx) })
 	goDo(func() { d.audioLoop(ctx) })
-	goDo(func() {
-		if err := d.speaker.Run(ctx, d.play.Read); err != nil && ctx.Err() == nil {
-			d.log.Error("speaker stopped", "component", "audio", "err", err)
-		}
-	})
+	goDo(func() { d.speakerLoop(ctx) })
 	goDo(func() { d.buttonLoop(ctx) })
 	srv := d.controlServer()
 	goDo(func() { srv.Serve(ctl) })
-	if ready != nil {
-		ready()
+	if err := n.send("READY=1\nSTATUS=" + d.humanStatus()); err != nil {
+		d.log.Warn("telling systemd we are ready failed", "err", err)
 	}
+	goDo(func() { notifyLoop(ctx, n, wd, d.humanStatus, d.statusKick, d.healthy) })
 	<-ctx.Done()
+	n.send("STOPPING=1")
 	shut, cancelShut := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancelShut()
 	srv.Shutdown(shut)
@@ -345,6 +362,7 @@ func (d *daemon) videoLoop(ctx context.Context) {
 		d.mu.Lock()
 		d.selfFrame = f.JPEG
 		d.mu.Unlock()
+		d.frames.Add(1)
 		d.phone.SendVideo(f)
 	}
 }
@@ -362,6 +380,18 @@ func (d *daemon) audioLoop(ctx context.Context) {
 			return
 		}
 		d.phone.SendAudio(a)
+	}
+}
+
+func (d *daemon) speakerLoop(ctx context.Context) {
+	d.setSpk("ok")
+	fill := func(dst []int16) {
+		d.fills.Add(1)
+		d.play.Read(dst)
+	}
+	if err := d.speaker.Run(ctx, fill); err != nil && ctx.Err() == nil {
+		d.setSpk("failed: " + err.Error())
+		d.log.Error("speaker stopped", "component", "audio", "err", err)
 	}
 }
 
@@ -406,13 +436,30 @@ func ledFor(s call.State) gpio.Pattern {
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
 	d.led.Set(ledFor(st.State))
+	d.kickStatus()
 	if st.State == call.InCall {
 		d.play.Reset()
 	}
 }
 
-func (d *daemon) setCam(s string) { d.mu.Lock(); d.camState = s; d.mu.Unlock() }
-func (d *daemon) setMic(s string) { d.mu.Lock(); d.micState = s; d.mu.Unlock() }
+func (d *daemon) setCam(s string) { d.setDev(&d.camState, s) }
+func (d *daemon) setMic(s string) { d.setDev(&d.micState, s) }
+func (d *daemon) setSpk(s string) { d.setDev(&d.spkState, s) }
+
+func (d *daemon) setDev(field *string, s string) {
+	d.mu.Lock()
+	*field = s
+	d.mu.Unlock()
+	d.kickStatus()
+}
+
+// kickStatus tells the notify loop the human status may have changed.
+func (d *daemon) kickStatus() {
+	select {
+	case d.statusKick <- struct{}{}:
+	default:
+	}
+}
 
 // peerSink receives the peer's media: audio to the playout buffer, the
 // latest frame kept for the control API, and optional recordings.

@@ -39,7 +39,7 @@ func run(args []string) int {
 	defer stop()
 	d, err := newDaemon(cfg, log)
 	if err == nil {
-		err = d.run(ctx, nil)
+		err = d.run(ctx)
 	}
 	if err != nil {
 		log.Error("callboxd failed", "err", err)

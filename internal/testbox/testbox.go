@@ -29,7 +29,7 @@ type Box struct {
 	Client *control.Client
 
 	bin   string
-	extra string
+	env   []string
 	cmd   *exec.Cmd
 	done  chan struct{}
 	mu    sync.Mutex
@@ -45,6 +45,7 @@ type Options struct {
 	Log         io.Writer // also copy the daemon's log here (nil: keep it only in memory)
 	RecordVideo bool
 	RecordAudio bool
+	Env         []string // extra environment, e.g. NOTIFY_SOCKET=...
 }
 
 // Start runs callboxd (the binary at bin) as box name in dir, waits until
@@ -53,7 +54,7 @@ func Start(ctx context.Context, bin, name, dir string, o Options) (*Box, error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	b := &Box{Name: name, Dir: dir, Socket: filepath.Join(dir, "control.sock"), bin: bin, tee: o.Log}
+	b := &Box{Name: name, Dir: dir, Socket: filepath.Join(dir, "control.sock"), bin: bin, tee: o.Log, env: o.Env}
 	cfg := fmt.Sprintf(`name = %q
 state_dir = %q
 listen = "127.0.0.1:0"
@@ -85,6 +86,7 @@ func (b *Box) AudioRecording() string { return filepath.Join(b.Dir, "played-audi
 
 func (b *Box) start(ctx context.Context) error {
 	b.cmd = exec.Command(b.bin, "-config", filepath.Join(b.Dir, "callbox.toml"))
+	b.cmd.Env = append(os.Environ(), b.env...)
 	var w io.Writer = &lockedWriter{mu: &b.mu, w: &b.log}
 	if b.tee != nil {
 		w = io.MultiWriter(w, b.tee)

@@ -398,6 +398,12 @@ func (p *Phone) Status() Status {
 	return st
 }
 
+// Ping returns once the owner goroutine has run a request: proof that the
+// phone is not stuck. It fails when ctx ends first.
+func (p *Phone) Ping(ctx context.Context) error {
+	return p.do(ctx, func() error { return nil })
+}
+
 // Done is closed when Run has returned.
 func (p *Phone) Done() <-chan struct{} { return p.done }
 
