@@ -1,30 +1,59 @@
 # callbox: `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
 # Tests run `go` themselves (go build, go list): make sure it is on PATH.
 export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
-BIN := bin
-FUZZTIME ?= 10s
 
-.PHONY: help deps build demo test vet fuzz bench clean
+BASE_VERSION := 0.1.0
+GIT_SHA := $(shell git rev-parse --short=8 HEAD 2>/dev/null)
+GIT_COUNT := $(shell git rev-list --count HEAD 2>/dev/null)
+# A Debian-valid version: 0.1.0+git<commits>.g<sha>
+VERSION ?= $(if $(GIT_SHA),$(BASE_VERSION)+git$(GIT_COUNT).g$(GIT_SHA),$(BASE_VERSION))
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(GIT_SHA)
+GOBUILD := $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+
+# go4vl v0.5.0 does not build against Debian 12's kernel headers without
+# this shim (see device/camera/v4l2shim). Setting CGO_CFLAGS replaces the
+# default -O2 -g, so keep them.
+export CGO_CFLAGS := -O2 -g -I$(CURDIR)/device/camera/v4l2shim
+
+NATIVE := linux-$(shell $(GO) env GOARCH 2>/dev/null)
+BIN := bin
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/callbox
+ARM64_SYSROOT := $(CACHE)/arm64-sysroot
+QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+FUZZTIME ?= 10s
+APT := $(if $(filter 0,$(shell id -u)),DEBIAN_FRONTEND=noninteractive apt-get,sudo DEBIAN_FRONTEND=noninteractive apt-get)
+
+.PHONY: help deps version build demo test vet fuzz bench arm64 cross-deps test-arm64 clean
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-deps: ## check the toolchain and download Go modules
+# need-pkgs installs the Debian packages named in $(1) that are missing.
+define need-pkgs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing missing packages:$$missing"; \
+		{ $(APT) update -q && $(APT) install -y -q $$missing; } || { echo "could not install them: run  apt-get install$$missing"; exit 1; }; \
+	fi
+endef
+
+deps: ## check Go, install gcc and libasound2 if missing, download Go modules
 	@test -x "$(GO)" || { echo "Go is missing: install Go 1.26 or newer from https://go.dev/dl/ into /usr/local/go"; exit 1; }
 	@$(GO) version | awk '{split($$3,v,"."); sub("go","",v[1]); if (v[1]<1 || (v[1]==1 && v[2]<26)) {print "Go 1.26 or newer needed, found " $$3; exit 1}}'
-	@command -v gcc >/dev/null || { echo "gcc is missing (needed by go test -race): installing"; apt-get install -y gcc || { echo "run: sudo apt-get install gcc"; exit 1; }; }
+	$(call need-pkgs,gcc libc6-dev libasound2)
 	@$(GO) mod download
 
-build: deps ## build callboxd and callbox into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/callboxd ./cmd/callbox
+version: ## print the version stamped into binaries and packages
+	@echo $(VERSION)
+
+build: deps ## build callboxd and callbox for this machine into bin/linux-<arch>/
+	CGO_ENABLED=1 $(GOBUILD) -o $(BIN)/$(NATIVE)/ ./cmd/callboxd ./cmd/callbox
 
 demo: build ## two boxes on 127.0.0.1 place a call with simulated devices, live figures
 	$(GO) build -o $(BIN)/demo ./tools/demo
-	$(BIN)/demo -bin $(BIN)/callboxd
+	$(BIN)/demo -bin $(BIN)/$(NATIVE)/callboxd
 
 vet: deps ## gofmt, go vet (with and without cgo)
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
@@ -41,6 +70,32 @@ test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1), 
 
 bench: deps ## benchmarks: figures, never pass/fail
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+cross-deps: deps
+	$(call need-pkgs,gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+
+arm64: cross-deps ## cross-build callboxd and callbox for linux/arm64 (cgo) into bin/linux-arm64/
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GOBUILD) -o $(BIN)/linux-arm64/ ./cmd/callboxd ./cmd/callbox
+	@file $(BIN)/linux-arm64/callboxd $(BIN)/linux-arm64/callbox 2>/dev/null || true
+
+# libasound2:arm64 unpacked (not installed) for the ALSA tests under qemu-user.
+$(ARM64_SYSROOT)/.done:
+	@mkdir -p $(ARM64_SYSROOT)/debs
+	@dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && $(APT) update -q; }
+	cd $(ARM64_SYSROOT)/debs && apt-get download libasound2:arm64
+	for d in $(ARM64_SYSROOT)/debs/*.deb; do dpkg -x $$d $(ARM64_SYSROOT); done
+	touch $@
+
+test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA via unpacked libasound2:arm64)
+	$(call need-pkgs,qemu-user-static file)
+	$(MAKE) --no-print-directory $(ARM64_SYSROOT)/.done
+	$(MAKE) --no-print-directory arm64
+	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -version
+	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
+	# test/process runs daemons, not test binaries: it stays native.
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
+	LD_LIBRARY_PATH=$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu \
+	$(GO) test -count=1 -timeout 20m -exec '$(QEMU_ARM64)' $$($(GO) list ./... | grep -v /test/process)
 
 clean: ## remove build outputs
 	rm -rf $(BIN) demo-out

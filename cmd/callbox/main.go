@@ -17,6 +17,7 @@ import (
 )
 
 const usage = `usage: callbox [-socket PATH] COMMAND [ARGS]
+       callbox -version
 
 commands:
   status [--json]                  state, peer and live call figures
@@ -33,6 +34,12 @@ commands:
 The socket defaults to $CALLBOX_SOCKET or /run/callbox/control.sock.
 `
 
+// version and commit are stamped by the build (-ldflags "-X main.version=...").
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -46,8 +53,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		def = "/run/callbox/control.sock"
 	}
 	sock := fs.String("socket", def, "control socket of the daemon")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "callbox %s (commit %s)\n", version, commit)
+		return 0
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()

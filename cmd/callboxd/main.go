@@ -12,8 +12,11 @@ import (
 	"syscall"
 )
 
-// version is stamped by the build (-ldflags "-X main.version=...").
-var version = "dev"
+// version and commit are stamped by the build (-ldflags "-X main.version=...").
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -22,7 +25,7 @@ func main() {
 func run(args []string) int {
 	cfg, showVersion, err := loadConfig(args)
 	if showVersion {
-		fmt.Println("callboxd", version)
+		fmt.Printf("callboxd %s (commit %s)\n", version, commit)
 		return 0
 	}
 	var ce *ConfigError
