@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
 )
@@ -55,8 +56,13 @@ type AudioConfig struct {
 
 // GPIOConfig selects the button and LED.
 type GPIOConfig struct {
-	Button string `toml:"button"` // "sim": pressed with `callbox press`
-	LED    string `toml:"led"`    // "sim": shown in `callbox status`
+	Button          string `toml:"button"`            // "sim" (pressed with `callbox press`) or a line: "GPIO17", "gpiochip0:17"
+	ButtonActiveLow bool   `toml:"button_active_low"` // pressed reads low (button to ground, pull-up)
+	ButtonPull      string `toml:"button_pull"`       // up, down, none
+	LED             string `toml:"led"`               // "sim" (shown in `callbox status`), "none" or a line
+	LEDActiveLow    bool   `toml:"led_active_low"`    // the LED lights when the line is low
+	DebounceMs      int    `toml:"debounce_ms"`       // a level must hold this long to count
+	LongPressMs     int    `toml:"long_press_ms"`     // held this long: a long press
 }
 
 // RecordConfig makes the daemon keep what it receives, for tests and demos.
@@ -80,7 +86,8 @@ func defaultConfig() Config {
 			FPS: media.DefaultVideo.FPS, Quality: 75},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120},
-		GPIO:   GPIOConfig{Button: "sim", LED: "sim"},
+		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
+			DebounceMs: 30, LongPressMs: 3000},
 		Record: RecordConfig{MaxMB: 64},
 	}
 }
@@ -241,11 +248,30 @@ func (c Config) Validate() error {
 	if a.MaxMs < a.TargetMs+a.FrameMs || a.MaxMs > 2000 {
 		return fmt.Errorf("audio.max_ms: %d out of range target_ms+frame_ms (%d)..2000", a.MaxMs, a.TargetMs+a.FrameMs)
 	}
-	if c.GPIO.Button != "sim" {
-		return fmt.Errorf(`gpio.button: %q is not "sim" (GPIO is not in this build yet)`, c.GPIO.Button)
+	g := c.GPIO
+	if g.Button != "sim" {
+		if _, err := gpio.ParsePin(g.Button); err != nil {
+			return fmt.Errorf("gpio.button: %w", err)
+		}
 	}
-	if c.GPIO.LED != "sim" {
-		return fmt.Errorf(`gpio.led: %q is not "sim" (GPIO is not in this build yet)`, c.GPIO.LED)
+	switch g.ButtonPull {
+	case "up", "down", "none":
+	default:
+		return fmt.Errorf("gpio.button_pull: %q is not up, down or none", g.ButtonPull)
+	}
+	if g.LED != "sim" && g.LED != "none" {
+		if _, err := gpio.ParsePin(g.LED); err != nil {
+			return fmt.Errorf("gpio.led: %w", err)
+		}
+	}
+	if g.Button != "sim" && g.Button == g.LED {
+		return fmt.Errorf("gpio.led: %q is also the button's line", g.LED)
+	}
+	if g.DebounceMs < 1 || g.DebounceMs > 1000 {
+		return fmt.Errorf("gpio.debounce_ms: %d out of range 1..1000", g.DebounceMs)
+	}
+	if g.LongPressMs <= g.DebounceMs || g.LongPressMs > 60000 {
+		return fmt.Errorf("gpio.long_press_ms: %d out of range debounce_ms+1..60000", g.LongPressMs)
 	}
 	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
 		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/identity"
@@ -76,9 +77,15 @@ func (d *daemon) controlServer() *http.Server {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		// The press goes through the button's own event path, exactly as a
-		// finger on the simulated button would.
-		if !d.button.Press(req.Long) {
+		// A simulated button is pressed through its own event path, exactly
+		// as a finger would; with a real button the press acts directly.
+		if d.simBtn == nil {
+			ev := gpio.Press
+			if req.Long {
+				ev = gpio.LongPress
+			}
+			d.pressed(r.Context(), ev)
+		} else if !d.simBtn.Press(req.Long) {
 			writeErr(w, http.StatusServiceUnavailable, errors.New("button events queue full"))
 			return
 		}

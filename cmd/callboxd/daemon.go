@@ -45,8 +45,9 @@ type daemon struct {
 	cam     camera.Source
 	mic     audio.Source
 	speaker audio.Speaker
-	button  *gpio.SimButton
-	led     *gpio.SimLED
+	button  gpio.Button
+	simBtn  *gpio.SimButton // the button, when simulated: `callbox press` presses it
+	led     gpio.LED
 	play    *playout.Buffer
 	sink    *peerSink
 
@@ -140,8 +141,30 @@ func (d *daemon) openDevices() error {
 		rec = d.sink.arec
 	}
 	d.speaker = audio.NewClockedSpeaker(cfg.audioFormat(), rec)
-	d.button = gpio.NewSimButton()
-	d.led = gpio.NewSimLED()
+	g := cfg.GPIO
+	if g.Button == "sim" {
+		d.simBtn = gpio.NewSimButton()
+		d.button = d.simBtn
+	} else {
+		pull := g.ButtonPull
+		d.button, err = gpio.OpenButton(gpio.PinConfig{Line: g.Button, ActiveLow: g.ButtonActiveLow, Pull: pull},
+			gpio.DebounceConfig{Settle: time.Duration(g.DebounceMs) * time.Millisecond, LongPress: time.Duration(g.LongPressMs) * time.Millisecond},
+			d.log.With("component", "gpio"))
+		if err != nil {
+			return fmt.Errorf("button %s: %w", g.Button, err)
+		}
+	}
+	switch g.LED {
+	case "sim":
+		d.led = gpio.NewSimLED()
+	case "none":
+		d.led = gpio.NewBlinker(func(bool) error { return nil })
+	default:
+		d.led, err = gpio.OpenLED(gpio.PinConfig{Line: g.LED, ActiveLow: g.LEDActiveLow})
+		if err != nil {
+			return fmt.Errorf("led %s: %w", g.LED, err)
+		}
+	}
 	return nil
 }
 
@@ -404,16 +427,22 @@ func (d *daemon) buttonLoop(ctx context.Context) {
 			if !ok {
 				return
 			}
-			switch ev {
-			case gpio.Press:
-				if err := d.phone.Press(ctx); err != nil {
-					d.log.Warn("button press did nothing", "component", "gpio", "err", err)
-					d.flashError()
-				}
-			case gpio.LongPress:
-				d.log.Info("long press: button pairing is not in this build; use `callbox peers add`", "component", "gpio")
-			}
+			d.pressed(ctx, ev)
 		}
+	}
+}
+
+// pressed is what a button event does: a short press calls, answers or
+// hangs up; a long press is kept for pairing.
+func (d *daemon) pressed(ctx context.Context, ev gpio.Event) {
+	switch ev {
+	case gpio.Press:
+		if err := d.phone.Press(ctx); err != nil {
+			d.log.Warn("button press did nothing", "component", "gpio", "err", err)
+			d.flashError()
+		}
+	case gpio.LongPress:
+		d.log.Info("long press: button pairing is not in this build; use `callbox peers add`", "component", "gpio")
 	}
 }
 
