@@ -1,7 +1,8 @@
 // Package audio is callbox's microphone and speaker layer: the Source and
-// Speaker interfaces the daemon wires to a call, and simulated devices (a
-// voice-like test source that marks every frame, a silent source, a clocked
-// speaker, a bounded recorder and a checker) for running without hardware.
+// Speaker interfaces the daemon wires to a call, ALSA capture and playback
+// through malgo (cgo builds), and simulated devices (a voice-like test
+// source that marks every frame, a silent source, a clocked speaker, a
+// bounded recorder and a checker) for running without hardware.
 package audio
 
 import (
