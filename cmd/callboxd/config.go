@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
@@ -45,8 +46,9 @@ type VideoConfig struct {
 
 // AudioConfig selects the microphone and speaker and shapes playout.
 type AudioConfig struct {
-	Capture  string `toml:"capture"`  // "sim" (test signal) or "silent"
-	Playback string `toml:"playback"` // "sim" (clocked null speaker)
+	Capture  string `toml:"capture"`  // "sim" (test signal), "silent", "null" or an ALSA PCM name ("default", "hw:1,0")
+	Playback string `toml:"playback"` // "sim" (clocked speaker into nothing), "null" or an ALSA PCM name
+	Periods  int    `toml:"periods"`  // ALSA buffer length in periods (frames)
 	Rate     int    `toml:"rate"`
 	Channels int    `toml:"channels"`
 	FrameMs  int    `toml:"frame_ms"`
@@ -85,7 +87,8 @@ func defaultConfig() Config {
 		Video: VideoConfig{Device: "sim", Width: media.DefaultVideo.Width, Height: media.DefaultVideo.Height,
 			FPS: media.DefaultVideo.FPS, Quality: 75},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
-			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120},
+			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120,
+			Periods: audio.DefaultPeriods},
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
 			DebounceMs: 30, LongPressMs: 3000},
 		Record: RecordConfig{MaxMB: 64},
@@ -222,11 +225,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("video.precomputed: %d out of range 0..300", v.Precomputed)
 	}
 	a := c.Audio
-	if a.Capture != "sim" && a.Capture != "silent" {
-		return fmt.Errorf(`audio.capture: %q is not "sim" or "silent" (ALSA is not in this build yet)`, a.Capture)
+	if a.Capture == "" || len(a.Capture) > 255 {
+		return fmt.Errorf(`audio.capture: %q: want "sim", "silent", "null" or an ALSA PCM name`, a.Capture)
 	}
-	if a.Playback != "sim" {
-		return fmt.Errorf(`audio.playback: %q is not "sim" (ALSA is not in this build yet)`, a.Playback)
+	if a.Playback == "" || len(a.Playback) > 255 {
+		return fmt.Errorf(`audio.playback: %q: want "sim", "null" or an ALSA PCM name`, a.Playback)
+	}
+	if a.Periods < audio.MinPeriods || a.Periods > audio.MaxPeriods {
+		return fmt.Errorf("audio.periods: %d out of range %d..%d", a.Periods, audio.MinPeriods, audio.MaxPeriods)
 	}
 	switch a.Rate {
 	case 8000, 16000, 24000, 32000, 44100, 48000:

@@ -162,7 +162,7 @@ func (d *daemon) controlServer() *http.Server {
 func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ps := d.play.Stats()
 	d.mu.Lock()
-	cam, mic := d.camState, d.micState
+	cam, mic, spk := d.camState, d.micState, d.spkState
 	d.mu.Unlock()
 	writeJSON(w, http.StatusOK, control.Status{
 		Name:        d.cfg.Name,
@@ -173,7 +173,7 @@ func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		LED:         d.led.Pattern().String(),
 		Camera:      d.cfg.Video.Device + ": " + cam,
 		Microphone:  d.cfg.Audio.Capture + ": " + mic,
-		Speaker:     d.cfg.Audio.Playback,
+		Speaker:     d.cfg.Audio.Playback + ": " + spk,
 		Playout: control.Playout{
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,8 +44,7 @@ type daemon struct {
 	ln    net.Listener
 
 	cam     camera.Source
-	mic     audio.Source
-	speaker audio.Speaker
+	rec     io.Writer // where a simulated speaker records, or nil
 	button  gpio.Button
 	simBtn  *gpio.SimButton // the button, when simulated: `callbox press` presses it
 	led     gpio.LED
@@ -130,17 +130,9 @@ func (d *daemon) openDevices() error {
 	if err != nil {
 		return fmt.Errorf("camera %s: %w", cfg.Video.Device, err)
 	}
-	switch cfg.Audio.Capture {
-	case "sim":
-		d.mic = audio.NewTestSource(cfg.audioFormat())
-	case "silent":
-		d.mic = audio.NewSilentSource(cfg.audioFormat())
-	}
-	var rec io.Writer
 	if d.sink.arec != nil {
-		rec = d.sink.arec
+		d.rec = d.sink.arec
 	}
-	d.speaker = audio.NewClockedSpeaker(cfg.audioFormat(), rec)
 	g := cfg.GPIO
 	if g.Button == "sim" {
 		d.simBtn = gpio.NewSimButton()
@@ -171,9 +163,6 @@ func (d *daemon) openDevices() error {
 func (d *daemon) closeDevices() {
 	if d.cam != nil {
 		d.cam.Close()
-	}
-	if d.mic != nil {
-		d.mic.Close()
 	}
 	if d.button != nil {
 		d.button.Close()
@@ -390,31 +379,110 @@ func (d *daemon) videoLoop(ctx context.Context) {
 	}
 }
 
-func (d *daemon) audioLoop(ctx context.Context) {
-	d.setMic("ok")
-	for {
-		a, err := d.mic.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d.setMic("failed: " + err.Error())
-			d.log.Error("microphone stopped", "component", "audio", "err", err)
-			return
-		}
-		d.phone.SendAudio(a)
+func (d *daemon) openMic() (audio.Source, error) {
+	f := d.cfg.audioFormat()
+	switch d.cfg.Audio.Capture {
+	case "sim":
+		return audio.NewTestSource(f), nil
+	case "silent":
+		return audio.NewSilentSource(f), nil
 	}
+	return audio.OpenCapture(audio.ALSAConfig{Device: d.cfg.Audio.Capture, Format: f,
+		Periods: d.cfg.Audio.Periods, Logger: d.log.With("component", "audio")})
 }
 
+type closingSpeaker interface {
+	audio.Speaker
+	Close() error
+}
+
+func (d *daemon) openSpeaker() (closingSpeaker, error) {
+	f := d.cfg.audioFormat()
+	switch d.cfg.Audio.Playback {
+	case "sim", "silent":
+		return nopCloser{audio.NewClockedSpeaker(f, d.rec)}, nil
+	}
+	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
+		Periods: d.cfg.Audio.Periods, Logger: d.log.With("component", "audio")})
+}
+
+type nopCloser struct{ *audio.ClockedSpeaker }
+
+func (nopCloser) Close() error { return nil }
+
+// audioLoop feeds the microphone to the phone. A microphone that fails is
+// re-opened with backoff; meanwhile the call goes on without our audio.
+func (d *daemon) audioLoop(ctx context.Context) {
+	keepOpen(ctx, d.log, "microphone", d.setMic, func() (func() error, error) {
+		mic, err := d.openMic()
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			defer mic.Close()
+			for {
+				a, err := mic.Read(ctx)
+				if err != nil {
+					return err
+				}
+				d.phone.SendAudio(a)
+			}
+		}, nil
+	})
+}
+
+// speakerLoop plays the peer through the playout buffer, re-opening a
+// speaker that fails.
 func (d *daemon) speakerLoop(ctx context.Context) {
-	d.setSpk("ok")
 	fill := func(dst []int16) {
 		d.fills.Add(1)
 		d.play.Read(dst)
 	}
-	if err := d.speaker.Run(ctx, fill); err != nil && ctx.Err() == nil {
-		d.setSpk("failed: " + err.Error())
-		d.log.Error("speaker stopped", "component", "audio", "err", err)
+	keepOpen(ctx, d.log, "speaker", d.setSpk, func() (func() error, error) {
+		spk, err := d.openSpeaker()
+		if err != nil {
+			return nil, err
+		}
+		return func() error {
+			defer spk.Close()
+			if err := spk.Run(ctx, fill); err != nil {
+				return err
+			}
+			return ctx.Err()
+		}, nil
+	})
+}
+
+// keepOpen opens a device and runs it until ctx ends. When opening or
+// running fails it reports the device down and tries again after a backoff
+// that doubles from 0.5 s to 10 s (with jitter), and starts again from
+// 0.5 s once the device has run well for a minute: no busy loop, and a
+// device that comes back is used again without a restart.
+func keepOpen(ctx context.Context, log *slog.Logger, name string, setState func(string), open func() (run func() error, err error)) {
+	const first, most, healthy = 500 * time.Millisecond, 10 * time.Second, time.Minute
+	wait := first
+	for ctx.Err() == nil {
+		run, err := open()
+		if err == nil {
+			setState("ok")
+			began := time.Now()
+			err = run()
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(began) > healthy {
+				wait = first
+			}
+		}
+		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait)))
+		setState(fmt.Sprintf("down: %v; retrying in %v", err, jittered.Round(100*time.Millisecond)))
+		log.Error(name+" down", "component", "audio", "err", err, "retry_in", jittered.Round(100*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(jittered):
+		}
+		wait = min(2*wait, most)
 	}
 }
 

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# test/deb/run.sh [BINDIR VERSION]: build the amd64 callbox package, lint it,
+# and install, upgrade, remove and purge it inside a throwaway Debian 12
+# root (debootstrap minbase + systemd + libasound2, cached as a tarball in
+# ${XDG_CACHE_HOME:-$HOME/.cache}/callbox/). Needs root (chroot), and
+# debootstrap, lintian and systemd-analyze on the host. The host's /etc,
+# /var and systemd are never touched: every maintainer script runs inside
+# the chroot, and nothing is mounted.
+#
+# BINDIR holds stripped amd64 callboxd and callbox (make build); without
+# arguments the script builds them itself into its work directory.
+# CALLBOX_DEB_MIRROR overrides the Debian mirror for the first, cold run.
+#
+# Three rounds, each on a fresh copy of the root:
+#   A  systemd not running (a chroot, an image build): install, reinstall,
+#      upgrade with an edited conffile and an identity key, remove, purge.
+#   B  systemd "running": /run/systemd/system exists and systemctl is a stub
+#      that logs; checks start, restart on upgrade, an admin's disable
+#      surviving an upgrade, stop on remove.
+#   C  fallbacks: no systemd-sysusers and no init-system-helpers, so the
+#      user comes from useradd and the enable link is made by hand.
+set -euo pipefail
+
+[ "$(id -u)" = 0 ] || { echo "test/deb: must run as root (chroot)" >&2; exit 1; }
+for t in dpkg-deb debootstrap lintian systemd-analyze chroot tar gzip; do
+	command -v "$t" >/dev/null || {
+		echo "test/deb: $t is missing: apt-get install debootstrap lintian systemd" >&2
+		exit 1
+	}
+done
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=$top/packaging/deb/build.sh
+suite=bookworm
+include=systemd,libasound2
+mirror=${CALLBOX_DEB_MIRROR:-http://deb.debian.org/debian}
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/callbox
+tarball=$cache/debootstrap-$suite-minbase-${include//,/-}.tar.gz
+started=$(date +%s)
+
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/callbox-deb-test.XXXXXX")
+root=$work/root
+cleanup() {
+	# Nothing is mounted by this script; refuse to delete if something is.
+	if grep -q " $work/" /proc/mounts; then
+		echo "test/deb: mounts left under $work, not deleting it" >&2
+		return
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+# check DESCRIPTION SHELL-CODE: run the code (eval, in this shell), count
+# the result.
+check() {
+	if eval "$2"; then ok "$1"; else bad "$1"; fi
+}
+# in_root COMMAND...: run COMMAND inside the chroot with a clean environment.
+in_root() {
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C \
+		DEBIAN_FRONTEND=noninteractive chroot "$root" "$@"
+}
+dpkg_in() { in_root dpkg --force-confold "$@" >>"$work/dpkg.log" 2>&1; }
+
+# Pinned once, so that a commit landing during the run cannot make two
+# builds differ.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/dev/null || date +%s)}
+export SOURCE_DATE_EPOCH
+
+# --- binaries and packages ---------------------------------------------
+if [ $# -ge 2 ]; then
+	bindir=$1
+	version=$2
+else
+	bindir=$work/bin
+	version=0.1.0+test
+	echo "building callboxd and callbox into $bindir"
+	(cd "$top" && CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -I$top/device/camera/v4l2shim" \
+		go build -trimpath -buildmode=pie -ldflags "-s -w -bindnow -X main.version=$version" \
+		-o "$bindir/" ./cmd/callboxd ./cmd/callbox)
+fi
+# The upgrade: the same binaries under a higher version.
+version2=$version+up1
+dpkg --compare-versions "$version2" gt "$version"
+
+deb1=$("$build" amd64 "$bindir" "$version" "$work/out1")
+deb2=$("$build" amd64 "$bindir" "$version2" "$work/out2")
+again=$("$build" amd64 "$bindir" "$version" "$work/out3")
+check "two builds of one version are byte-identical" 'cmp -s "$deb1" "$again"'
+
+check "lintian: no error or warning" \
+	'lintian --fail-on error,warning "$deb1" "$deb2" >"$work/lintian.log" 2>&1'
+grep -v 'running with root privileges' "$work/lintian.log" || true
+
+# Contents: exactly these files, everything root:root 0755 or 0644.
+dpkg-deb --fsys-tarfile "$deb1" | tar -tvf - >"$work/contents"
+check "contents: every entry root/root, 0755 or 0644" \
+	'awk '\''$2 != "root/root" || $1 !~ /^(drwxr-xr-x|-rwxr-xr-x|-rw-r--r--)$/ { print; bad = 1 }
+	END { exit bad }'\'' "$work/contents"'
+awk '$1 !~ /^d/ { print $6 }' "$work/contents" | sort >"$work/files"
+cat >"$work/want" <<'LIST'
+./etc/callbox/callbox.toml
+./usr/bin/callbox
+./usr/bin/callboxd
+./usr/lib/systemd/system/callbox.service
+./usr/lib/sysusers.d/callbox.conf
+./usr/lib/tmpfiles.d/callbox.conf
+./usr/share/doc/callbox/README.md
+./usr/share/doc/callbox/changelog.gz
+./usr/share/doc/callbox/copyright
+./usr/share/lintian/overrides/callbox
+./usr/share/man/man1/callbox.1.gz
+./usr/share/man/man8/callboxd.8.gz
+LIST
+check "contents: exactly the expected files" 'diff -u "$work/want" "$work/files"'
+check "control: conffiles lists /etc/callbox/callbox.toml" \
+	'dpkg-deb --info "$deb1" conffiles | grep -qx /etc/callbox/callbox.toml'
+check "control: Version is $version" '[ "$(dpkg-deb --field "$deb1" Version)" = "$version" ]'
+
+# man_has_flags BINARY MANPAGE: the page names every flag of the binary.
+man_has_flags() {
+	local f esc missing=""
+	for f in $("$1" -h 2>&1 | sed -n 's/^  -\([a-z-]*\).*/\1/p'); do
+		esc="\\-${f//-/\\-}"
+		grep -qE -- "^\.BI? $(printf '%s' "$esc" | sed 's/\\/\\\\/g')( |\$)" "$2" ||
+			missing="$missing -$f"
+	done
+	[ -z "$missing" ] || { echo "  $2 lacks:$missing"; return 1; }
+}
+check "callboxd.8 documents every callboxd flag" \
+	'man_has_flags "$bindir/callboxd" "$top/packaging/deb/callboxd.8"'
+check "callbox.1 documents every callbox flag" \
+	'man_has_flags "$bindir/callbox" "$top/packaging/deb/callbox.1"'
+
+# --- the throwaway root ------------------------------------------------------
+if [ ! -f "$tarball" ]; then
+	echo "no cached root: debootstrap $suite from $mirror (once)"
+	mkdir -p "$cache"
+	debootstrap --variant=minbase --include="$include" "$suite" "$work/boot" "$mirror" \
+		>"$work/debootstrap.log" 2>&1 || {
+		tail -20 "$work/debootstrap.log"
+		exit 1
+	}
+	rm -rf "$work/boot"/var/cache/apt/archives/*.deb "$work/boot"/var/lib/apt/lists/*
+	tar -C "$work/boot" --numeric-owner -cf - . | gzip -1 >"$tarball.tmp"
+	mv "$tarball.tmp" "$tarball"
+	rm -rf "$work/boot"
+	echo "cached it as $tarball"
+fi
+
+wants=/etc/systemd/system/multi-user.target.wants/callbox.service
+unit=/usr/lib/systemd/system/callbox.service
+fresh_root() {
+	rm -rf "$root"
+	mkdir "$root"
+	tar -C "$root" --numeric-owner -xzf "$tarball"
+	cp "$deb1" "$root/tmp/v1.deb"
+	cp "$deb2" "$root/tmp/v2.deb"
+	# systemctl is replaced by a stub that logs every call. It answers the
+	# runtime verbs itself (nothing starts) and hands the unit-file verbs
+	# (preset, enable, is-enabled, ...) to the real one, offline.
+	local sc
+	sc=$(in_root sh -c 'command -v systemctl')
+	mv "$root$sc" "$root$sc.real"
+	cat >"$root$sc" <<STUB
+#!/bin/sh
+echo "\$*" >>/tmp/systemctl.log
+for a; do case \$a in -*) ;; *) verb=\$a; break ;; esac; done
+case \$verb in
+start | stop | restart | try-restart | reload | daemon-reload) exit 0 ;;
+is-active) exit 3 ;;
+esac
+SYSTEMD_OFFLINE=1 exec $sc.real "\$@"
+STUB
+	chmod 0755 "$root$sc"
+	: >"$root/tmp/systemctl.log"
+}
+status_of() { in_root dpkg-query -W -f='${Status} ${Version}' callbox 2>/dev/null || true; }
+mode_of() { in_root stat -c '%a %U:%G' "$1"; }
+log_has() { grep -qE "$1" "$root/tmp/systemctl.log"; }
+# no_runtime_calls: systemctl was asked to start, stop or reload nothing.
+no_runtime_calls() {
+	! grep -E '(^| )(start|stop|restart|try-restart|reload|daemon-reload)( |$)' "$root/tmp/systemctl.log"
+}
+enabled_link_ok() { # the link exists and points at our unit inside the root
+	local t
+	t=$(readlink "$root$wants") || return 1
+	[ -f "$root$t" ] && cmp -s "$root$t" "$root$unit"
+}
+user_ok() {
+	in_root getent passwd callbox |
+		grep -qE '^callbox:x:[0-9]+:[0-9]+:[^:]*:/var/lib/callbox:/usr/sbin/nologin$'
+}
+groups_ok() {
+	local g want
+	g=" $(in_root id -nG callbox) "
+	for want in callbox video audio gpio; do
+		case $g in *" $want "*) ;; *)
+			echo "  groups:$g"
+			return 1
+			;;
+		esac
+	done
+}
+one_user() { [ "$(grep -c '^callbox:' "$root/etc/passwd")" = 1 ]; }
+state_ok() { [ "$(mode_of /var/lib/callbox)" = "700 callbox:callbox" ]; }
+key_kept() { [ "$(cat "$root/var/lib/callbox/key.pem")" = KEY ]; }
+conf_edited() { grep -qx 'name = "hall"' "$root/etc/callbox/callbox.toml"; }
+purged() { [ ! -e "$root/etc/callbox" ] && [ ! -e "$root/var/lib/callbox" ] && [ ! -L "$root$wants" ]; }
+
+# --- A: systemd not running --------------------------------------------------
+echo "# A: install into a chroot (systemd not running)"
+fresh_root
+check "A install v1" 'dpkg_in -i /tmp/v1.deb'
+check "A status: installed $version" '[ "$(status_of)" = "install ok installed $version" ]'
+for f in /usr/bin/callboxd /usr/bin/callbox; do
+	check "A $f 0755 root" '[ "$(mode_of $f)" = "755 root:root" ]'
+done
+for f in $unit /usr/lib/sysusers.d/callbox.conf /usr/lib/tmpfiles.d/callbox.conf \
+	/etc/callbox/callbox.toml /usr/share/doc/callbox/copyright; do
+	check "A $f 0644 root" '[ "$(mode_of $f)" = "644 root:root" ]'
+done
+check "A conffile registered with its md5" \
+	'in_root dpkg-query -W -f="\${Conffiles}" callbox |
+	grep -qx " /etc/callbox/callbox.toml $(md5sum <"$root/etc/callbox/callbox.toml" | cut -c1-32)"'
+check "A dpkg --verify: files match md5sums" 'in_root dpkg --verify callbox'
+check "A user callbox: home /var/lib/callbox, shell nologin" user_ok
+check "A user callbox in groups callbox video audio gpio" groups_ok
+check "A /var/lib/callbox 0700 callbox:callbox" state_ok
+check "A enabled: multi-user.target.wants link to the unit" enabled_link_ok
+check "A systemd-analyze verify --root is silent" \
+	'out=$(systemd-analyze verify --man=no --root="$root" callbox.service 2>&1) &&
+	[ -z "$out" ] || { echo "$out"; false; }'
+check "A callboxd --version runs inside" 'in_root callboxd --version | grep -qF "$version"'
+check "A callbox -version runs inside" 'in_root callbox -version | grep -qF "$version"'
+check "A no start, stop or reload while systemd is not running" no_runtime_calls
+
+check "A reinstall v1 (postinst configure again)" 'dpkg_in -i /tmp/v1.deb'
+# deb-systemd-helper insists on the environment dpkg gives maintainer scripts.
+postinst_by_hand() {
+	in_root env DPKG_MAINTSCRIPT_PACKAGE=callbox DPKG_MAINTSCRIPT_NAME=postinst \
+		/var/lib/dpkg/info/callbox.postinst configure "$version" >>"$work/dpkg.log" 2>&1
+}
+check "A postinst configure by hand, twice" 'postinst_by_hand && postinst_by_hand'
+check "A still one callbox user, groups intact" 'one_user && groups_ok && state_ok'
+
+# The admin edits the config; the daemon has made its identity key.
+echo 'name = "hall"' >>"$root/etc/callbox/callbox.toml"
+echo KEY >"$root/var/lib/callbox/key.pem"
+in_root chown callbox:callbox /var/lib/callbox/key.pem
+in_root chmod 0600 /var/lib/callbox/key.pem
+check "A upgrade to $version2" 'dpkg_in -i /tmp/v2.deb'
+check "A status: installed $version2" '[ "$(status_of)" = "install ok installed $version2" ]'
+check "A upgrade kept the edited conffile, no .dpkg-* left" \
+	'conf_edited && ! ls "$root"/etc/callbox/*.dpkg-* 2>/dev/null | grep -q .'
+check "A upgrade kept the identity key 0600 callbox" \
+	'key_kept && [ "$(mode_of /var/lib/callbox/key.pem)" = "600 callbox:callbox" ] && state_ok'
+
+check "A remove" 'dpkg_in -r callbox'
+check "A status: config-files" '[ "$(status_of)" = "deinstall ok config-files $version2" ]'
+check "A remove deleted binaries and unit" '[ ! -e "$root/usr/bin/callboxd" ] && [ ! -e "$root$unit" ]'
+check "A remove kept /etc/callbox/callbox.toml (edited)" conf_edited
+check "A remove kept /var/lib/callbox and the key" 'state_ok && key_kept'
+check "A remove kept the user" 'in_root getent passwd callbox >/dev/null'
+
+check "A purge" 'dpkg_in -P callbox'
+check "A purge: package unknown to dpkg" '! status_of | grep -q installed'
+check "A purge removed /etc/callbox, /var/lib/callbox, the link" purged
+check "A purge removed deb-systemd-helper's state" \
+	'! ls "$root"/var/lib/systemd/deb-systemd-helper-enabled/ 2>/dev/null | grep -q callbox'
+check "A purge kept the user (Debian practice)" 'in_root getent passwd callbox >/dev/null'
+check "A no start, stop or reload in the whole round" no_runtime_calls
+
+# --- B: systemd running (stub) -----------------------------------------------
+echo "# B: systemd running (a stub systemctl logs what it is asked)"
+fresh_root
+mkdir -p "$root/run/systemd/system"
+check "B install v1" 'dpkg_in -i /tmp/v1.deb'
+check "B install: daemon-reload, then start" \
+	'log_has daemon-reload && log_has "(^| )start callbox\.service$"'
+: >"$root/tmp/systemctl.log"
+check "B upgrade to $version2" 'dpkg_in -i /tmp/v2.deb'
+check "B upgrade: restart, no stop" \
+	'log_has "(^| )restart callbox\.service$" && ! log_has "(^| )stop callbox"'
+# The admin disables the unit: what systemctl disable does to the link.
+rm -f "$root$wants"
+: >"$root/tmp/systemctl.log"
+check "B reinstall after the admin's disable" 'dpkg_in -i /tmp/v2.deb'
+check "B the admin's disable survives: no link, no (re)start" \
+	'[ ! -L "$root$wants" ] && ! log_has "(^| )(re)?start callbox"'
+: >"$root/tmp/systemctl.log"
+check "B remove" 'dpkg_in -r callbox'
+check "B remove: stop, then daemon-reload" \
+	'grep -E "stop callbox|daemon-reload" "$root/tmp/systemctl.log" | tr "\n" " " |
+	grep -qE "stop callbox\.service .*daemon-reload"'
+check "B remove kept /var/lib/callbox" 'test -d "$root/var/lib/callbox"'
+check "B purge" 'dpkg_in -P callbox'
+check "B purge removed /etc/callbox, /var/lib/callbox" \
+	'[ ! -e "$root/etc/callbox" ] && [ ! -e "$root/var/lib/callbox" ]'
+
+# --- C: fallbacks ------------------------------------------------------------
+echo "# C: no systemd-sysusers, no init-system-helpers"
+fresh_root
+for t in systemd-sysusers deb-systemd-helper deb-systemd-invoke; do
+	p=$(in_root sh -c "command -v $t")
+	mv "$root$p" "$root$p.hidden"
+done
+check "C install v1" 'dpkg_in -i /tmp/v1.deb'
+check "C user callbox (useradd): home, shell" user_ok
+check "C user callbox in groups callbox video audio gpio" groups_ok
+check "C gpio is a system group" '[ "$(in_root getent group gpio | cut -d: -f3)" -lt 1000 ]'
+check "C /var/lib/callbox 0700 callbox:callbox" state_ok
+check "C enabled by a hand-made link" enabled_link_ok
+check "C upgrade to $version2" 'dpkg_in -i /tmp/v2.deb'
+check "C still one callbox user, groups intact" 'one_user && groups_ok'
+check "C purge" 'dpkg_in -P callbox'
+check "C purge removed /etc/callbox, /var/lib/callbox, the link" purged
+
+echo "deb test took $(($(date +%s) - started)) s"
+if [ "$fail" -gt 0 ]; then
+	echo "--- dpkg output"
+	cat "$work/dpkg.log"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,136 @@
+package process
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/internal/testbox"
+	"github.com/callbox/callbox/stream/media"
+)
+
+// A box configured with real ALSA PCMs (alsa-lib's file plugin over FIFOs
+// this test paces in real time) carries what its microphone captured to the
+// peer and plays what the peer sent.
+func TestDaemonWithALSADevices(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "mic.fifo"), filepath.Join(dir, "speaker.fifo")
+	for _, p := range []string{in, out} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := filepath.Join(dir, "asoundrc")
+	os.WriteFile(rc, []byte(fmt.Sprintf(`
+pcm.callbox_mic {
+	type file
+	slave.pcm { type null }
+	format "raw"
+	file "/dev/null"
+	infile %q
+}
+pcm.callbox_speaker {
+	type file
+	slave.pcm { type null }
+	format "raw"
+	file %q
+}
+`, in, out)), 0o600)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	f := media.DefaultAudio
+	// The microphone: test frames at their real pace.
+	go func() {
+		w, err := os.OpenFile(in, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer w.Close()
+		tick := time.NewTicker(f.FrameDuration())
+		defer tick.Stop()
+		buf := make([]byte, 2*f.FrameLen())
+		for i := uint32(0); i < 100*60; i++ { // at most a minute
+			for j, v := range audio.TestFrame(f, i) {
+				binary.LittleEndian.PutUint16(buf[2*j:], uint16(v))
+			}
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	// The speaker: read at the real pace, keep what was played.
+	played := make(chan []int16, 1)
+	go func() {
+		var got []int16
+		defer func() { played <- got }()
+		r, err := os.OpenFile(out, os.O_RDONLY, 0)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		tick := time.NewTicker(f.FrameDuration())
+		defer tick.Stop()
+		buf := make([]byte, 2*f.FrameLen())
+		for len(got) < 60*f.Rate { // at most a minute
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return
+			}
+			for j := 0; j < len(buf); j += 2 {
+				got = append(got, int16(binary.LittleEndian.Uint16(buf[j:])))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+
+	a := start(t, "hall", testbox.Options{
+		AutoAnswer: true,
+		Env:        []string{"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + rc},
+		Extra:      "[audio]\ncapture = \"callbox_mic\"\nplayback = \"callbox_speaker\"\n",
+	})
+	b := start(t, "door", testbox.Options{AutoAnswer: true, RecordAudio: true})
+	pair(t, a, b)
+	st := waitState(t, a, "idle", time.Second)
+	for deadline := time.Now().Add(10 * time.Second); st.Microphone != "callbox_mic: ok" || st.Speaker != "callbox_speaker: ok"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("ALSA devices not up: microphone %q, speaker %q", st.Microphone, st.Speaker)
+		}
+		time.Sleep(50 * time.Millisecond)
+		st, _ = a.Status(t.Context())
+	}
+	a.Press(t.Context())
+	waitState(t, b, "in call", 10*time.Second)
+	time.Sleep(3 * time.Second)
+	a.Press(t.Context())
+	waitState(t, b, "idle", 5*time.Second)
+	time.Sleep(1500 * time.Millisecond) // the FIFO and ALSA buffers drain
+	a.Stop()
+	cancel()
+
+	// What hall's microphone heard reached door's speaker, intact and in order.
+	rep := checkAudio(t, b, 100)
+	t.Logf("door played from hall's ALSA microphone: %v", rep)
+	// What door sent came out of hall's ALSA speaker.
+	got := <-played
+	rep = audio.Check(f, got)
+	if rep.Bad != 0 || rep.OutOfOrder != 0 || rep.Good < 100 {
+		t.Fatalf("hall's ALSA speaker played %v; want ≥ 100 good frames, none bad or out of order", rep)
+	}
+	t.Logf("hall's ALSA speaker played: %v", rep)
+}
