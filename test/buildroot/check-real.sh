@@ -146,12 +146,19 @@ for def in "$ext"/configs/*_defconfig; do
 	echo "check-real: $name ok (callbox $v, Go $brgo)"
 done
 
-# buildroot's own linter, when its Python modules are there.
-if python3 -c 'import magic, flake8' 2>/dev/null; then
-	(cd "$ext" && python3 "$src/utils/check-package" --br2-external \
+# buildroot's own linter, when a python3 with its modules is there.
+py=
+for p in python3 /usr/bin/python3; do
+	if command -v "$p" >/dev/null && "$p" -c 'import magic, flake8' 2>/dev/null; then
+		py=$p
+		break
+	fi
+done
+if [ -n "$py" ]; then
+	(cd "$ext" && "$py" "$src/utils/check-package" --br2-external \
 		Config.in external.mk external.desc package/*/* configs/*) ||
 		fail "utils/check-package found problems"
-	echo "check-package: ok"
+	echo "check-real: utils/check-package ok"
 else
 	echo "check-real: skipped utils/check-package (needs python3-magic and flake8)"
 fi
