@@ -1,6 +1,8 @@
-// Package camera provides video frame sources for callbox: a synthetic test
-// camera that draws real JPEGs, replay of MJPEG files, a recorder, and the
-// JPEG checks every driver's frames go through before they leave the box.
+// Package camera provides video frame sources for callbox: V4L2 cameras
+// through go4vl (MJPEG, or raw YUV encoded to JPEG; cgo builds), a wrapper
+// that re-opens a camera that went away, a synthetic test camera that draws
+// real JPEGs, replay of MJPEG files, a recorder, and the JPEG checks every
+// driver's frames go through before they leave the box.
 package camera
 
 import (

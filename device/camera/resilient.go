@@ -1,0 +1,354 @@
+package camera
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callbox/callbox/stream/media"
+)
+
+// ResilientConfig configures a Resilient source. The zero value is valid.
+type ResilientConfig struct {
+	// MinBackoff is the wait before the first retry; 0 means 500 ms.
+	MinBackoff time.Duration
+	// MaxBackoff caps the doubling wait; 0 means 10 s.
+	MaxBackoff time.Duration
+	// HealthyAfter is how long a source must have run before its failure
+	// starts the backoff over at MinBackoff; 0 means 1 minute.
+	HealthyAfter time.Duration
+	// Format is what Format reports before a source was ever opened;
+	// zero means media.DefaultVideo.
+	Format media.VideoFormat
+	// OnChange, if set, is called with every new State, in order, from
+	// the goroutine that owns the source. It must not block.
+	OnChange func(state string)
+	// Logger receives state changes; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate reports a field outside its allowed range.
+func (c ResilientConfig) Validate() error {
+	switch {
+	case c.MinBackoff < 0:
+		return fmt.Errorf("camera: resilient: min backoff %v is negative", c.MinBackoff)
+	case c.MaxBackoff < 0:
+		return fmt.Errorf("camera: resilient: max backoff %v is negative", c.MaxBackoff)
+	case c.MaxBackoff > 0 && c.MaxBackoff < c.MinBackoff:
+		return fmt.Errorf("camera: resilient: max backoff %v below min backoff %v", c.MaxBackoff, c.MinBackoff)
+	case c.HealthyAfter < 0:
+		return fmt.Errorf("camera: resilient: healthy-after %v is negative", c.HealthyAfter)
+	}
+	if c.Format != (media.VideoFormat{}) {
+		if err := c.Format.Validate(); err != nil {
+			return fmt.Errorf("camera: resilient: format: %w", err)
+		}
+	}
+	return nil
+}
+
+// ResilientStats counts what a Resilient source did since it was made.
+type ResilientStats struct {
+	// Captured counts frames returned by Read; Skipped frames the sources
+	// skipped plus frames replaced here before Read took them; Broken is
+	// summed over every source opened.
+	Stats
+	Opens    uint64 // successful opens
+	Failures uint64 // failed opens plus sources that failed while running
+}
+
+// Resilient is a Source that keeps a camera open: when opening fails or the
+// open source fails, it closes it and tries again after a backoff that
+// doubles from MinBackoff to MaxBackoff with ±20% jitter, starting over once
+// a source had run for HealthyAfter. It never retries in a busy loop.
+//
+// One goroutine owns the source and reads it continuously into a one-frame
+// slot; the queue to Read is that slot, latest wins (a frame Read did not
+// take before the next one is dropped and counted as skipped). While the
+// camera is down Read simply blocks, so a call goes on with audio only. Seq
+// is renumbered here: it counts the frames Read returned across reopens.
+type Resilient struct {
+	open func(ctx context.Context) (Source, error)
+	cfg  ResilientConfig
+	log  *slog.Logger
+	jit  func() float64 // in [0,1); tests may replace it before the first wait
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	closed chan struct{} // closed by Close
+	done   chan struct{} // closed when the owner goroutine returns
+	once   sync.Once
+
+	delivered, replaced, opens, failures atomic.Uint64
+
+	mu       sync.Mutex
+	state    string
+	format   media.VideoFormat
+	src      Source // the open source, nil while down
+	base     Stats  // Skipped and Broken of the sources already closed
+	slot     *media.Frame
+	closeErr error
+
+	ready chan struct{} // capacity 1: a frame arrived
+
+	seq uint32 // reader-owned
+}
+
+var _ Source = (*Resilient)(nil)
+
+// statser is a source that counts what it did (V4L2, Synthetic, Replay).
+type statser interface{ Stats() Stats }
+
+// describer is a source that names its negotiated format (V4L2).
+type describer interface{ Describe() string }
+
+// NewResilient starts keeping the source made by open (called with a
+// context that ends at Close; e.g. a closure around OpenV4L2) open. It
+// returns at once; the first open happens on the owner goroutine, and
+// State reports how it went. Fields Validate would reject are replaced by
+// their defaults (check with Validate first to report them).
+func NewResilient(open func(ctx context.Context) (Source, error), cfg ResilientConfig) *Resilient {
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.MinBackoff)
+	if cfg.HealthyAfter <= 0 {
+		cfg.HealthyAfter = time.Minute
+	}
+	if cfg.Format == (media.VideoFormat{}) || cfg.Format.Validate() != nil {
+		cfg.Format = media.DefaultVideo
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Resilient{
+		open:   open,
+		cfg:    cfg,
+		log:    log.With("component", "camera"),
+		jit:    rand.Float64,
+		ctx:    ctx,
+		cancel: cancel,
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+		state:  "starting",
+		format: cfg.Format,
+		ready:  make(chan struct{}, 1),
+	}
+	go r.run()
+	return r
+}
+
+// backoff returns the wait before retry number n (0 for the first).
+func (r *Resilient) backoff(n int) time.Duration {
+	d := r.cfg.MinBackoff
+	for i := 0; i < n && d < r.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.MaxBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*r.jit()))
+}
+
+// run is the owner goroutine: open, read until failure, back off, repeat.
+func (r *Resilient) run() {
+	defer close(r.done)
+	retry := 0
+	for {
+		src, err := r.open(r.ctx)
+		if r.ctx.Err() != nil {
+			if err == nil && src != nil {
+				r.closeSource(src)
+			}
+			return
+		}
+		if err == nil && src == nil {
+			err = fmt.Errorf("camera: open returned no source")
+		}
+		if err == nil {
+			r.opens.Add(1)
+			opened := time.Now()
+			r.mu.Lock()
+			r.src, r.format = src, src.Format()
+			r.mu.Unlock()
+			r.setState("ok " + describe(src))
+			err = r.pump(src)
+			r.closeSource(src)
+			if r.ctx.Err() != nil {
+				return
+			}
+			if time.Since(opened) >= r.cfg.HealthyAfter {
+				retry = 0
+			}
+		}
+		r.failures.Add(1)
+		d := r.backoff(retry)
+		retry++
+		r.setState(fmt.Sprintf("down: %v; retrying in %v", err, d.Round(100*time.Millisecond)))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// describe names a source's format for State.
+func describe(src Source) string {
+	if d, ok := src.(describer); ok {
+		if s := d.Describe(); s != "" {
+			return s
+		}
+	}
+	f := src.Format()
+	return fmt.Sprintf("%dx%d %d fps", f.Width, f.Height, f.FPS)
+}
+
+// pump reads src into the slot until it fails or Close.
+func (r *Resilient) pump(src Source) error {
+	for {
+		f, err := src.Read(r.ctx)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		if r.slot != nil {
+			r.replaced.Add(1)
+		}
+		r.slot = &f
+		r.mu.Unlock()
+		select {
+		case r.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// closeSource closes src and folds its counters into the base.
+func (r *Resilient) closeSource(src Source) {
+	err := src.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := src.(statser); ok {
+		st := s.Stats()
+		r.base.Skipped += st.Skipped
+		r.base.Broken += st.Broken
+	}
+	if r.src == src {
+		r.src = nil
+	}
+	r.slot = nil // a frame from before a failure is not worth showing
+	if err != nil {
+		r.log.Warn("closing camera", "err", err)
+	}
+	r.closeErr = err
+}
+
+// setState records and reports a new state.
+func (r *Resilient) setState(s string) {
+	r.mu.Lock()
+	changed := s != r.state
+	r.state = s
+	r.mu.Unlock()
+	if !changed {
+		return
+	}
+	if len(s) >= 4 && s[:4] == "down" {
+		r.log.Warn("camera " + s)
+	} else {
+		r.log.Info("camera " + s)
+	}
+	if r.cfg.OnChange != nil {
+		r.cfg.OnChange(s)
+	}
+}
+
+// State describes the camera now: "starting", "ok 640x480 MJPEG 30 fps", or
+// "down: <error>; retrying in 4s". Safe from any goroutine.
+func (r *Resilient) State() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+// Read blocks until a frame not returned before is available, ctx ends
+// (ctx.Err()) or Close (ErrClosed); it never returns a camera failure, it
+// waits for the camera to come back. One reader at a time.
+func (r *Resilient) Read(ctx context.Context) (media.Frame, error) {
+	for {
+		select {
+		case <-r.closed:
+			return media.Frame{}, ErrClosed
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return media.Frame{}, err
+		}
+		r.mu.Lock()
+		f := r.slot
+		r.slot = nil
+		r.mu.Unlock()
+		if f != nil {
+			f.Seq = r.seq
+			r.seq++
+			r.delivered.Add(1)
+			return *f, nil
+		}
+		select {
+		case <-r.ready:
+		case <-ctx.Done():
+			return media.Frame{}, ctx.Err()
+		case <-r.closed:
+			return media.Frame{}, ErrClosed
+		}
+	}
+}
+
+// Format returns the format of the open source, else of the last one, else
+// ResilientConfig.Format. Safe from any goroutine.
+func (r *Resilient) Format() media.VideoFormat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.format
+}
+
+// Stats returns counters; safe from any goroutine.
+func (r *Resilient) Stats() ResilientStats {
+	r.mu.Lock()
+	st := r.base
+	src := r.src
+	r.mu.Unlock()
+	if s, ok := src.(statser); ok {
+		live := s.Stats()
+		st.Skipped += live.Skipped
+		st.Broken += live.Broken
+	}
+	st.Captured = r.delivered.Load()
+	st.Skipped += r.replaced.Load()
+	return ResilientStats{Stats: st, Opens: r.opens.Load(), Failures: r.failures.Load()}
+}
+
+// Close stops retrying, closes the open source and waits for the owner
+// goroutine; a blocked Read returns ErrClosed. It does not wait out a
+// backoff. Safe from any goroutine; idempotent, and every call returns
+// after the source is closed. The error is from the last source's Close.
+func (r *Resilient) Close() error {
+	r.once.Do(func() {
+		close(r.closed)
+		r.cancel()
+	})
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closeErr
+}
