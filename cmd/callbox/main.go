@@ -25,6 +25,7 @@ commands:
   hangup                           end, decline or abandon the call
   answer                           answer a ringing call
   press [--long]                   press the (simulated) button
+  devices [--json]                 cameras, microphones, speakers and GPIO lines here
   id                               this box's name and fingerprint
   peers                            list paired peers
   peers add NAME FINGERPRINT ADDR  pair with a box (ADDR is host:port)
@@ -135,6 +136,18 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		return nil
 	case "peers":
 		return peers(ctx, c, args, out, *asJSON)
+	case "devices":
+		var d control.Devices
+		if err := c.Do(ctx, "GET", "/v1/devices", nil, &d); err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(d)
+		}
+		control.PrintDevices(out, d)
+		return nil
 	case "frame":
 		if *file == "" {
 			return usageError("frame needs -o FILE")

@@ -32,15 +32,18 @@ type Config struct {
 	Audio  AudioConfig  `toml:"audio"`
 	GPIO   GPIOConfig   `toml:"gpio"`
 	Record RecordConfig `toml:"record"`
+
+	listDevices bool // -devices: list and exit
 }
 
 // VideoConfig selects and shapes the camera.
 type VideoConfig struct {
-	Device      string `toml:"device"` // "sim" (test pattern) or "file:PATH" (MJPEG replay)
+	Device      string `toml:"device"` // "sim" (test pattern), "file:PATH" (MJPEG replay) or a V4L2 node ("/dev/video0", "/dev/v4l/by-id/...")
 	Width       int    `toml:"width"`
 	Height      int    `toml:"height"`
 	FPS         int    `toml:"fps"`
-	Quality     int    `toml:"quality"`     // JPEG quality of the test pattern, 1..100
+	Quality     int    `toml:"quality"`     // JPEG quality of the test pattern and of raw (YUYV) cameras, 1..100
+	StallMs     int    `toml:"stall_ms"`    // a camera silent this long counts as gone and is re-opened
 	Precomputed int    `toml:"precomputed"` // test pattern: pre-encode this many images and cycle them (0: encode live)
 }
 
@@ -85,7 +88,7 @@ func defaultConfig() Config {
 		AutoAnswer:    true,
 		LogLevel:      "info",
 		Video: VideoConfig{Device: "sim", Width: media.DefaultVideo.Width, Height: media.DefaultVideo.Height,
-			FPS: media.DefaultVideo.FPS, Quality: 75},
+			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120,
 			Periods: audio.DefaultPeriods},
@@ -121,6 +124,7 @@ func loadConfig(args []string) (Config, bool, error) {
 	fs := flag.NewFlagSet("callboxd", flag.ContinueOnError)
 	path := fs.String("config", "", "config file (TOML); see systemd/callbox.toml")
 	version := fs.Bool("version", false, "print the version and exit")
+	devices := fs.Bool("devices", false, "list cameras, microphones, speakers and GPIO lines, and exit")
 	// Flags land in f and override the file's values where set.
 	var f Config
 	fs.StringVar(&f.Name, "name", "", "this box's name")
@@ -137,6 +141,10 @@ func loadConfig(args []string) (Config, bool, error) {
 	}
 	if *version {
 		return cfg, true, nil
+	}
+	if *devices {
+		cfg.listDevices = true
+		return cfg, false, nil
 	}
 	if fs.NArg() > 0 {
 		return cfg, false, &ConfigError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
@@ -207,8 +215,12 @@ func (c Config) Validate() error {
 	switch {
 	case v.Device == "sim":
 	case strings.HasPrefix(v.Device, "file:") && len(v.Device) > 5:
+	case strings.HasPrefix(v.Device, "/dev/"):
 	default:
-		return fmt.Errorf(`video.device: %q is not "sim" or "file:PATH" (V4L2 cameras are not in this build yet)`, v.Device)
+		return fmt.Errorf(`video.device: %q is not "sim", "file:PATH" or a V4L2 device path under /dev/`, v.Device)
+	}
+	if v.StallMs < 1000 || v.StallMs > 60000 {
+		return fmt.Errorf("video.stall_ms: %d out of range 1000..60000", v.StallMs)
 	}
 	switch {
 	case v.Width < 16 || v.Width > 4096:

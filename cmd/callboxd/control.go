@@ -136,6 +136,14 @@ func (d *daemon) controlServer() *http.Server {
 		d.log.Info("paired peer removed", "component", "identity", "peer", name)
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
+	mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, r *http.Request) {
+		devs, err := listDevices()
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, devs)
+	})
 	mux.HandleFunc("GET /v1/frame/{which}", func(w http.ResponseWriter, r *http.Request) {
 		var jpeg []byte
 		switch r.PathValue("which") {

@@ -43,13 +43,13 @@ type daemon struct {
 	phone *call.Phone
 	ln    net.Listener
 
-	cam     camera.Source
-	rec     io.Writer // where a simulated speaker records, or nil
-	button  gpio.Button
-	simBtn  *gpio.SimButton // the button, when simulated: `callbox press` presses it
-	led     gpio.LED
-	play    *playout.Buffer
-	sink    *peerSink
+	cam    camera.Source
+	rec    io.Writer // where a simulated speaker records, or nil
+	button gpio.Button
+	simBtn *gpio.SimButton // the button, when simulated: `callbox press` presses it
+	led    gpio.LED
+	play   *playout.Buffer
+	sink   *peerSink
 
 	mu        sync.Mutex
 	selfFrame []byte // latest local frame, for the control API
@@ -92,11 +92,6 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.openDevices(); err != nil {
-		d.closeDevices()
-		d.sink.Close()
-		return nil, err
-	}
 	d.phone, err = call.New(call.Config{
 		Name:       cfg.Name,
 		ID:         id.Fingerprint.String(),
@@ -108,9 +103,14 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Logger:     log,
 	}, d.dial, d.sink)
 	if err != nil {
-		d.closeDevices()
 		d.sink.Close()
 		return nil, &ConfigError{err}
+	}
+	// Devices last: a camera's own goroutine may report to the phone at once.
+	if err := d.openDevices(); err != nil {
+		d.closeDevices()
+		d.sink.Close()
+		return nil, err
 	}
 	return d, nil
 }
@@ -118,21 +118,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 func (d *daemon) openDevices() error {
 	cfg := d.cfg
 	var err error
-	switch {
-	case cfg.Video.Device == "sim":
-		d.cam, err = camera.NewSynthetic(camera.SyntheticConfig{
-			Format: cfg.videoFormat(), Quality: cfg.Video.Quality,
-			Precomputed: cfg.Video.Precomputed, Name: cfg.Name,
-		})
-	case strings.HasPrefix(cfg.Video.Device, "file:"):
-		d.cam, err = camera.NewReplay(strings.TrimPrefix(cfg.Video.Device, "file:"), cfg.Video.FPS, true)
-	}
-	if err != nil {
-		return fmt.Errorf("camera %s: %w", cfg.Video.Device, err)
-	}
-	if d.sink.arec != nil {
-		d.rec = d.sink.arec
-	}
+	// The LED first: the others report their state through it.
 	g := cfg.GPIO
 	if g.Button == "sim" {
 		d.simBtn = gpio.NewSimButton()
@@ -156,6 +142,33 @@ func (d *daemon) openDevices() error {
 		if err != nil {
 			return fmt.Errorf("led %s: %w", g.LED, err)
 		}
+	}
+	switch {
+	case cfg.Video.Device == "sim":
+		d.cam, err = camera.NewSynthetic(camera.SyntheticConfig{
+			Format: cfg.videoFormat(), Quality: cfg.Video.Quality,
+			Precomputed: cfg.Video.Precomputed, Name: cfg.Name,
+		})
+	case strings.HasPrefix(cfg.Video.Device, "file:"):
+		d.cam, err = camera.NewReplay(strings.TrimPrefix(cfg.Video.Device, "file:"), cfg.Video.FPS, true)
+	default:
+		// A real camera comes and goes: the wrapper re-opens it with backoff
+		// while the call goes on without video, and says so in its state.
+		vc := camera.V4L2Config{Device: cfg.Video.Device, Format: cfg.videoFormat(), Quality: cfg.Video.Quality,
+			StallTimeout: time.Duration(cfg.Video.StallMs) * time.Millisecond, Logger: d.log.With("component", "camera")}
+		if err = vc.Validate(); err != nil {
+			return &ConfigError{fmt.Errorf("video: %w", err)}
+		}
+		d.cam = camera.NewResilient(func(ctx context.Context) (camera.Source, error) {
+			return camera.OpenV4L2(vc)
+		}, camera.ResilientConfig{Format: cfg.videoFormat(), Logger: d.log.With("component", "camera"),
+			OnChange: d.cameraChanged})
+	}
+	if err != nil {
+		return fmt.Errorf("camera %s: %w", cfg.Video.Device, err)
+	}
+	if d.sink.arec != nil {
+		d.rec = d.sink.arec
 	}
 	return nil
 }
@@ -357,9 +370,19 @@ func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
 	d.phone.Accept(tc, toCallPeer(p))
 }
 
+// cameraChanged runs in the re-opening camera's goroutine: keep it short.
+func (d *daemon) cameraChanged(state string) {
+	if strings.HasPrefix(state, "ok") {
+		state = "ok" // the chosen format is logged by the camera
+	}
+	d.setCam(state)
+}
+
 // videoLoop feeds camera frames to the phone.
 func (d *daemon) videoLoop(ctx context.Context) {
-	d.setCam("ok")
+	if _, ok := d.cam.(*camera.Resilient); !ok {
+		d.setCam("ok")
+	}
 	for {
 		f, err := d.cam.Read(ctx)
 		if err != nil {
@@ -368,7 +391,6 @@ func (d *daemon) videoLoop(ctx context.Context) {
 			}
 			d.setCam("failed: " + err.Error())
 			d.log.Error("camera stopped", "component", "camera", "err", err)
-			d.led.Set(gpio.ErrorBlink)
 			return
 		}
 		d.mu.Lock()
@@ -514,25 +536,37 @@ func (d *daemon) pressed(ctx context.Context, ev gpio.Event) {
 	}
 }
 
-// flashError shows the error pattern briefly, then the state's pattern.
+// flashError shows the error pattern briefly, then the usual one.
 func (d *daemon) flashError() {
 	d.led.Set(gpio.ErrorBlink)
-	time.AfterFunc(2*time.Second, func() { d.led.Set(ledFor(d.phone.Status().State)) })
+	time.AfterFunc(2*time.Second, func() { d.refreshLED(d.phone.Status().State) })
 }
 
-func ledFor(s call.State) gpio.Pattern {
+// refreshLED shows the call state: off when idle, fast blink when calling
+// or ringing, on in a call; and the error pattern when idle with a device
+// down, so a box by the door shows it needs a look.
+func (d *daemon) refreshLED(s call.State) {
+	p := gpio.Off
 	switch s {
 	case call.Calling, call.Ringing:
-		return gpio.FastBlink
+		p = gpio.FastBlink
 	case call.InCall:
-		return gpio.On
+		p = gpio.On
+	default:
+		d.mu.Lock()
+		for _, st := range []string{d.camState, d.micState, d.spkState} {
+			if strings.HasPrefix(st, "down") || strings.HasPrefix(st, "failed") {
+				p = gpio.ErrorBlink
+			}
+		}
+		d.mu.Unlock()
 	}
-	return gpio.Off
+	d.led.Set(p)
 }
 
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
-	d.led.Set(ledFor(st.State))
+	d.refreshLED(st.State)
 	d.kickStatus()
 	if st.State == call.InCall {
 		d.play.Reset()
@@ -545,8 +579,12 @@ func (d *daemon) setSpk(s string) { d.setDev(&d.spkState, s) }
 
 func (d *daemon) setDev(field *string, s string) {
 	d.mu.Lock()
+	changed := *field != s
 	*field = s
 	d.mu.Unlock()
+	if changed && d.phone != nil {
+		d.refreshLED(d.phone.Status().State)
+	}
 	d.kickStatus()
 }
 

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/callbox/callbox/internal/control"
 )
 
 // version and commit are stamped by the build (-ldflags "-X main.version=...").
@@ -35,6 +37,15 @@ func run(args []string) int {
 			return 78 // EX_CONFIG
 		}
 		return 1
+	}
+	if cfg.listDevices {
+		d, err := listDevices()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "callboxd:", err)
+			return 1
+		}
+		control.PrintDevices(os.Stdout, d)
+		return 0
 	}
 	level, _ := parseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))

@@ -128,6 +128,12 @@ func (d *daemon) humanStatus() string {
 		b.WriteString(st.State.String())
 	case st.State.String() == "in call" && st.Call != nil:
 		fmt.Fprintf(&b, "in call with %s, %.0f/%.0f fps", st.Peer.Name, st.Call.Out.VideoFPS, st.Call.In.VideoFPS)
+		d.mu.Lock()
+		camDown := d.camState != "ok"
+		d.mu.Unlock()
+		if camDown {
+			b.WriteString(", audio-only")
+		}
 	case st.State.String() == "ringing":
 		fmt.Fprintf(&b, "ringing: %s calling", st.Peer.Name)
 	default:

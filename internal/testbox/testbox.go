@@ -28,14 +28,14 @@ type Box struct {
 	FP     string // its fingerprint
 	Client *control.Client
 
-	bin   string
-	env   []string
-	cmd   *exec.Cmd
-	done  chan struct{}
-	mu    sync.Mutex
-	log   bytes.Buffer // stderr, for failure messages
-	tee   io.Writer
-	exit  error
+	bin  string
+	env  []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	log  bytes.Buffer // stderr, for failure messages
+	tee  io.Writer
+	exit error
 }
 
 // Options shape a box's config.

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/device/camera"
+	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/internal/control"
+)
+
+// The control tool's mirror types must carry every field the device
+// packages report, so nothing is lost between daemon and tool.
+func TestDeviceListsSurviveTheControlAPI(t *testing.T) {
+	l := deviceLists{
+		Cameras: []camera.DeviceInfo{{Path: "/dev/video0", Driver: "uvcvideo", Card: "C920", Bus: "usb-1",
+			Links: []string{"/dev/v4l/by-id/usb-cam-video-index0", "/dev/v4l/by-path/p"},
+			Formats: []camera.FormatInfo{{FourCC: "MJPG", Description: "Motion-JPEG",
+				Sizes: []camera.FrameSize{{Width: 640, Height: 480, FPS: []float64{30, 15}}, {Width: 16, Height: 16, MaxWidth: 1920, MaxHeight: 1080, StepWidth: 2, StepHeight: 2, MinFPS: 1, MaxFPS: 60}}}}}},
+		Audio: audio.Devices{Capture: []audio.PCM{{Name: "default", Description: "Default\nALSA", Default: true}},
+			Playback: []audio.PCM{{Name: "hw:1,0", Description: "USB"}}},
+		GPIO:      []gpio.ChipInfo{{Name: "gpiochip0", Label: "pinctrl-bcm2711", Path: "/dev/gpiochip0", LineCount: 58, Lines: []gpio.LineInfo{{Offset: 17, Name: "GPIO17", Consumer: "callboxd"}}}},
+		GPIOError: "",
+	}
+	raw, _ := json.Marshal(l)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var d control.Devices
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("the control types miss a field: %v", err)
+	}
+	back, _ := json.Marshal(d)
+	var a, b any
+	json.Unmarshal(raw, &a)
+	json.Unmarshal(back, &b)
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("round trip changed the listing:\n%s\n%s", raw, back)
+	}
+	var out bytes.Buffer
+	control.PrintDevices(&out, d)
+	for _, want := range []string{"/dev/video0", "640x480@30/15", "16x16..1920x1080@1-60", "by-id/usb-cam", "hw:1,0", "GPIO17 (used by callboxd)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printed listing lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestEmptyMachineSaysSoPlainly(t *testing.T) {
+	var out bytes.Buffer
+	control.PrintDevices(&out, control.Devices{})
+	for _, want := range []string{"no /dev/video*", "no sound card", "no /dev/gpiochip*"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("listing lacks %q:\n%s", want, out.String())
+		}
+	}
+}
