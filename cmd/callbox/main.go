@@ -208,6 +208,9 @@ func printStatus(out io.Writer, st control.Status) {
 		fmt.Fprintf(out, "last call ended: %s\n", p.LastEnd)
 	}
 	fmt.Fprintf(out, "camera %s; microphone %s; speaker %s\n", st.Camera, st.Microphone, st.Speaker)
+	if st.GPIO != "" {
+		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
+	}
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)
 		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %d frames %d dropped\n",

@@ -170,7 +170,7 @@ func (d *daemon) controlServer() *http.Server {
 func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ps := d.play.Stats()
 	d.mu.Lock()
-	cam, mic, spk := d.camState, d.micState, d.spkState
+	cam, mic, spk, gp := d.camState, d.micState, d.spkState, d.gpioState
 	d.mu.Unlock()
 	writeJSON(w, http.StatusOK, control.Status{
 		Name:        d.cfg.Name,
@@ -182,6 +182,7 @@ func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Camera:      d.cfg.Video.Device + ": " + cam,
 		Microphone:  d.cfg.Audio.Capture + ": " + mic,
 		Speaker:     d.cfg.Audio.Playback + ": " + spk,
+		GPIO:        gp,
 		Playout: control.Playout{
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,

@@ -56,6 +56,7 @@ type daemon struct {
 	camState  string
 	micState  string
 	spkState  string
+	gpioState string // empty when button and LED work
 
 	// progress counters for the watchdog's health check
 	fills, frames         atomic.Uint64
@@ -129,7 +130,12 @@ func (d *daemon) openDevices() error {
 			gpio.DebounceConfig{Settle: time.Duration(g.DebounceMs) * time.Millisecond, LongPress: time.Duration(g.LongPressMs) * time.Millisecond},
 			d.log.With("component", "gpio"))
 		if err != nil {
-			return fmt.Errorf("button %s: %w", g.Button, err)
+			// Without its button the box still answers calls and can be
+			// driven with `callbox press`: keep running and say so.
+			d.log.Error("button unusable", "component", "gpio", "line", g.Button, "err", err)
+			d.gpioState = fmt.Sprintf("button %s failed: %v", g.Button, err)
+			d.simBtn = gpio.NewSimButton()
+			d.button = d.simBtn
 		}
 	}
 	switch g.LED {
@@ -140,7 +146,9 @@ func (d *daemon) openDevices() error {
 	default:
 		d.led, err = gpio.OpenLED(gpio.PinConfig{Line: g.LED, ActiveLow: g.LEDActiveLow})
 		if err != nil {
-			return fmt.Errorf("led %s: %w", g.LED, err)
+			d.log.Error("LED unusable", "component", "gpio", "line", g.LED, "err", err)
+			d.gpioState = strings.TrimPrefix(d.gpioState+fmt.Sprintf("; LED %s failed: %v", g.LED, err), "; ")
+			d.led = gpio.NewBlinker(func(bool) error { return nil })
 		}
 	}
 	switch {
@@ -558,6 +566,9 @@ func (d *daemon) refreshLED(s call.State) {
 			if strings.HasPrefix(st, "down") || strings.HasPrefix(st, "failed") {
 				p = gpio.ErrorBlink
 			}
+		}
+		if d.gpioState != "" {
+			p = gpio.ErrorBlink
 		}
 		d.mu.Unlock()
 	}

@@ -140,8 +140,11 @@ func (d *daemon) humanStatus() string {
 		fmt.Fprintf(&b, "%s %s", st.State, st.Peer.Name)
 	}
 	d.mu.Lock()
-	cam, mic, spk := d.camState, d.micState, d.spkState
+	cam, mic, spk, gp := d.camState, d.micState, d.spkState, d.gpioState
 	d.mu.Unlock()
+	if gp != "" {
+		fmt.Fprintf(&b, "; %s", gp)
+	}
 	for _, dev := range []struct{ name, state string }{{"camera", cam}, {"microphone", mic}, {"speaker", spk}} {
 		if dev.state != "ok" && dev.state != "starting" {
 			fmt.Fprintf(&b, "; %s %s", dev.name, dev.state)

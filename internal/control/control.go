@@ -28,6 +28,7 @@ type Status struct {
 	Camera      string      `json:"camera"`
 	Microphone  string      `json:"microphone"`
 	Speaker     string      `json:"speaker"`
+	GPIO        string      `json:"gpio,omitempty"` // what is wrong with the button or LED, if anything
 	Playout     Playout     `json:"playout"`
 }
 

@@ -45,3 +45,23 @@ func TestMissingCameraMeansAudioOnly(t *testing.T) {
 		t.Errorf("hall received %d frames from door", c.In.VideoFrames)
 	}
 }
+
+// A box whose GPIO lines do not exist still runs, answers calls, can be
+// pressed remotely, and says what is wrong.
+func TestMissingGPIOKeepsTheBoxUp(t *testing.T) {
+	a := start(t, "hall", testbox.Options{AutoAnswer: true,
+		Extra: "[gpio]\nbutton = \"GPIO17\"\nled = \"GPIO27\"\n"})
+	b := start(t, "door", testbox.Options{AutoAnswer: true})
+	pair(t, a, b)
+	st, err := a.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.GPIO, "button GPIO17 failed") || !strings.Contains(st.GPIO, "LED GPIO27 failed") {
+		t.Errorf("gpio state %q does not say what failed", st.GPIO)
+	}
+	a.Press(t.Context())
+	waitState(t, b, "in call", 10*time.Second)
+	b.Press(t.Context())
+	waitState(t, a, "idle", 5*time.Second)
+}
