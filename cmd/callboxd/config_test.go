@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -53,4 +55,39 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	if _, _, err := loadConfig([]string{"-config", "/nonexistent/c.toml"}); err == nil {
 		t.Error("missing config file accepted")
 	}
+}
+
+// The shipped config loads, sets up a Pi's real devices, and documents
+// every key the daemon knows.
+func TestShippedConfig(t *testing.T) {
+	const path = "../../systemd/callbox.toml"
+	cfg, _, err := loadConfig([]string{"-config", path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Video.Device != "/dev/video0" || cfg.Audio.Capture != "default" || cfg.GPIO.Button != "GPIO17" || cfg.GPIO.LED != "GPIO27" {
+		t.Errorf("shipped config does not set up a Pi: %+v", cfg)
+	}
+	text, _ := os.ReadFile(path)
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			key := f.Tag.Get("toml")
+			if key == "" {
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct {
+				if !strings.Contains(string(text), "["+key+"]") {
+					t.Errorf("%s: no [%s] table", path, key)
+				}
+				walk(key+".", f.Type)
+				continue
+			}
+			if !regexp.MustCompile(`(?m)^#?` + key + ` = `).Match(text) {
+				t.Errorf("%s does not document %s%s", path, prefix, key)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
 }
