@@ -15,8 +15,15 @@ GOBUILD := $(GO) build -trimpath -buildmode=pie -ldflags '$(LDFLAGS)'
 
 # go4vl v0.5.0 does not build against Debian 12's kernel headers without
 # this shim (see device/camera/v4l2shim). Setting CGO_CFLAGS replaces the
-# default -O2 -g, so keep them.
-export CGO_CFLAGS := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -I$(CURDIR)/device/camera/v4l2shim
+# default -O2 -g, so keep them. miniaudio keeps only its ALSA and null
+# backends and drops its decoders and engine: callboxd stays under 8 MiB on
+# arm64 (buildroot/package/callbox/callbox.mk uses the same flags).
+MINIAUDIO_CFLAGS := -DMA_ENABLE_ONLY_SPECIFIC_BACKENDS -DMA_ENABLE_ALSA -DMA_ENABLE_NULL \
+	-DMA_NO_DECODING -DMA_NO_ENCODING -DMA_NO_GENERATION -DMA_NO_RESOURCE_MANAGER -DMA_NO_NODE_GRAPH -DMA_NO_ENGINE
+export CGO_CFLAGS := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(MINIAUDIO_CFLAGS) -I$(CURDIR)/device/camera/v4l2shim
+# The control API is HTTP/1.1 on a unix socket: leave net/http's HTTP/2 out
+# (about 400 KB).
+export GOFLAGS := -tags=nethttpomithttp2
 
 NATIVE := linux-$(shell $(GO) env GOARCH 2>/dev/null)
 BIN := bin
@@ -78,6 +85,8 @@ cross-deps: deps
 arm64: cross-deps ## cross-build callboxd and callbox for linux/arm64 (cgo) into bin/linux-arm64/
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GOBUILD) -o $(BIN)/linux-arm64/ ./cmd/callboxd ./cmd/callbox
 	@file $(BIN)/linux-arm64/callboxd $(BIN)/linux-arm64/callbox 2>/dev/null || true
+	@for b in callboxd callbox; do s=$$(stat -c %s $(BIN)/linux-arm64/$$b); echo "$$b: $$s bytes"; \
+		[ $$s -le 8388608 ] || { echo "$$b is over the 8 MiB budget"; exit 1; }; done
 
 # libasound2:arm64 unpacked (not installed) for the ALSA tests under qemu-user.
 $(ARM64_SYSROOT)/.done:

@@ -5,7 +5,7 @@ package gpio
 import (
 	"fmt"
 
-	"periph.io/x/host/v3"
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/host/v3/gpioioctl"
 )
 
@@ -16,7 +16,7 @@ import (
 func List() ([]ChipInfo, error) {
 	periphMu.Lock()
 	defer periphMu.Unlock()
-	if _, err := host.Init(); err != nil {
+	if _, err := driverreg.Init(); err != nil {
 		return nil, fmt.Errorf("gpio: list chips: periph init: %w", err)
 	}
 	return chipInfos(gpioioctl.Chips), nil

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"periph.io/x/host/v3"
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/host/v3/gpioioctl"
 )
 
@@ -76,7 +76,10 @@ func openLine(cfg PinConfig, log *slog.Logger) (*gpioioctl.GPIOLine, string, err
 	if err != nil {
 		return nil, "", err
 	}
-	state, err := host.Init() // runs the drivers once per process; later calls return that state
+	// Only the GPIO character device driver is linked in (gpioioctl): the
+	// board drivers host.Init would add map /dev/gpiomem, which the unit does
+	// not allow, and add a megabyte to the binary.
+	state, err := driverreg.Init() // runs the drivers once per process; later calls return that state
 	if err != nil {
 		return nil, "", fmt.Errorf("gpio: line %s: periph init: %w", spec, err)
 	}
