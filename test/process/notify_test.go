@@ -47,7 +47,9 @@ func TestSystemdNotify(t *testing.T) {
 	wait(func(m string) bool { return m == "WATCHDOG=1" }, "watchdog ping")
 	wait(func(m string) bool { return m == "WATCHDOG=1" }, "second watchdog ping")
 	a.Press(t.Context())
-	wait(func(m string) bool { return strings.HasPrefix(m, "STATUS=in call with door, ") && strings.HasSuffix(m, " fps") }, "in-call status")
+	wait(func(m string) bool {
+		return strings.HasPrefix(m, "STATUS=in call with door, ") && strings.HasSuffix(m, " fps")
+	}, "in-call status")
 	a.Stop()
 	wait(func(m string) bool { return m == "STOPPING=1" }, "STOPPING=1")
 }
