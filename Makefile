@@ -102,6 +102,8 @@ test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA via 
 	$(MAKE) --no-print-directory arm64
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -version
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
+	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"
+	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -help >/dev/null 2>&1 && echo "callbox -help: exit 0"
 	# test/process runs daemons, not test binaries: it stays native.
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 	LD_LIBRARY_PATH=$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu \

@@ -56,6 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sock := fs.String("socket", def, "control socket of the daemon")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // usage printed
+		}
 		return 2
 	}
 	if *showVersion {

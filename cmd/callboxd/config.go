@@ -137,6 +137,9 @@ func loadConfig(args []string) (Config, bool, error) {
 	fs.StringVar(&f.Record.Audio, "record-audio", "", "write the played audio to this raw s16le file")
 	autoAnswer := fs.String("auto-answer", "", "true or false")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, false, err
+		}
 		return cfg, false, &ConfigError{err}
 	}
 	if *version {

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,6 +27,9 @@ func main() {
 
 func run(args []string) int {
 	cfg, showVersion, err := loadConfig(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // the flag package printed the usage
+	}
 	if showVersion {
 		fmt.Printf("callboxd %s (commit %s)\n", version, commit)
 		return 0
