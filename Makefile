@@ -33,7 +33,7 @@ QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 FUZZTIME ?= 10s
 APT := $(if $(filter 0,$(shell id -u)),DEBIAN_FRONTEND=noninteractive apt-get,sudo DEBIAN_FRONTEND=noninteractive apt-get)
 
-.PHONY: help deps version build demo test vet fuzz bench arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
+.PHONY: help deps version build demo test e2e vet fuzz bench arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ fuzz: deps ## run each fuzz target for FUZZTIME (default 10s)
 test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1), then short fuzzing
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
+
+e2e: deps ## the web page with real clients: headless Chromium (playwright-core) and ffmpeg against two daemons; screenshots in test/e2e/out/
+	$(call need-pkgs,chromium ffmpeg)
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update -q && $(APT) install -y -q nodejs npm; }
+	cd test/e2e && npm ci --no-audit --no-fund
+	CALLBOX_E2E=1 $(GO) test -count=1 -timeout 10m -v ./test/e2e
 
 bench: deps ## benchmarks: figures, never pass/fail
 	$(GO) test -run='^$$' -bench=. -benchmem ./...

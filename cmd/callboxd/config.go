@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
 )
@@ -32,6 +33,7 @@ type Config struct {
 	Audio  AudioConfig  `toml:"audio"`
 	GPIO   GPIOConfig   `toml:"gpio"`
 	Record RecordConfig `toml:"record"`
+	Web    WebConfig    `toml:"web"`
 
 	listDevices bool // -devices: list and exit
 }
@@ -70,6 +72,13 @@ type GPIOConfig struct {
 	LongPressMs     int    `toml:"long_press_ms"`     // held this long: a long press
 }
 
+// WebConfig is the web page, MJPEG streams and /metrics (internal/web).
+type WebConfig struct {
+	Listen     string `toml:"listen"`      // host:port; "" = off; not loopback needs token
+	Token      string `toml:"token"`       // password for non-loopback clients, at least 16 characters
+	MaxStreams int    `toml:"max_streams"` // MJPEG clients at once, 1..64
+}
+
 // RecordConfig makes the daemon keep what it receives, for tests and demos.
 type RecordConfig struct {
 	Video string `toml:"video"`  // MJPEG file of the peer's frames
@@ -95,6 +104,7 @@ func defaultConfig() Config {
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
 			DebounceMs: 30, LongPressMs: 3000},
 		Record: RecordConfig{MaxMB: 64},
+		Web:    WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
 	}
 }
 
@@ -294,10 +304,17 @@ func (c Config) Validate() error {
 	if g.LongPressMs <= g.DebounceMs || g.LongPressMs > 60000 {
 		return fmt.Errorf("gpio.long_press_ms: %d out of range debounce_ms+1..60000", g.LongPressMs)
 	}
+	if err := c.webConfig(nil).Validate(); err != nil {
+		return err
+	}
 	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
 		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)
 	}
 	return nil
+}
+
+func (c Config) webConfig(log *slog.Logger) web.Config {
+	return web.Config{Listen: c.Web.Listen, Token: c.Web.Token, MaxStreams: c.Web.MaxStreams, Logger: log}
 }
 
 func (c Config) audioFormat() media.AudioFormat {

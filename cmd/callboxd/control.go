@@ -148,11 +148,9 @@ func (d *daemon) controlServer() *http.Server {
 		var jpeg []byte
 		switch r.PathValue("which") {
 		case "peer":
-			jpeg = d.sink.latestFrame().JPEG
+			jpeg, _, _ = d.sink.frames.Get()
 		case "self":
-			d.mu.Lock()
-			jpeg = d.selfFrame
-			d.mu.Unlock()
+			jpeg, _, _ = d.self.Get()
 		default:
 			writeErr(w, http.StatusNotFound, errors.New(`frame: want "peer" or "self"`))
 			return
@@ -168,11 +166,15 @@ func (d *daemon) controlServer() *http.Server {
 }
 
 func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, d.status())
+}
+
+func (d *daemon) status() control.Status {
 	ps := d.play.Stats()
 	d.mu.Lock()
 	cam, mic, spk, gp := d.camState, d.micState, d.spkState, d.gpioState
 	d.mu.Unlock()
-	writeJSON(w, http.StatusOK, control.Status{
+	return control.Status{
 		Name:        d.cfg.Name,
 		Fingerprint: d.id.Fingerprint.String(),
 		Listen:      d.ln.Addr().String(),
@@ -187,7 +189,7 @@ func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
 		},
-	})
+	}
 }
 
 func (d *daemon) reply(w http.ResponseWriter, err error) {

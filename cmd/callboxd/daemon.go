@@ -19,6 +19,7 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
@@ -50,9 +51,10 @@ type daemon struct {
 	led    gpio.LED
 	play   *playout.Buffer
 	sink   *peerSink
+	web    *web.Server // nil when web.listen is empty
+	self   web.Latest  // latest local frame, for the control API and the web page
 
 	mu        sync.Mutex
-	selfFrame []byte // latest local frame, for the control API
 	camState  string
 	micState  string
 	spkState  string
@@ -106,6 +108,12 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		d.sink.Close()
 		return nil, &ConfigError{err}
+	}
+	if cfg.Web.Listen != "" {
+		if d.web, err = web.New(cfg.webConfig(log), webBackend{d}); err != nil {
+			d.sink.Close()
+			return nil, &ConfigError{err}
+		}
 	}
 	// Devices last: a camera's own goroutine may report to the phone at once.
 	if err := d.openDevices(); err != nil {
@@ -218,6 +226,14 @@ func (d *daemon) run(ctx context.Context) error {
 		ln.Close()
 		return err
 	}
+	var wln net.Listener
+	if d.web != nil {
+		if wln, err = lc.Listen(ctx, "tcp", d.cfg.Web.Listen); err != nil {
+			ln.Close()
+			ctl.Close()
+			return fmt.Errorf("web: listen %s: %w", d.cfg.Web.Listen, err)
+		}
+	}
 	d.log.Info("callbox up", "name", d.cfg.Name, "fingerprint", d.id.Fingerprint.String(),
 		"listen", ln.Addr().String(), "control", d.cfg.ControlSocket, "peers", len(d.peers.List()))
 
@@ -233,6 +249,13 @@ func (d *daemon) run(ctx context.Context) error {
 	goDo(func() { d.buttonLoop(ctx) })
 	srv := d.controlServer()
 	goDo(func() { srv.Serve(ctl) })
+	if d.web != nil {
+		goDo(func() {
+			if err := d.web.Serve(wln); err != nil {
+				d.log.Error("web page stopped", "component", "web", "err", err)
+			}
+		})
+	}
 	if err := n.send("READY=1\nSTATUS=" + d.humanStatus()); err != nil {
 		d.log.Warn("telling systemd we are ready failed", "err", err)
 	}
@@ -242,6 +265,9 @@ func (d *daemon) run(ctx context.Context) error {
 	shut, cancelShut := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancelShut()
 	srv.Shutdown(shut)
+	if d.web != nil {
+		d.web.Shutdown(shut) // ends the MJPEG streams at once
+	}
 	ln.Close()
 	wg.Wait()
 	os.Remove(d.cfg.ControlSocket)
@@ -401,9 +427,7 @@ func (d *daemon) videoLoop(ctx context.Context) {
 			d.log.Error("camera stopped", "component", "camera", "err", err)
 			return
 		}
-		d.mu.Lock()
-		d.selfFrame = f.JPEG
-		d.mu.Unlock()
+		d.self.Put(f.JPEG)
 		d.frames.Add(1)
 		d.phone.SendVideo(f)
 	}
@@ -614,7 +638,7 @@ type peerSink struct {
 	log  *slog.Logger
 
 	mu     sync.Mutex
-	latest media.Frame
+	frames web.Latest // the peer's latest frame: control API and web page
 
 	// rec queues frames for the recorder goroutine: 8 frames, and a full
 	// queue drops the new frame (recording must never slow the call).
@@ -655,9 +679,7 @@ func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peer
 }
 
 func (s *peerSink) Video(f media.Frame) {
-	s.mu.Lock()
-	s.latest = f
-	s.mu.Unlock()
+	s.frames.Put(f.JPEG)
 	if s.rec != nil {
 		select {
 		case s.rec <- f:
@@ -670,12 +692,6 @@ func (s *peerSink) Video(f media.Frame) {
 }
 
 func (s *peerSink) Audio(a media.Audio) { s.play.Push(a) }
-
-func (s *peerSink) latestFrame() media.Frame {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.latest
-}
 
 func (s *peerSink) Close() {
 	if s.rec != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -62,6 +63,10 @@ control_socket = %q
 auto_answer = %v
 %s
 `, name, filepath.Join(dir, "state"), b.Socket, o.AutoAnswer, o.Extra)
+	if !strings.Contains(o.Extra, "[web]") {
+		// Every box would take the default page port: no page unless asked.
+		cfg += "[web]\nlisten = \"\"\n"
+	}
 	if o.RecordVideo || o.RecordAudio {
 		cfg += "[record]\n"
 		if o.RecordVideo {

@@ -1,0 +1,110 @@
+// The callbox page: shows the two MJPEG streams, refreshes the state and
+// figures from api/status every second, and sends the buttons as POSTs.
+// A ?token=... in the page's address is passed on to the streams and the
+// API, for viewers that cannot do Basic auth.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const token = new URLSearchParams(location.search).get("token");
+  const headers = token ? { Authorization: "Bearer " + token } : {};
+  const withToken = (url) => (token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url);
+
+  // A stream that breaks (the daemon restarted) is opened again.
+  for (const img of document.querySelectorAll("img[data-stream]")) {
+    let tries = 0;
+    const open = () => { img.src = withToken(img.dataset.stream + (tries++ ? "?retry=" + Date.now() : "")); };
+    img.addEventListener("error", () => setTimeout(open, 2000));
+    open();
+  }
+
+  const fmt = (v, unit, digits = 1) => (v === undefined || v === null ? "–" : Number(v).toFixed(digits) + (unit ? " " + unit : ""));
+  const fill = (table, rows) => {
+    const body = document.createElement("tbody");
+    for (const [k, v] of rows) {
+      const tr = body.insertRow();
+      const th = document.createElement("th");
+      th.textContent = k;
+      tr.appendChild(th);
+      tr.insertCell().textContent = v;
+    }
+    table.replaceChild(body, table.tBodies[0]);
+  };
+
+  function show(st) {
+    const ph = st.phone || {};
+    const state = ph.state || "unknown";
+    $("name").textContent = st.name || "callbox";
+    document.title = "callbox " + (st.name || "");
+    $("state").textContent = state;
+    $("state").dataset.state = state.replace(/ /g, "-");
+    const peer = (ph.peer && ph.peer.name) || ph.peer_hello_name || "";
+    $("peer-name").textContent = state === "idle" ? (ph.last_end ? "last call: " + ph.last_end : "") : peer;
+    $("peer-view").classList.toggle("off", state !== "in call");
+    $("call").disabled = state !== "idle";
+    $("hangup").disabled = state === "idle";
+
+    const c = ph.call;
+    let rows;
+    if (c) {
+      rows = [
+        ["with", peer],
+        ["duration", fmt(c.seconds, "s", 0)],
+        ["video in / out", fmt(c.in.video_fps, "fps") + " / " + fmt(c.out.video_fps, "fps")],
+        ["video kbit/s in / out", fmt(c.in.video_kbps, "", 0) + " / " + fmt(c.out.video_kbps, "", 0)],
+        ["video latency p50 / p99", fmt(c.in.video_latency.p50_ms, "ms") + " / " + fmt(c.in.video_latency.p99_ms, "ms")],
+        ["audio latency p50 / p99", fmt(c.in.audio_latency.p50_ms, "ms") + " / " + fmt(c.in.audio_latency.p99_ms, "ms")],
+        ["round trip", fmt(c.rtt_ms, "ms")],
+        ["video drops in / out", c.in.video_drops + " / " + c.out.video_drops],
+        ["audio drops in / out", c.in.audio_drops + " / " + c.out.audio_drops],
+      ];
+    } else {
+      rows = [["call", "none"]];
+    }
+    const pl = st.playout || {};
+    rows.push(["playout depth", fmt(pl.depth_ms, "ms")], ["playout underruns", String(pl.underruns ?? "–")]);
+    fill($("figures"), rows);
+    fill($("devices"), [
+      ["camera", st.camera || "–"],
+      ["microphone", st.microphone || "–"],
+      ["speaker", st.speaker || "–"],
+      ["button and LED", st.gpio || "ok"],
+      ["LED", st.led || "–"],
+      ["version", st.version || "–"],
+    ]);
+  }
+
+  async function refresh() {
+    try {
+      const r = await fetch(withToken("api/status"), { headers, cache: "no-store" });
+      if (!r.ok) throw new Error(r.status + " " + r.statusText);
+      show(await r.json());
+    } catch (e) {
+      $("state").textContent = "unreachable";
+      $("state").dataset.state = "unreachable";
+    }
+  }
+  const loop = async () => { await refresh(); setTimeout(loop, 1000); };
+  loop();
+
+  async function post(path, body) {
+    $("message").textContent = "";
+    try {
+      const r = await fetch(path, {
+        method: "POST",
+        headers: { ...headers, "Content-Type": "application/json" },
+        body: JSON.stringify(body || {}),
+      });
+      if (!r.ok) {
+        let why = r.status + " " + r.statusText;
+        try { why = (await r.json()).error || why; } catch (e) { /* not JSON */ }
+        $("message").textContent = why;
+      }
+    } catch (e) {
+      $("message").textContent = String(e);
+    }
+    refresh();
+  }
+  $("call").addEventListener("click", () => post("api/call"));
+  $("hangup").addEventListener("click", () => post("api/hangup"));
+  $("pair").addEventListener("click", () => post("api/press", { long: true }));
+})();
