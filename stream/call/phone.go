@@ -1,7 +1,9 @@
 // Package call runs calls between two boxes: the handshake, the call state
 // machine (idle, calling, ringing, in call), keepalive, the prioritised
-// writer with its bounded per-stream queues, and per-direction statistics.
-// It works on any authenticated net.Conn and knows nothing of devices.
+// writer with its bounded per-stream queues, video paced to what the link
+// carries (on Linux TCP, from the kernel's view of the connection), and
+// per-direction statistics. It works on any authenticated net.Conn and
+// knows nothing of devices.
 package call
 
 import (
@@ -66,8 +68,12 @@ type Peer struct {
 	Addr        string `json:"address,omitempty"`
 }
 
-// Sink receives the peer's media. Both methods are called from the
-// session's reader goroutine and must not block; they own what they get.
+// Sink receives the peer's media; it owns what it gets. Audio is called from
+// the session's reader goroutine and must not block: the connection waits
+// for it. Video is called from a goroutine of its own, one frame at a time,
+// and may run concurrently with Audio; a slow Video costs frames (the session
+// keeps only the newest frame the sink has not taken, and counts the ones it
+// replaces as VideoSinkDrops), never a growing delay.
 type Sink interface {
 	Video(f media.Frame)
 	Audio(a media.Audio)
@@ -91,7 +97,11 @@ type Config struct {
 	RingTimeout      time.Duration // unanswered calls give up after; default 30s
 	ChunkSize        int           // video chunk bytes, 512..wire.MaxChunk; default 4096
 	AudioQueue       int           // unsent audio frames kept; default 10
-	MaxPending       int           // incoming connections not yet in a call; default 4
+	// QueueTarget is the queueing delay at the network's bottleneck that
+	// video may cause (see linkGate): lower keeps audio snappier on a slow
+	// link, higher uses the link more fully. Default 20ms; 5ms..500ms.
+	QueueTarget time.Duration
+	MaxPending  int // incoming connections not yet in a call; default 4
 
 	// Default names who a button press calls; nil means no default peer.
 	Default func() (Peer, error)
@@ -117,6 +127,7 @@ func (c *Config) setDefaults() {
 	def(&c.PeerTimeout, 2*time.Second)
 	def(&c.HandshakeTimeout, 5*time.Second)
 	def(&c.RingTimeout, 30*time.Second)
+	def(&c.QueueTarget, 20*time.Millisecond)
 	if c.ChunkSize == 0 {
 		c.ChunkSize = 4096
 	}
@@ -153,6 +164,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("call: ring timeout %v out of range 1s..10m", c.RingTimeout)
 	case c.ChunkSize < 512 || c.ChunkSize > wire.MaxChunk:
 		return fmt.Errorf("call: chunk size %d out of range 512..%d", c.ChunkSize, wire.MaxChunk)
+	case c.QueueTarget < 5*time.Millisecond || c.QueueTarget > 500*time.Millisecond:
+		return fmt.Errorf("call: queue target %v out of range 5ms..500ms", c.QueueTarget)
 	case c.AudioQueue < 1 || c.AudioQueue > 100:
 		return fmt.Errorf("call: audio queue %d out of range 1..100", c.AudioQueue)
 	case c.MaxPending < 1 || c.MaxPending > 64:
@@ -189,6 +202,8 @@ type Phone struct {
 	log   *slog.Logger
 	hello wire.Hello
 
+	newProbe func(net.Conn) link // newLinkProbe; tests put a simulated link here
+
 	reqs     chan func()   // requests run in the owner goroutine
 	events   chan event    // from sessions
 	done     chan struct{} // closed when Run returns
@@ -221,6 +236,7 @@ func New(cfg Config, dial Dialer, sink Sink) (*Phone, error) {
 		dial:     dial,
 		sink:     sink,
 		log:      cfg.Logger.With("component", "call"),
+		newProbe: newLinkProbe,
 		reqs:     make(chan func()),
 		events:   make(chan event, 16),
 		done:     make(chan struct{}),
@@ -376,6 +392,17 @@ func (p *Phone) SendVideo(f media.Frame) {
 	if s := p.active.Load(); s != nil {
 		s.sendVideo(f)
 	}
+}
+
+// VideoReady reports whether a frame offered now would start going out at
+// once: a call is in progress, no unsent frame waits, and the link had room
+// for more video at the writer's last look. A capture loop that spends CPU
+// on each frame (encoding) may skip frames while it is false: the link would
+// not carry them anyway. Offering frames regardless is also fine (latest
+// wins). It never blocks and is safe for concurrent use.
+func (p *Phone) VideoReady() bool {
+	s := p.active.Load()
+	return s != nil && s.media.Load() && s.videoReady.Load()
 }
 
 // SendAudio offers a captured audio frame to the call in progress, if any.

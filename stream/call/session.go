@@ -2,12 +2,15 @@ package call
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,6 +79,19 @@ type session struct {
 	closeErr error
 	wake     chan struct{}
 
+	// gate keeps video from queueing in the network (writer goroutine only).
+	gate *linkGate
+	// videoReady is what VideoReady reports: no frame waits and the link
+	// had room at the writer's last look.
+	videoReady atomic.Bool
+
+	// show hands complete frames to the sink's goroutine: at most one frame
+	// waits; a newer one replaces it (latest wins, counted), so a slow sink
+	// costs frames, never a queue.
+	showMu   sync.Mutex
+	showNext *media.Frame
+	showWake chan struct{}
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -95,18 +111,23 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, outgoin
 		sink:     p.sink,
 		st:       newStats(time.Now()),
 		wake:     make(chan struct{}, 1),
+		showWake: make(chan struct{}, 1),
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
+	s.gate = newLinkGate(p.newProbe(conn), p.cfg.QueueTarget, 2*p.cfg.ChunkSize, audioWireRate(p.cfg.Audio))
+	s.videoReady.Store(true)
 	s.enqueue(wire.Message{Time: time.Now().UnixNano(), Body: p.hello})
 	if outgoing {
 		s.enqueue(wire.Message{Time: time.Now().UnixNano(), Body: wire.Call{}})
 	}
-	var wg sync.WaitGroup
+	var wg, shows sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
+	shows.Add(1)
 	go func() { defer wg.Done(); errs <- s.readLoop(ctx) }()
 	go func() { defer wg.Done(); errs <- s.writeLoop(ctx) }()
+	go func() { defer shows.Done(); s.showLoop(ctx) }()
 	go func() {
 		// The first goroutine to end decides the cause; closing the conn and
 		// cancelling ends the other one. After a final message of ours
@@ -127,6 +148,7 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, outgoin
 		cancel()
 		conn.Close()
 		wg.Wait()
+		shows.Wait() // a sink call under way finishes first
 		s.stopRing()
 		s.post(event{kind: evClosed, err: err})
 		close(s.done)
@@ -242,6 +264,7 @@ func (s *session) sendVideo(f media.Frame) {
 		s.st.mu.Unlock()
 	}
 	s.video = &f
+	s.videoReady.Store(false)
 	s.mu.Unlock()
 	s.kick()
 }
@@ -268,19 +291,30 @@ func (s *session) sendAudio(a media.Audio) {
 	s.kick()
 }
 
+// pick says what next found to write.
+type pick int
+
+const (
+	pickNone  pick = iota // nothing to send
+	pickHeld              // only video waits, and the link has no room for its next chunk
+	pickOther             // a control or audio message
+	pickVideo             // a video chunk
+)
+
 // next picks the next message to write: control first, then audio, then one
-// chunk of the current video frame. The bool says whether it was a video chunk.
-func (s *session) next(buf []byte) (wire.Message, bool, bool, error) {
+// chunk of the current video frame if it fits in room bytes (see linkGate).
+// A held chunk is returned in held (its size) for the writer's retry timer.
+func (s *session) next(buf []byte, room int) (m wire.Message, p pick, held int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeErr != nil {
-		return wire.Message{}, false, false, s.closeErr
+		return wire.Message{}, pickNone, 0, s.closeErr
 	}
 	if len(s.ctrl) > 0 {
 		m := s.ctrl[0]
 		copy(s.ctrl, s.ctrl[1:])
 		s.ctrl = s.ctrl[:len(s.ctrl)-1]
-		return m, false, true, nil
+		return m, pickOther, 0, nil
 	}
 	if len(s.audio) > 0 {
 		a := s.audio[0]
@@ -290,38 +324,78 @@ func (s *session) next(buf []byte) (wire.Message, bool, bool, error) {
 		for _, v := range a.Samples {
 			pcm = binary.LittleEndian.AppendUint16(pcm, uint16(v))
 		}
-		return wire.Message{Seq: a.Seq, Time: a.Time.UnixNano(), Body: wire.Audio{PCM: pcm}}, false, true, nil
+		return wire.Message{Seq: a.Seq, Time: a.Time.UnixNano(), Body: wire.Audio{PCM: pcm}}, pickOther, 0, nil
 	}
-	if s.cur == nil && s.video != nil {
+	f := s.cur
+	off := s.curOff
+	if f == nil {
+		if f = s.video; f == nil {
+			return wire.Message{}, pickNone, 0, nil
+		}
+		off = 0
+	}
+	n := min(len(f.JPEG)-off, s.cfg.ChunkSize)
+	if n > room {
+		// Held: a frame not yet started stays replaceable by a newer one.
+		return wire.Message{}, pickHeld, n, nil
+	}
+	if s.cur == nil {
 		s.cur, s.video, s.curOff = s.video, nil, 0
 	}
-	if s.cur != nil {
-		f := s.cur
-		n := min(len(f.JPEG)-s.curOff, s.cfg.ChunkSize)
-		m := wire.Message{Time: f.Time.UnixNano(), Body: wire.Video{
-			Frame: f.Seq, Size: uint32(len(f.JPEG)), Offset: uint32(s.curOff), Data: f.JPEG[s.curOff : s.curOff+n],
-		}}
-		s.curOff += n
-		if s.curOff == len(f.JPEG) {
-			s.cur = nil
-			s.st.mu.Lock()
-			s.st.out.videoFrames++
-			s.st.mu.Unlock()
-		}
-		return m, true, true, nil
+	m = wire.Message{Time: f.Time.UnixNano(), Body: wire.Video{
+		Frame: f.Seq, Size: uint32(len(f.JPEG)), Offset: uint32(off), Data: f.JPEG[off : off+n],
+	}}
+	s.curOff += n
+	if s.curOff == len(f.JPEG) {
+		s.cur = nil
+		s.st.mu.Lock()
+		s.st.out.videoFrames++
+		s.st.mu.Unlock()
 	}
-	return wire.Message{}, false, false, nil
+	return m, pickVideo, 0, nil
 }
+
+// roomUnknown is the writer's room before it asked the link: no chunk fits.
+const roomUnknown = math.MinInt
+
+// audioWireRate is what a call's audio needs on the wire, bytes per second:
+// the PCM plus per-frame overhead (message header, TLS record, TCP/IP).
+func audioWireRate(f media.AudioFormat) float64 {
+	const overhead = 100 // bytes per frame
+	perSec := float64(1000 / f.FrameMs)
+	return perSec * float64(2*f.FrameLen()+overhead)
+}
+
+// flushAt is how much the writer buffers before writing to the connection:
+// video chunks and audio written back to back go in one write (one TLS
+// record, one system call), which is most of a call's CPU cost. Audio still
+// goes first: it is taken before any further chunk and written with them.
+const flushAt = 16 << 10
 
 func (s *session) writeLoop(ctx context.Context) error {
 	bw := bufio.NewWriterSize(s.conn, 2*wire.MaxChunk)
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
+	// retry wakes the writer when video was held by the link gate.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	var (
-		out     []byte
-		pcm     = make([]byte, 0, 2*s.cfg.Audio.FrameLen())
-		perType [256]uint32
+		out      []byte
+		pcm      = make([]byte, 0, 2*s.cfg.Audio.FrameLen())
+		perType  [256]uint32
+		toldCong bool // the congestion control switch is logged
 	)
+	flush := func() error {
+		if bw.Buffered() == 0 {
+			return nil
+		}
+		s.conn.SetWriteDeadline(time.Now().Add(s.cfg.PeerTimeout))
+		if err := bw.Flush(); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		return nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -330,28 +404,59 @@ func (s *session) writeLoop(ctx context.Context) error {
 			s.st.tick(now)
 			s.enqueue(wire.Message{Time: now.UnixNano(), Body: wire.Ping{}})
 		case <-s.wake:
+		case <-retry.C:
 		}
+		// The deadline covers writes the buffer makes by itself when full.
+		s.conn.SetWriteDeadline(time.Now().Add(s.cfg.PeerTimeout))
+		// The link's room is asked for (a system call) only when a video
+		// chunk is next: until then it is unknown, which holds any chunk.
+		room, known := roomUnknown, false
+		held := 0
 		for {
-			m, isVideo, ok, err := s.next(pcm)
+			m, p, n, err := s.next(pcm, room)
 			if err != nil {
 				return err
 			}
-			if !ok {
+			if p == pickNone {
 				break
+			}
+			if p == pickHeld {
+				if !known {
+					room, known = s.gate.room(time.Now(), bw.Buffered()), true
+					if n <= room {
+						continue
+					}
+				}
+				// Whatever is buffered goes first; then the link may have
+				// room after all.
+				if bw.Buffered() == 0 {
+					held = n
+					break
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+				if room = s.gate.room(time.Now(), 0); room < n {
+					held = n
+					break
+				}
+				continue
 			}
 			t := m.Body.Type()
 			if _, isAudio := m.Body.(wire.Audio); !isAudio {
 				m.Seq = perType[t]
 			}
 			perType[t] = m.Seq + 1
-			if _, isPong := m.Body.(wire.Pong); isPong {
-				m.Time = time.Now().UnixNano() // T3: as late as possible
+			switch m.Body.(type) {
+			case wire.Ping, wire.Pong:
+				// T1 and T3 as late as possible: time spent in our own
+				// queue would count as network delay one way only.
+				m.Time = time.Now().UnixNano()
 			}
 			out, err = wire.Append(out[:0], m)
 			if err != nil {
 				return fmt.Errorf("encode %v: %w", t, err)
 			}
-			s.conn.SetWriteDeadline(time.Now().Add(s.cfg.PeerTimeout))
 			if _, err := bw.Write(out); err != nil {
 				return fmt.Errorf("write: %w", err)
 			}
@@ -362,31 +467,42 @@ func (s *session) writeLoop(ctx context.Context) error {
 				s.st.out.audioBytes += uint64(len(b.PCM))
 				s.st.mu.Unlock()
 			case wire.Video:
+				room -= len(b.Data)
 				s.st.mu.Lock()
 				s.st.out.videoBytes += uint64(len(b.Data))
 				s.st.mu.Unlock()
 			case wire.Hangup, wire.Busy, wire.Reject:
 				// Final message: flush it and end the session. The peer
 				// closes its side on reading it.
-				if err := bw.Flush(); err != nil {
-					return fmt.Errorf("write: %w", err)
+				if err := flush(); err != nil {
+					return err
 				}
 				s.lingerClose()
 				return nil
 			}
-			// Flush after each video chunk so pending audio is never queued
-			// behind more than one chunk in our buffers.
-			if isVideo {
-				if err := bw.Flush(); err != nil {
-					return fmt.Errorf("write: %w", err)
+			if bw.Buffered() >= flushAt {
+				if err := flush(); err != nil {
+					return err
 				}
+				room, known = roomUnknown, false
 			}
 		}
-		if bw.Buffered() > 0 {
-			s.conn.SetWriteDeadline(time.Now().Add(s.cfg.PeerTimeout))
-			if err := bw.Flush(); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
+		if err := flush(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.videoReady.Store(s.video == nil && held == 0)
+		s.mu.Unlock()
+		s.st.mu.Lock()
+		s.st.out.linkKbps = s.gate.kbps()
+		s.st.mu.Unlock()
+		if !toldCong && s.gate != nil && s.gate.switched != "" {
+			toldCong = true
+			s.log.Info("congestion control changed: BBR's ProbeRTT would starve the audio on this round trip",
+				"to", s.gate.switched, "min_rtt", s.gate.minRTT)
+		}
+		if held > 0 {
+			retry.Reset(s.gate.retry(held - max(room, 0)))
 		}
 	}
 }
@@ -413,7 +529,7 @@ func (s *session) readLoop(ctx context.Context) error {
 		haveFrame bool
 		lastAudio uint32
 		anyAudio  bool
-		pongs     [8]struct{ rtt, off time.Duration }
+		pongs     [offsetSamples]pongSample
 		npong     int
 		gotHello  bool
 		gotCall   bool
@@ -497,17 +613,11 @@ func (s *session) readLoop(ctx context.Context) error {
 			if rtt < 0 || rtt > time.Minute {
 				continue // a confused peer clock; ignore the sample
 			}
-			pongs[npong%len(pongs)] = struct{ rtt, off time.Duration }{rtt, off}
+			pongs[npong%len(pongs)] = pongSample{rtt, off}
 			npong++
-			// The sample with the smallest RTT bounds the offset error best.
-			best := pongs[0]
-			for i := 1; i < min(npong, len(pongs)); i++ {
-				if pongs[i].rtt < best.rtt {
-					best = pongs[i]
-				}
-			}
+			best := bestOffset(pongs[:min(npong, len(pongs))])
 			s.st.mu.Lock()
-			s.st.rtt, s.st.offset = rtt, best.off
+			s.st.rtt, s.st.offset = rtt, best
 			s.st.mu.Unlock()
 		case wire.Video:
 			if !s.media.Load() {
@@ -532,14 +642,10 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.st.mu.Unlock()
 			if len(frame) == int(b.Size) {
 				haveFrame = false
-				f := media.Frame{Seq: frameNum, Time: time.Unix(0, frameTime), JPEG: append([]byte(nil), frame...)}
-				lat := s.latency(now, frameTime)
 				s.st.mu.Lock()
 				s.st.in.videoFrames++
-				s.st.in.videoLat.add(lat)
-				s.st.in.videoWin.add(lat)
 				s.st.mu.Unlock()
-				s.sink.Video(f)
+				s.show(media.Frame{Seq: frameNum, Time: time.Unix(0, frameTime), JPEG: append([]byte(nil), frame...)})
 			}
 		case wire.Audio:
 			if !s.media.Load() {
@@ -563,6 +669,79 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.sink.Audio(media.Audio{Seq: m.Seq, Time: time.Unix(0, m.Time), Samples: samples})
 		}
 	}
+}
+
+// show hands a complete frame to the sink's goroutine. A frame the sink has
+// not taken yet is replaced (latest wins) and counted, so the reader never
+// waits for the sink and the connection never backs up behind a slow one.
+func (s *session) show(f media.Frame) {
+	s.showMu.Lock()
+	if s.showNext != nil {
+		s.st.mu.Lock()
+		s.st.in.videoSinkDrops++
+		s.st.mu.Unlock()
+	}
+	s.showNext = &f
+	s.showMu.Unlock()
+	select {
+	case s.showWake <- struct{}{}:
+	default:
+	}
+}
+
+// showLoop calls the sink with the newest complete frame, one at a time,
+// until ctx ends. Video latency is measured here, when the sink gets the
+// frame: that is when it can be seen.
+func (s *session) showLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.showWake:
+		}
+		s.showMu.Lock()
+		f := s.showNext
+		s.showNext = nil
+		s.showMu.Unlock()
+		if f == nil {
+			continue
+		}
+		lat := s.latency(time.Now(), f.Time.UnixNano())
+		s.st.mu.Lock()
+		s.st.in.videoLat.add(lat)
+		s.st.in.videoWin.add(lat)
+		s.st.mu.Unlock()
+		s.sink.Video(*f)
+	}
+}
+
+// Clock offset estimation. Each ping/pong exchange gives a round trip and an
+// offset whose error is half the difference between the time the ping and
+// the pong spent in queues. The offset is the median of the offsets of the
+// offsetBest exchanges with the smallest round trips among the last
+// offsetSamples (16 s at the default ping interval): small round trips bound
+// the error, and the median keeps one lopsided exchange (a ping that passed
+// an empty queue while the pong waited in a full one) from moving every
+// latency figure for as long as it is the fastest. Two free-running clocks
+// 100 ppm apart move 1.6 ms in that time.
+const (
+	offsetSamples = 32
+	offsetBest    = 8
+)
+
+type pongSample struct{ rtt, off time.Duration }
+
+// bestOffset picks the offset from samples (any order, not empty).
+func bestOffset(samples []pongSample) time.Duration {
+	var buf [offsetSamples]pongSample
+	s := buf[:copy(buf[:], samples)]
+	slices.SortFunc(s, func(a, b pongSample) int { return cmp.Compare(a.rtt, b.rtt) })
+	s = s[:min(len(s), offsetBest)]
+	slices.SortFunc(s, func(a, b pongSample) int { return cmp.Compare(a.off, b.off) })
+	if len(s)%2 == 1 {
+		return s[len(s)/2].off
+	}
+	return (s[len(s)/2-1].off + s[len(s)/2].off) / 2
 }
 
 // latency converts a peer capture timestamp to our clock and returns its age.

@@ -97,19 +97,28 @@ type Latency struct {
 
 // Direction holds the figures of one direction of a call.
 type Direction struct {
-	VideoFrames  uint64  `json:"video_frames"`
-	VideoBytes   uint64  `json:"video_bytes"`
-	VideoDrops   uint64  `json:"video_drops"` // out: replaced before sending; in: abandoned part-frames
-	VideoFPS     float64 `json:"video_fps"`
-	VideoKbps    float64 `json:"video_kbps"`
-	AudioFrames  uint64  `json:"audio_frames"`
-	AudioBytes   uint64  `json:"audio_bytes"`
-	AudioDrops   uint64  `json:"audio_drops"` // out: dropped oldest on a full queue; in: gaps in sequence
-	AudioKbps    float64 `json:"audio_kbps"`
-	VideoLatency Latency `json:"video_latency"` // in only: the last second
-	AudioLatency Latency `json:"audio_latency"` // in only: the last second
+	VideoFrames uint64  `json:"video_frames"`
+	VideoBytes  uint64  `json:"video_bytes"`
+	VideoDrops  uint64  `json:"video_drops"` // out: replaced before sending; in: abandoned part-frames
+	VideoFPS    float64 `json:"video_fps"`
+	VideoKbps   float64 `json:"video_kbps"`
+	AudioFrames uint64  `json:"audio_frames"`
+	AudioBytes  uint64  `json:"audio_bytes"`
+	AudioDrops  uint64  `json:"audio_drops"` // out: dropped oldest on a full queue; in: gaps in sequence
+	AudioKbps   float64 `json:"audio_kbps"`
+	// Latency (in only) runs from the sender's capture timestamp, on our
+	// clock through the ping/pong offset estimate, to when the sink got the
+	// frame (video) or the whole frame was received (audio).
+	VideoLatency Latency `json:"video_latency"` // the last second
+	AudioLatency Latency `json:"audio_latency"` // the last second
 	VideoLatAll  Latency `json:"video_latency_call"`
 	AudioLatAll  Latency `json:"audio_latency_call"`
+	// VideoSinkDrops (in only) counts whole frames replaced by a newer one
+	// before a slow sink took them.
+	VideoSinkDrops uint64 `json:"video_sink_drops"`
+	// LinkKbps (out only) is what the link was seen to carry: the largest
+	// TCP delivery rate of the last two seconds; 0 where unknown.
+	LinkKbps float64 `json:"link_kbps,omitempty"`
 }
 
 // CallStats are the figures of one call (one session).
@@ -131,6 +140,8 @@ type dirCounters struct {
 	videoLat, audioLat                  latHist // whole call
 	videoWin, audioWin                  latHist // current window
 	videoPrev, audioPrev                latHist // previous complete window
+	videoSinkDrops                      uint64  // in: frames replaced before the sink took them
+	linkKbps                            float64 // out: the link gate's rate estimate
 }
 
 type rateSample struct {
@@ -206,6 +217,7 @@ func (s *stats) snapshot(now time.Time) CallStats {
 			AudioFrames: d.audioFrames, AudioBytes: d.audioBytes, AudioDrops: d.audioDrops,
 			VideoLatency: vw.summary(), AudioLatency: aw.summary(),
 			VideoLatAll: d.videoLat.summary(), AudioLatAll: d.audioLat.summary(),
+			VideoSinkDrops: d.videoSinkDrops, LinkKbps: d.linkKbps,
 		}
 	}
 	cs.Out, cs.In = fill(&s.out), fill(&s.in)

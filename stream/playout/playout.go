@@ -1,6 +1,8 @@
 // Package playout is the receive-side audio jitter buffer: it absorbs network
-// jitter with a small prebuffer, caps latency by dropping the oldest audio, and
-// fills underruns with click-free silence for the speaker.
+// jitter with a small prebuffer, caps latency by dropping the oldest audio,
+// fills underruns with click-free silence for the speaker, and compensates the
+// drift between the sender's and the speaker's sample clocks by dropping or
+// inserting a single interpolated sample now and then.
 package playout
 
 import (
@@ -33,6 +35,10 @@ type Config struct {
 	Format media.AudioFormat // zero: media.DefaultAudio
 	Target time.Duration     // depth to reach before playing starts or restarts; zero: DefaultTarget
 	Max    time.Duration     // latency cap, rounded down to whole frames; zero: DefaultMax
+	// NoDrift turns drift compensation off: the Buffer then only ever plays
+	// whole received frames, and its depth follows any difference between
+	// the two sample clocks until the latency cap or an underrun resets it.
+	NoDrift bool
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +87,14 @@ type Stats struct {
 	Rejected      uint64        // frames dropped because their length was not one frame
 	SilenceFrames uint64        // frames' worth of silence (prebuffer and underrun fill) output
 	Playing       bool          // false while prebuffering
+	// Drift compensation, in samples per channel: Squeezed samples were
+	// merged with their neighbour (the buffer played faster), Stretched ones
+	// inserted between two neighbours (it played slower).
+	Squeezed  uint64
+	Stretched uint64
+	// Level is the drift controller's estimate of the depth it steers: the
+	// depth before each Read, averaged over seconds. Zero until it has one.
+	Level time.Duration
 }
 
 // Buffer is an audio jitter buffer. Push and Read may be called concurrently
@@ -110,6 +124,8 @@ type Buffer struct {
 
 	pushed, played, underruns, overflow, late, rejected uint64
 	silence                                             uint64 // int16 values of silence output
+
+	drift drift
 }
 
 // New returns an empty Buffer that outputs silence until Target is queued.
@@ -134,6 +150,7 @@ func New(cfg Config) (*Buffer, error) {
 	}
 	b.ring = make([]int16, b.slots*b.frameLen)
 	b.rampPos = b.fade
+	b.drift = newDrift(f, b.target/f.Channels, !cfg.NoDrift)
 	return b, nil
 }
 
@@ -186,7 +203,20 @@ func (b *Buffer) depth() int { return b.count*b.frameLen - b.off }
 // silence. Playback starts with a fade-in over FadeSamples. On underrun Read
 // outputs what it has and fills the rest with silence that ramps from the last
 // sample to zero over FadeSamples. When len(dst) is Format.FrameLen, each call
-// outputs one whole received frame or one whole block of fill.
+// outputs one whole received frame or one whole block of fill, until drift
+// compensation first adjusts a sample; from then until the next underrun,
+// blocks straddle frames.
+//
+// Drift compensation: the Buffer averages its depth before each Read over
+// one-second windows and smooths the averages (a time constant of five
+// seconds). Once it has watched five seconds of playing since New or Reset
+// (an underrun does not start that over), when that level is more than one
+// and a half frames from Target, it starts squeezing or stretching samples
+// at a rate that closes the gap in about ten seconds (0.05 % to 0.4 %), and
+// stops once the level is within half a frame of Target. Two clocks ±200 ppm
+// apart move the depth by 0.2 ms a second, so the depth stays within a frame
+// or two of Target for hours; between boxes sharing one clock, or over a
+// short call, it never acts and output stays bit-exact.
 func (b *Buffer) Read(dst []int16) {
 	n := len(dst) - len(dst)%b.channels
 	clear(dst[n:])
@@ -198,9 +228,11 @@ func (b *Buffer) Read(dst []int16) {
 	// zero rather than jumping from the middle of the ramp.
 	if !b.playing && b.rampPos >= b.fade && b.depth() >= b.target {
 		b.playing, b.fadePos = true, 0
+		b.drift.resume(b.depth() / b.channels)
 	}
 	i := 0
 	if b.playing {
+		b.drift.observe(b.depth()/b.channels, len(dst)/b.channels)
 		i = b.play(dst)
 		if i < len(dst) {
 			b.playing = false
@@ -212,27 +244,97 @@ func (b *Buffer) Read(dst []int16) {
 }
 
 // play copies queued audio into dst and returns how many values it wrote.
-//
-// Drift compensation between the two boxes' sample clocks belongs here: it
-// will steer depth toward target by occasionally dropping or repeating a
-// sample as it copies out of the ring, leaving Push and the ring untouched.
+// While the drift controller is correcting, every step-th output sample is
+// an adjusted one: two input samples merged into their mean (squeeze), or
+// the mean of the last output and the next input inserted (stretch). The
+// change is one sample in hundreds, far below hearing (a 0.1 % change of
+// pitch), and the interpolation leaves no step in the waveform.
 func (b *Buffer) play(dst []int16) int {
 	i := 0
 	for i < len(dst) && b.count > 0 {
+		n := len(dst) - i
+		if d := &b.drift; d.dir != 0 {
+			if d.until == 0 {
+				if !b.adjust(dst, i) {
+					d.until = 1 // not enough queued to merge: try at the next sample
+				} else {
+					i += b.channels
+					d.until = d.step
+					continue
+				}
+			}
+			n = min(n, d.until*b.channels)
+		}
 		start := b.head*b.frameLen + b.off
-		n := copy(dst[i:], b.ring[start:(b.head+1)*b.frameLen])
-		b.fadeIn(dst[i : i+n])
-		i += n
-		b.off += n
+		k := copy(dst[i:i+n], b.ring[start:(b.head+1)*b.frameLen])
+		i += k
+		b.off += k
+		if b.drift.dir != 0 {
+			b.drift.until -= k / b.channels
+		}
 		if b.off == b.frameLen {
 			b.advance()
 			b.played++
 		}
 	}
+	b.fadeIn(dst[:i])
 	if i > 0 {
 		copy(b.last, dst[i-b.channels:i])
 	}
 	return i
+}
+
+// adjust writes one adjusted sample (all channels) at dst[i:] and reports
+// whether it could: a squeeze needs two queued samples.
+func (b *Buffer) adjust(dst []int16, i int) bool {
+	if len(dst)-i < b.channels {
+		return false
+	}
+	out := dst[i : i+b.channels]
+	next := b.ring[b.head*b.frameLen+b.off:]
+	switch b.drift.dir {
+	case squeeze:
+		if b.depth() < 2*b.channels {
+			return false
+		}
+		// The sample after next may be in the next frame of the ring.
+		off := b.off + b.channels
+		second := b.ring[b.head*b.frameLen+off:]
+		if off == b.frameLen {
+			second = b.ring[(b.head+1)%b.slots*b.frameLen:]
+		}
+		for c := range b.channels {
+			out[c] = int16((int32(next[c]) + int32(second[c])) / 2)
+		}
+		b.consume(2 * b.channels)
+		b.drift.squeezed++
+		b.drift.level-- // one sample less queued, known without measuring
+	case stretch:
+		prev := b.last
+		if i >= b.channels {
+			prev = dst[i-b.channels : i]
+		}
+		for c := range b.channels {
+			out[c] = int16((int32(prev[c]) + int32(next[c])) / 2)
+		}
+		b.drift.stretched++
+		b.drift.level++
+	}
+	return true
+}
+
+// consume drops n values from the head of the queue, counting frames that
+// are thereby finished as played.
+func (b *Buffer) consume(n int) {
+	for n > 0 && b.count > 0 {
+		k := min(n, b.frameLen-b.off)
+		b.off += k
+		n -= k
+		if b.off == b.frameLen {
+			b.advance()
+			b.played++
+		}
+	}
 }
 
 // startRamp begins a ramp from the last value output down to zero.
@@ -283,6 +385,9 @@ func (b *Buffer) Stats() Stats {
 		Rejected:      b.rejected,
 		SilenceFrames: b.silence / uint64(b.frameLen),
 		Playing:       b.playing,
+		Squeezed:      b.drift.squeezed,
+		Stretched:     b.drift.stretched,
+		Level:         b.drift.levelDuration(),
 	}
 }
 
@@ -296,4 +401,6 @@ func (b *Buffer) Reset() {
 	b.playing, b.fadePos = false, 0
 	b.startRamp()
 	b.pushed, b.played, b.underruns, b.overflow, b.late, b.rejected, b.silence = 0, 0, 0, 0, 0, 0, 0
+	b.drift.restart()
+	b.drift.squeezed, b.drift.stretched = 0, 0
 }
