@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// formatTable renders results as one Markdown table, a row per direction.
+func formatTable(rs []result) string {
+	var b strings.Builder
+	b.WriteString("| case | direction | audio ms p50 / p99 / max | video ms p50 / p99 / max | video fps delivered (sent) | frames skipped at sender / receiver | audio lost | playout underruns | creep p50 first→last 10 s, audio / video ms (offset-corrected) | sender CPU ms per frame (of it idle) | sender peak RSS MB |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		for _, d := range r.dirs {
+			title := r.name
+			if r.title != "" && r.title != r.name {
+				title += " (" + r.title + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s→%s | %s | %s | %.1f (%.1f) | %d / %d | %d | %s | %s | %s | %.1f |\n",
+				title, d.from, d.to, fmtLat(d.audio), fmtLat(d.video), d.fps, d.sentFPS,
+				d.skipped, d.sinkDrops, d.audioDrops, fmtUnderruns(d), fmtCreep(d), fmtCPU(d), d.rssMB)
+		}
+	}
+	return b.String()
+}
+
+func fmtLat(l lat) string {
+	if l == (lat{}) {
+		return "—"
+	}
+	return fmt.Sprintf("%s / %s / %s", fmtMs(l.p50), fmtMs(l.p99), fmtMs(l.max))
+}
+
+func fmtMs(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func fmtUnderruns(d dirResult) string {
+	if d.played == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%d (%.2f%%)", d.underruns, underrunPct(d))
+}
+
+// underrunPct is underruns per 100 frames played.
+func underrunPct(d dirResult) float64 {
+	if d.played == 0 {
+		return 0
+	}
+	return float64(d.underruns) * 100 / float64(d.played)
+}
+
+func fmtCreep(d dirResult) string {
+	if !d.creepValid {
+		return "—"
+	}
+	a := "—"
+	if d.creepAudio[0] >= 0 {
+		a = fmt.Sprintf("%s→%s", fmtMs(d.creepAudio[0]), fmtMs(d.creepAudio[1]))
+	}
+	return fmt.Sprintf("%s / %s→%s", a, fmtMs(d.creepVideo[0]), fmtMs(d.creepVideo[1]))
+}
+
+func fmtCPU(d dirResult) string {
+	if d.cpuMsPerFrame == 0 {
+		return "—"
+	}
+	if d.cpuIdleMs == 0 {
+		return fmt.Sprintf("%.3f", d.cpuMsPerFrame)
+	}
+	return fmt.Sprintf("%.3f (%.3f)", d.cpuMsPerFrame, d.cpuIdleMs)
+}
+
+// goal is one line of the issue's goals, checked against the results.
+type goal struct {
+	text     string
+	verdicts []string
+}
+
+// checkGoals compares the results with the goals of issue 6.
+func checkGoals(rs []result) []goal {
+	by := map[string]result{}
+	for _, r := range rs {
+		by[r.name] = r
+	}
+	var gs []goal
+	le := func(what string, got, limit float64, unit string) string {
+		if math.IsNaN(got) {
+			return what + ": not measured"
+		}
+		if got <= limit {
+			return fmt.Sprintf("%s: %.2f%s, met", what, got, unit)
+		}
+		return fmt.Sprintf("%s: %.2f%s, MISSED by %.2f%s (%.0f%%)", what, got, unit, got-limit, unit, (got-limit)*100/limit)
+	}
+	ge := func(what string, got, limit float64, unit string) string {
+		if got >= limit {
+			return fmt.Sprintf("%s: %.1f%s, met", what, got, unit)
+		}
+		return fmt.Sprintf("%s: %.1f%s, MISSED by %.1f%s", what, got, unit, limit-got, unit)
+	}
+	each := func(name string, f func(d dirResult) string) []string {
+		r, ok := by[name]
+		if !ok {
+			return []string{name + ": not run"}
+		}
+		var v []string
+		for _, d := range r.dirs {
+			v = append(v, f(d))
+		}
+		return v
+	}
+	dir := func(d dirResult) string { return d.from + "→" + d.to }
+
+	g := goal{text: "loopback: audio added latency p99 ≤ 30 ms (10 ms frames)"}
+	for _, n := range []string{"loopback-480p", "loopback-720p"} {
+		g.verdicts = append(g.verdicts, each(n, func(d dirResult) string { return le(n+" "+dir(d), d.audio.p99, 30, " ms") })...)
+	}
+	gs = append(gs, g)
+	gs = append(gs, goal{text: "loopback: video added latency p99 ≤ 3 ms at 720p",
+		verdicts: each("loopback-720p", func(d dirResult) string { return le(dir(d), d.video.p99, 3, " ms") })})
+	g = goal{text: "loopback: ≥ 29 fps delivered each way"}
+	for _, n := range []string{"loopback-480p", "loopback-720p"} {
+		g.verdicts = append(g.verdicts, each(n, func(d dirResult) string { return ge(n+" "+dir(d), d.fps, 29, " fps") })...)
+	}
+	gs = append(gs, g)
+	g = goal{text: "loopback: CPU per 720p frame ≤ 0.25 ms per side (user+sys of the daemon process, per frame it sends; each side also receives a frame per frame)"}
+	g.verdicts = each("loopback-720p", func(d dirResult) string { return le(d.from+", whole process", d.cpuMsPerFrame, 0.25, " ms") })
+	g.verdicts = append(g.verdicts, each("loopback-720p", func(d dirResult) string {
+		return le(d.from+", above its idle CPU", d.cpuMsPerFrame-d.cpuIdleMs, 0.25, " ms")
+	})...)
+	if one, ok := by["loopback-720p-1fps"]; ok {
+		if full, ok := by["loopback-720p"]; ok {
+			for i, d := range full.dirs {
+				o := one.dirs[i]
+				if df := d.sentFPS - o.sentFPS; df > 0 {
+					g.verdicts = append(g.verdicts, le(d.from+", video alone (30 fps call minus 1 fps call, per extra frame)", (d.cpuMsPerSec-o.cpuMsPerSec)/df, 0.25, " ms"))
+				}
+			}
+		}
+	}
+	gs = append(gs, g)
+	gs = append(gs, goal{text: "thin uplink: audio p99 ≤ 150 ms",
+		verdicts: each("thin", func(d dirResult) string { return le(dir(d), d.audio.p99, 150, " ms") })})
+	gs = append(gs, goal{text: "thin uplink: video p99 ≤ 300 ms",
+		verdicts: each("thin", func(d dirResult) string { return le(dir(d), d.video.p99, 300, " ms") })})
+	gs = append(gs, goal{text: "thin uplink: last-10 s p50 within 10% of first-10 s p50 (no creep)",
+		verdicts: each("thin", func(d dirResult) string {
+			if !d.creepValid {
+				return dir(d) + ": not measured (call too short)"
+			}
+			return creepVerdict(dir(d)+" audio", d.creepAudio) + "; " + creepVerdict(dir(d)+" video", d.creepVideo)
+		})})
+	gs = append(gs, goal{text: "thin uplink: audio underruns < 1% (per frame played)",
+		verdicts: each("thin", func(d dirResult) string {
+			p := underrunPct(d)
+			if p < 1 {
+				return fmt.Sprintf("%s: %.2f%%, met", dir(d), p)
+			}
+			return fmt.Sprintf("%s: %.2f%%, MISSED by %.2f points", dir(d), p, p-1)
+		})})
+	gs = append(gs, goal{text: "slow receiver: video latency p99 ≤ 300 ms (no kernel-buffer pile-up)",
+		verdicts: each("slow", func(d dirResult) string { return le(dir(d), d.video.p99, 300, " ms") })})
+	g = goal{text: "RSS ≤ 30 MB per daemon in a call (peak, VmHWM)"}
+	for _, r := range rs {
+		for _, d := range r.dirs {
+			g.verdicts = append(g.verdicts, le(r.name+" "+d.from, d.rssMB, 30, " MB"))
+		}
+	}
+	gs = append(gs, g)
+	return gs
+}
+
+// creepVerdict compares the last-10 s p50 with the first-10 s p50. Within
+// 10%, or within 1 ms where 10% is less than a millisecond (timer noise),
+// is met.
+func creepVerdict(what string, c [2]float64) string {
+	first, last := c[0], c[1]
+	slack := max(first*0.10, 1)
+	if last <= first+slack {
+		return fmt.Sprintf("%s %s→%s ms, met", what, fmtMs(first), fmtMs(last))
+	}
+	return fmt.Sprintf("%s %s→%s ms, MISSED: grew by %.0f%%", what, fmtMs(first), fmtMs(last), (last-first)*100/first)
+}
+
+// renderReport is the whole output: table, goals, notes.
+func renderReport(env string, rs []result, notes []string, took time.Duration) string {
+	var b strings.Builder
+	b.WriteString("# callbox benchmark\n\n")
+	b.WriteString(env + "\n\n")
+	b.WriteString(formatTable(rs))
+	b.WriteString("\nLatencies are whole-call figures as the receiving box measured them: capture timestamp to the moment the\n" +
+		"receiving session has the whole frame (audio) or hands the frame to its sink (video), on the receiver's clock\n" +
+		"corrected by the ping/pong offset estimate (on one machine the true offset is 0). Playout depth and the\n" +
+		"speaker's own buffer come on top for audio; see docs/performance.md.\n")
+	b.WriteString("\n## Goals\n\n")
+	for _, g := range checkGoals(rs) {
+		b.WriteString("- " + g.text + "\n")
+		for _, v := range g.verdicts {
+			b.WriteString("  - " + v + "\n")
+		}
+	}
+	b.WriteString("\n## Notes\n\n")
+	for _, r := range rs {
+		for _, d := range r.dirs {
+			fmt.Fprintf(&b, "- %s %s→%s: sender's link estimate %.0f kbit/s, receiver's clock offset estimate %.2f ms, playout depth at the end %.1f ms, playout latency-cap drops %d\n",
+				r.name, d.from, d.to, d.linkKbps, d.offsetMs, d.playoutDepthMs, d.overflow)
+		}
+		if r.linkNote != "" {
+			fmt.Fprintf(&b, "- %s link: %s\n", r.name, r.linkNote)
+		}
+		if r.load != "" {
+			fmt.Fprintf(&b, "- %s machine: %s\n", r.name, r.load)
+		}
+	}
+	for _, n := range notes {
+		b.WriteString("- " + n + "\n")
+	}
+	fmt.Fprintf(&b, "- the whole run took %v\n", took.Round(time.Second))
+	return b.String()
+}
