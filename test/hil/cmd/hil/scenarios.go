@@ -1,0 +1,603 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/device/camera"
+	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/testbox"
+	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/test/hil/guest"
+	"github.com/callbox/callbox/test/hil/rig"
+)
+
+func scenarios() []scenario {
+	return []scenario{
+		{"button-call", "amd64", "gpio-sim lines named like a Pi's: pull the button → call to the host peer, LED pattern, press again → hangup", buttonCall},
+		{"camera-mjpeg", "amd64", "v4l2loopback MJPEG camera: ≥ 90% of the fed frames reach the host peer, decodable", cameraMJPEG},
+		{"camera-yuyv", "amd64", "vivid YUYV camera encoded in the guest: decodable frames of the configured size", cameraYUYV},
+		{"audio", "amd64", "snd-aloop both ways: test signal in at the guest's microphone and out of its speaker, checked sample by sample", audioBothWays},
+		{"camera-unplug", "amd64", "v4l2loopback removed mid-call: the call goes on audio-only, video resumes after re-adding it, no restart", cameraUnplug},
+		{"arm64", "arm64", "button-call with the arm64 build on qemu-system-aarch64 -M virt -cpu cortex-a72", buttonCall},
+		{"arm64-camera-mjpeg", "arm64", "camera-mjpeg with the arm64 build, fed at 15 fps (an emulated Cortex-A72 is slower than a Pi's)", cameraMJPEG},
+	}
+}
+
+// Pi-like lines: the button on GPIO17, the LED on GPIO27 (systemd/callbox.toml).
+const (
+	buttonLine = "GPIO17"
+	ledLine    = "GPIO27"
+)
+
+// simAV is a guest config with the daemon's own test camera and audio (no
+// device drivers), kept small so a TCG guest spends little on it.
+const simAV = `[video]
+device = "sim"
+width = 320
+height = 240
+fps = 10
+precomputed = 4
+[audio]
+capture = "sim"
+playback = "sim"
+`
+
+// sample reads the LED line for ms.
+func (s *session) sampleLED(ctx context.Context, ms int) (rig.Blink, error) {
+	var res guest.Samples
+	err := s.agent.Post(ctx, "/v1/gpio/sample", guest.Sample{Line: ledLine, Ms: ms, EveryMs: 5}, &res)
+	return rig.BlinkOf(res), err
+}
+
+func (s *session) press(ctx context.Context) error {
+	return s.agent.Post(ctx, "/v1/gpio/press", guest.Press{Line: buttonLine, HoldMs: 200}, nil)
+}
+
+func buttonCall(ctx context.Context, s *session) error {
+	err := s.setup(ctx, guestSpec{
+		modules: []string{"configfs", "gpio-sim"},
+		gpio:    true,
+		config: simAV + fmt.Sprintf(`[gpio]
+button = %q
+led = %q
+`, buttonLine, ledLine),
+		// The host rings instead of answering, so the guest's LED shows
+		// the calling pattern until the host's button is pressed.
+		host: testbox.Options{AutoAnswer: false},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.startDaemon(ctx, "button and LED lines open, idle", func(st control.Status) bool {
+		return devicesOK(st) && st.LED == "off" && st.Phone.State.String() == "idle"
+	}); err != nil {
+		return err
+	}
+	b, err := s.sampleLED(ctx, 600)
+	if err != nil {
+		return err
+	}
+	if !b.Steady(false) {
+		return fmt.Errorf("idle LED line: %v, want steady off", b)
+	}
+	s.figure("idle: LED line %v", b)
+
+	// Press: the call goes out to the host, which rings.
+	if err := s.press(ctx); err != nil {
+		return err
+	}
+	released := time.Now()
+	if _, err := s.host.WaitState(ctx, "ringing", 20*time.Second); err != nil {
+		gs, _ := s.agent.Status(ctx)
+		return fmt.Errorf("after the button press: %w; guest: state %q, last end %q", err, gs.Phone.State, gs.Phone.LastEnd)
+	}
+	s.figure("button released → host peer ringing in %.0f ms", float64(time.Since(released).Microseconds())/1000)
+	st, err := s.agent.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Phone.State.String() != "calling" || st.LED != "fast-blink" {
+		return fmt.Errorf("guest while the host rings: state %q, LED %q; want calling, fast-blink", st.Phone.State, st.LED)
+	}
+	b, err = s.sampleLED(ctx, 2000)
+	if err != nil {
+		return err
+	}
+	s.figure("calling: LED line %v", b)
+	// FastBlink is 125 ms on, 125 ms off.
+	if !b.Within(125, 45, 3) {
+		return fmt.Errorf("calling: LED line %v; want 125 ms on and off (±45 ms), at least 3 of each", b)
+	}
+
+	// The host answers: in call, LED steady on.
+	if err := s.host.Press(ctx); err != nil {
+		return err
+	}
+	if _, err := s.host.WaitState(ctx, "in call", 10*time.Second); err != nil {
+		return err
+	}
+	if _, err := s.agent.WaitStatus(ctx, 10*time.Second, "in call, LED on", func(st control.Status) bool {
+		return st.Phone.State.String() == "in call" && st.LED == "on"
+	}); err != nil {
+		return err
+	}
+	// The daemon reports the pattern as soon as it is set; the line
+	// follows from the blinker's goroutine a moment later.
+	if b, err = s.sampleLED(ctx, 1000); err != nil {
+		return err
+	}
+	if !b.Settled(true, 100) {
+		return fmt.Errorf("in call: LED line %v, want on (within 100 ms) and steady", b)
+	}
+	s.figure("in call: LED line %v", b)
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	hs, err := s.host.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if c := hs.Phone.Call; c == nil || c.In.AudioFrames < 100 || c.In.VideoFrames < 5 {
+		return fmt.Errorf("host peer in call: %+v; want the guest's audio and video", hs.Phone.Call)
+	} else {
+		s.figure("host peer received %d audio and %d video frames from the guest (session %.1fs, ringing included)", c.In.AudioFrames, c.In.VideoFrames, c.Seconds)
+	}
+
+	// Press again: hangup, LED off.
+	if err := s.press(ctx); err != nil {
+		return err
+	}
+	released = time.Now()
+	hs, err = s.host.WaitState(ctx, "idle", 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("after the second press: %w", err)
+	}
+	s.figure("second press → host peer idle in %.0f ms (%q)", float64(time.Since(released).Microseconds())/1000, hs.Phone.LastEnd)
+	if !strings.Contains(hs.Phone.LastEnd, guestName+" hung up") {
+		return fmt.Errorf("host peer's last call ended with %q, want %q", hs.Phone.LastEnd, guestName+" hung up")
+	}
+	if _, err := s.agent.WaitStatus(ctx, 10*time.Second, "idle, LED off", func(st control.Status) bool {
+		return st.Phone.State.String() == "idle" && st.LED == "off"
+	}); err != nil {
+		return err
+	}
+	if b, err = s.sampleLED(ctx, 600); err != nil {
+		return err
+	}
+	if !b.Settled(false, 100) {
+		return fmt.Errorf("after hangup: LED line %v, want off (within 100 ms) and steady", b)
+	}
+	s.figure("after hangup: LED line %v", b)
+	return s.daemonUnchanged(ctx)
+}
+
+// loopback is the v4l2loopback camera: /dev/video10, announcing capture
+// only while a writer feeds it, like a USB camera that is there or not.
+const loopback = "v4l2loopback video_nr=10 exclusive_caps=1 card_label=callbox-loop"
+
+var feed = guest.Video{Device: "/dev/video10", Width: 640, Height: 480, FPS: 30, Precomputed: 10}
+
+func cameraMJPEG(ctx context.Context, s *session) error {
+	feed := feed
+	if s.sc.arch == "arm64" {
+		// qemu-system-aarch64 on an x86 machine emulates a CPU much slower
+		// than a Pi 4's; at 30 fps the guest's TLS alone saturates it.
+		feed.FPS = 15
+	}
+	err := s.setup(ctx, guestSpec{
+		modules: []string{loopback},
+		config: fmt.Sprintf(`[video]
+device = "/dev/video10"
+width = 640
+height = 480
+fps = %d
+[audio]
+capture = "sim"
+playback = "sim"
+`, feed.FPS),
+		host: testbox.Options{AutoAnswer: true, RecordVideo: true},
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.agent.Post(ctx, "/v1/video/start", feed, nil); err != nil {
+		return err
+	}
+	if _, err := s.startDaemon(ctx, "v4l2loopback camera streaming", devicesOK); err != nil {
+		return err
+	}
+	if err := s.hostCall(ctx); err != nil {
+		return err
+	}
+	if err := sleep(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	hs, err := s.hostHangup(ctx)
+	if err != nil {
+		return err
+	}
+	var fed guest.Fed
+	if err := s.agent.Post(ctx, "/v1/video/stop", nil, &fed); err != nil {
+		return err
+	}
+	if fed.Errors > 0 {
+		return fmt.Errorf("feeding the camera: %d write errors, last %s", fed.Errors, fed.LastErr)
+	}
+	s.figure("fed %d frames in %.1fs (%.1f fps) to /dev/video10", len(fed.Numbers), fed.Ms/1000, float64(len(fed.Numbers))*1000/fed.Ms)
+	v, err := checkVideo(s.host.VideoRecording(), 640, 480)
+	if err != nil {
+		return err
+	}
+	if v.frames < 30 {
+		return fmt.Errorf("host peer recorded %d frames, want at least 30", v.frames)
+	}
+	// The share of the frames fed while the call ran that arrived.
+	lo, hi := slices.Min(v.numbers), slices.Max(v.numbers)
+	var during int
+	for _, n := range fed.Numbers {
+		if n >= lo && n <= hi {
+			during++
+		}
+	}
+	share := float64(v.distinct) / float64(during)
+	c := hs.Phone.LastCall
+	s.figure("host peer received %d of the %d frames fed during the call (%.1f%%), all decodable %dx%d; its own count %d frames in %.1fs, in-call latency p50 %.0f ms p99 %.0f ms",
+		v.distinct, during, 100*share, v.width, v.height, c.In.VideoFrames, c.Seconds, c.In.VideoLatAll.P50, c.In.VideoLatAll.P99)
+	// Where the others went: replaced in the guest's latest-wins video
+	// queue before they could be sent (a starved guest CPU), or lost on
+	// the way.
+	if gs, err := s.agent.Status(ctx); err == nil && gs.Phone.LastCall != nil {
+		o := gs.Phone.LastCall.Out
+		s.figure("guest sent %d frames, replaced %d unsent ones (latest wins)", o.VideoFrames, o.VideoDrops)
+	}
+	if share < 0.9 {
+		return fmt.Errorf("only %.1f%% of the fed frames reached the host peer, want ≥ 90%%", 100*share)
+	}
+	return s.daemonUnchanged(ctx)
+}
+
+func cameraYUYV(ctx context.Context, s *session) error {
+	err := s.setup(ctx, guestSpec{
+		modules: []string{"vivid n_devs=1 node_types=0x1"},
+		config: `[video]
+device = "/dev/video0"
+width = 640
+height = 480
+fps = 30
+quality = 75
+[audio]
+capture = "sim"
+playback = "sim"
+`,
+		host: testbox.Options{AutoAnswer: true, RecordVideo: true},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.startDaemon(ctx, "vivid camera streaming", devicesOK); err != nil {
+		return err
+	}
+	if err := s.hostCall(ctx); err != nil {
+		return err
+	}
+	if err := sleep(ctx, 8*time.Second); err != nil {
+		return err
+	}
+	hs, err := s.hostHangup(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := checkVideo(s.host.VideoRecording(), 640, 480)
+	if err != nil {
+		return err
+	}
+	c := hs.Phone.LastCall
+	s.figure("host peer recorded %d frames, all decodable %dx%d (%.1f fps over the %.1fs call; the guest encodes vivid's YUYV itself)",
+		v.frames, v.width, v.height, float64(c.In.VideoFrames)/c.Seconds, c.Seconds)
+	if v.frames < 10 {
+		return fmt.Errorf("host peer recorded %d frames, want at least 10", v.frames)
+	}
+	return s.daemonUnchanged(ctx)
+}
+
+// video is what checkVideo found in a recording.
+type video struct {
+	frames, distinct int
+	width, height    int
+	numbers          []uint32 // frame numbers, where frames carry them
+}
+
+// checkVideo decodes every frame of an MJPEG recording and requires the
+// given size.
+func checkVideo(path string, w, h int) (video, error) {
+	frames, err := camera.ReadMJPEG(path)
+	if err != nil {
+		return video{}, err
+	}
+	v := video{frames: len(frames), width: w, height: h}
+	seen := map[uint32]bool{}
+	for i, f := range frames {
+		img, err := jpeg.Decode(bytes.NewReader(f))
+		if err != nil {
+			return v, fmt.Errorf("frame %d of %d does not decode: %w", i, len(frames), err)
+		}
+		if sz := img.Bounds().Size(); sz.X != w || sz.Y != h {
+			return v, fmt.Errorf("frame %d is %dx%d, want %dx%d", i, sz.X, sz.Y, w, h)
+		}
+		if n, ok := camera.FrameNumber(f); ok {
+			v.numbers = append(v.numbers, n)
+			if !seen[n] {
+				seen[n] = true
+				v.distinct++
+			}
+		}
+	}
+	if len(frames) == 0 {
+		return v, errors.New("no frames recorded")
+	}
+	return v, nil
+}
+
+// The guest's sound card: snd-aloop. What is played on device 0
+// substream N is captured on device 1 substream N, and the other way.
+const (
+	micFeed    = "hw:Loopback,0,0" // the agent plays the test signal here ...
+	micPCM     = "hw:Loopback,1,0" // ... and the daemon's microphone captures it
+	speakerPCM = "hw:Loopback,0,1" // the daemon's speaker ...
+	speakerTap = "hw:Loopback,1,1" // ... and the agent records it here
+)
+
+func audioBothWays(ctx context.Context, s *session) error {
+	err := s.setup(ctx, guestSpec{
+		modules: []string{"snd-aloop"},
+		config: fmt.Sprintf(`[video]
+device = "sim"
+width = 320
+height = 240
+fps = 5
+precomputed = 2
+[audio]
+capture = %q
+playback = %q
+`, micPCM, speakerPCM),
+		host: testbox.Options{AutoAnswer: true, RecordAudio: true},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.startDaemon(ctx, "ALSA loopback microphone and speaker open", devicesOK); err != nil {
+		return err
+	}
+	f := media.DefaultAudio
+	au := func(dev string) guest.Audio {
+		return guest.Audio{Device: dev, Rate: f.Rate, Channels: f.Channels, FrameMs: f.FrameMs}
+	}
+	if err := s.agent.Post(ctx, "/v1/audio/record/start", au(speakerTap), nil); err != nil {
+		return err
+	}
+	if err := s.agent.Post(ctx, "/v1/audio/play/start", au(micFeed), nil); err != nil {
+		return err
+	}
+	if err := s.hostCall(ctx); err != nil {
+		return err
+	}
+	const call = 8 * time.Second
+	if err := sleep(ctx, call); err != nil {
+		return err
+	}
+	hs, err := s.hostHangup(ctx)
+	if err != nil {
+		return err
+	}
+	var played guest.Played
+	if err := s.agent.Post(ctx, "/v1/audio/play/stop", nil, &played); err != nil {
+		return err
+	}
+	var raw []byte
+	if err := s.agent.Post(ctx, "/v1/audio/record/stop", nil, &raw); err != nil {
+		return err
+	}
+	if played.Err != "" {
+		return fmt.Errorf("feeding the microphone: %s", played.Err)
+	}
+	c := hs.Phone.LastCall
+	// Guest microphone → host speaker.
+	hostPlayed, err := audio.ReadRecording(s.host.AudioRecording())
+	if err != nil {
+		return err
+	}
+	up := rig.CheckStream(f, hostPlayed)
+	s.figure("guest microphone (aplay into %s, %d test frames) → host peer's speaker: %v; latency p50 %.0f ms p99 %.0f ms",
+		micFeed, played.Frames, up, c.In.AudioLatAll.P50, c.In.AudioLatAll.P99)
+	// Host test signal → guest speaker.
+	down := rig.CheckStream(f, s16(raw))
+	s.figure("host test signal → guest speaker (arecord from %s): %v", speakerTap, down)
+	// Both ways: nothing but the test signal and silence, in order, and
+	// most of the call's audio there. Audio lost on the way (a capture
+	// overrun, a late packet) is counted, not failed. A speaker that
+	// underran and replayed its stale ALSA buffer is reported (a known
+	// daemon defect, see test/hil/README.md), not failed: how often it
+	// happens depends on how starved the emulated CPU is.
+	min := 0.6 * float64(c.Seconds) * 1000
+	for _, d := range []struct {
+		name string
+		r    rig.StreamReport
+	}{{"guest → host", up}, {"host → guest", down}} {
+		if d.r.Bad != 0 || d.r.OutOfOrder != 0 || d.r.GoodMs < min {
+			// Keep both recordings next to the console log.
+			out := filepath.Join(s.env.out, s.sc.name)
+			os.WriteFile(out+".guest-speaker.s16", raw, 0o644)
+			if b, err := os.ReadFile(s.host.AudioRecording()); err == nil {
+				os.WriteFile(out+".host-speaker.s16", b, 0o644)
+			}
+			return fmt.Errorf("%s: %v (bad at samples %v); want no bad or out-of-order audio and ≥ %.0f ms good; recordings kept in %s.*.s16",
+				d.name, d.r, d.r.BadAt, min, out)
+		}
+		if d.r.Replayed > 0 {
+			s.figure("WARNING %s: %d replayed stretches: a sound card underran and played its stale buffer again", d.name, d.r.Replayed)
+		}
+	}
+	return s.daemonUnchanged(ctx)
+}
+
+func s16(b []byte) []int16 {
+	out := make([]int16, len(b)/2)
+	for i := range out {
+		out[i] = int16(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+	}
+	return out
+}
+
+func cameraUnplug(ctx context.Context, s *session) error {
+	err := s.setup(ctx, guestSpec{
+		modules: []string{loopback},
+		config: `[video]
+device = "/dev/video10"
+width = 640
+height = 480
+fps = 30
+stall_ms = 1000
+[audio]
+capture = "sim"
+playback = "sim"
+`,
+		host: testbox.Options{AutoAnswer: true, RecordVideo: true},
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.agent.Post(ctx, "/v1/video/start", feed, nil); err != nil {
+		return err
+	}
+	if _, err := s.startDaemon(ctx, "v4l2loopback camera streaming", devicesOK); err != nil {
+		return err
+	}
+	if err := s.hostCall(ctx); err != nil {
+		return err
+	}
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	// Unplug: the writer goes away and the device is removed. rmmod
+	// succeeds once the daemon has let go of the node (it sees no frame
+	// for stall_ms and closes it).
+	var fed1 guest.Fed
+	if err := s.agent.Post(ctx, "/v1/video/stop", nil, &fed1); err != nil {
+		return err
+	}
+	unplugged := time.Now()
+	for {
+		r, err := s.agent.Exec(ctx, "rmmod", "v4l2loopback")
+		if err != nil {
+			return err
+		}
+		if r.Code == 0 {
+			break
+		}
+		if time.Since(unplugged) > 30*time.Second {
+			return fmt.Errorf("rmmod v4l2loopback still fails after 30s: %s", r.Output)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	s.figure("camera unplugged: feed stopped, v4l2loopback removed %.1fs later", time.Since(unplugged).Seconds())
+	st, err := s.agent.WaitStatus(ctx, 15*time.Second, "camera down", func(st control.Status) bool {
+		return strings.Contains(st.Camera, "down")
+	})
+	if err != nil {
+		return err
+	}
+	s.figure("guest camera state: %s", st.Camera)
+	before, err := s.host.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, 3*time.Second); err != nil {
+		return err
+	}
+	after, err := s.host.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if after.Phone.State.String() != "in call" || before.Phone.Call == nil || after.Phone.Call == nil {
+		return fmt.Errorf("host peer after the unplug: state %q, want in call", after.Phone.State)
+	}
+	dv := after.Phone.Call.In.VideoFrames - before.Phone.Call.In.VideoFrames
+	da := after.Phone.Call.In.AudioFrames - before.Phone.Call.In.AudioFrames
+	s.figure("while unplugged, 3s: host peer received %d audio and %d video frames", da, dv)
+	if dv != 0 || da < 200 {
+		return fmt.Errorf("while unplugged the host peer received %d audio and %d video frames in 3s; want audio only (≥ 200)", da, dv)
+	}
+
+	// Plug it back.
+	r, err := s.agent.Exec(ctx, append([]string{"modprobe"}, strings.Fields(loopback)...)...)
+	if err != nil || r.Code != 0 {
+		return fmt.Errorf("modprobe %s: %v %s", loopback, err, r.Output)
+	}
+	if err := s.agent.Post(ctx, "/v1/video/start", feed, nil); err != nil {
+		return err
+	}
+	replugged := time.Now()
+	if _, err := s.agent.WaitStatus(ctx, 30*time.Second, "camera back", func(st control.Status) bool {
+		return strings.HasSuffix(st.Camera, ": ok")
+	}); err != nil {
+		return err
+	}
+	back := time.Since(replugged)
+	var resumed time.Duration
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.Phone.Call == nil {
+			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
+		}
+		// Two seconds of video; the recording is checked for one.
+		if hs.Phone.Call.In.VideoFrames >= after.Phone.Call.In.VideoFrames+60 {
+			resumed = time.Since(replugged)
+			break
+		}
+		if time.Since(replugged) > 30*time.Second {
+			return fmt.Errorf("video did not resume within 30s of re-adding the camera: host peer at %d frames", hs.Phone.Call.In.VideoFrames)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	s.figure("camera re-added: guest camera ok after %.1fs, 60 more frames at the host peer after %.1fs", back.Seconds(), resumed.Seconds())
+	if _, err := s.hostHangup(ctx); err != nil {
+		return err
+	}
+	var fed2 guest.Fed
+	if err := s.agent.Post(ctx, "/v1/video/stop", nil, &fed2); err != nil {
+		return err
+	}
+	v, err := checkVideo(s.host.VideoRecording(), 640, 480)
+	if err != nil {
+		return err
+	}
+	var afterReplug int
+	last := slices.Max(fed1.Numbers)
+	for _, n := range v.numbers {
+		if n > last {
+			afterReplug++
+		}
+	}
+	s.figure("host peer recorded %d frames, all decodable 640x480, %d of them fed after the camera came back", v.frames, afterReplug)
+	if afterReplug < 30 {
+		return fmt.Errorf("only %d frames from after the replug reached the host peer", afterReplug)
+	}
+	return s.daemonUnchanged(ctx)
+}

@@ -1,0 +1,99 @@
+package rig
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/callbox/callbox/test/hil/guest"
+)
+
+// Blink is what a sampled output line did: how long it stayed on and off
+// between changes. The stretches before the first and after the last
+// change are cut by the sampling window and left out.
+type Blink struct {
+	Start, End bool // the level at the first and the last read
+	Changes    int
+	LastMs     float64   // when the last change was seen
+	On, Off    []float64 // ms
+}
+
+// BlinkOf measures a sampled line.
+func BlinkOf(s guest.Samples) Blink {
+	b := Blink{Start: s.Start, Changes: len(s.Changes), End: s.Start}
+	if n := len(s.Changes); n > 0 {
+		b.End, b.LastMs = s.Changes[n-1].Value, s.Changes[n-1].AtMs
+	}
+	for i := 1; i < len(s.Changes); i++ {
+		d := s.Changes[i].AtMs - s.Changes[i-1].AtMs
+		if s.Changes[i-1].Value {
+			b.On = append(b.On, d)
+		} else {
+			b.Off = append(b.Off, d)
+		}
+	}
+	return b
+}
+
+// Steady reports whether the line kept one level: v.
+func (b Blink) Steady(v bool) bool { return b.Changes == 0 && b.Start == v }
+
+// Settled reports whether the line reached v with at most one change, seen
+// within ms of the start (the sampling began as the pattern was being
+// switched), and kept it.
+func (b Blink) Settled(v bool, ms float64) bool {
+	return b.End == v && (b.Changes == 0 || b.Changes == 1 && b.LastMs <= ms)
+}
+
+// Median returns the median on (or off) time in ms, 0 if none was seen.
+func (b Blink) Median(on bool) float64 {
+	d := b.Off
+	if on {
+		d = b.On
+	}
+	if len(d) == 0 {
+		return 0
+	}
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+// Within reports whether every whole on and off time is within tol ms of
+// want, and at least min of each were seen.
+func (b Blink) Within(want, tol float64, min int) bool {
+	if len(b.On) < min || len(b.Off) < min {
+		return false
+	}
+	for _, d := range append(slices.Clone(b.On), b.Off...) {
+		if d < want-tol || d > want+tol {
+			return false
+		}
+	}
+	return true
+}
+
+func (b Blink) String() string {
+	if b.Changes == 0 {
+		return fmt.Sprintf("steady %s", onOff(b.Start))
+	}
+	span := func(d []float64) string {
+		if len(d) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f ms (%.0f..%.0f, n=%d)", medianOf(d), slices.Min(d), slices.Max(d), len(d))
+	}
+	return fmt.Sprintf("%d changes, on %s, off %s", b.Changes, span(b.On), span(b.Off))
+}
+
+func medianOf(d []float64) float64 {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func onOff(v bool) string {
+	if v {
+		return "on"
+	}
+	return "off"
+}

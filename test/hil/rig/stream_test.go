@@ -1,0 +1,189 @@
+package rig
+
+import (
+	"testing"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/stream/media"
+)
+
+// testStream returns samples [from, from+n) of the endless test stream.
+func testStream(f media.AudioFormat, from, n int) []int16 {
+	out := make([]int16, 0, n)
+	fl := f.FrameLen()
+	for len(out) < n {
+		s := from + len(out)
+		fr := audio.TestFrame(f, uint32(s/fl))
+		out = append(out, fr[s%fl:min(fl, s%fl+n-len(out))]...)
+	}
+	return out
+}
+
+// units cuts the test stream into device periods starting at sample
+// offset o: unit i is [o+i*n, o+(i+1)*n).
+func units(f media.AudioFormat, o, count int) [][]int16 {
+	n := f.FrameLen()
+	var u [][]int16
+	for i := range count {
+		u = append(u, testStream(f, o+i*n, n))
+	}
+	return u
+}
+
+func cat(parts ...[]int16) []int16 {
+	var out []int16
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// fill is an underrun unit: the previous sample ramped to zero in 1 ms.
+func fill(f media.AudioFormat, last int16) []int16 {
+	u := make([]int16, f.FrameLen())
+	steps := f.Rate / 1000
+	for i := range steps {
+		u[i] = int16(int32(last) * int32(steps-i) / int32(steps+1))
+	}
+	return u
+}
+
+// fadeIn attenuates the first 1 ms of a unit.
+func fadeIn(f media.AudioFormat, u []int16) []int16 {
+	u = append([]int16(nil), u...)
+	steps := f.Rate / 1000 * f.Channels
+	for i := range steps {
+		u[i] = int16(int32(u[i]) * int32(i) / int32(steps))
+	}
+	return u
+}
+
+// drifted plays the test stream from sample from, n samples out, adjusting
+// one sample in every step as the playout buffer's drift compensation
+// does: squeeze merges two stream samples, stretch inserts the mean of the
+// last output and the next stream sample.
+func drifted(f media.AudioFormat, from, n, step int, squeeze bool) []int16 {
+	src := testStream(f, from, 2*n)
+	out := make([]int16, 0, n)
+	e := 0
+	for len(out) < n {
+		if len(out) > 0 && len(out)%step == 0 {
+			if squeeze {
+				out = append(out, int16((int32(src[e])+int32(src[e+1]))/2))
+				e += 2
+			} else {
+				out = append(out, int16((int32(out[len(out)-1])+int32(src[e]))/2))
+			}
+			continue
+		}
+		out = append(out, src[e])
+		e++
+	}
+	return out
+}
+
+func TestCheckStreamFollowsDrift(t *testing.T) {
+	f := media.DefaultAudio
+	for _, squeeze := range []bool{true, false} {
+		// 0.4 % (the fastest correction) and 0.05 %.
+		for _, step := range []int{250, 2000} {
+			rec := cat(make([]int16, 3000), drifted(f, 77*f.FrameLen()+13, 200*f.FrameLen(), step, squeeze), make([]int16, 500))
+			r := CheckStream(f, rec)
+			want := 200*f.FrameLen()/step - 1
+			if r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 0 || r.LostMs != 0 || r.Runs != 1 || r.Adjusted < want || r.Adjusted > want+1 {
+				t.Errorf("squeeze %v, one in %d: %v; want one run with %d adjustments", squeeze, step, r, want)
+			}
+		}
+	}
+}
+
+func TestCheckStream(t *testing.T) {
+	mono := media.DefaultAudio
+	stereo := media.AudioFormat{Rate: 16000, Channels: 2, FrameMs: 20}
+	silence := func(f media.AudioFormat, frames int) []int16 { return make([]int16, frames*f.FrameLen()) }
+	cases := []struct {
+		name string
+		f    media.AudioFormat
+		rec  func(f media.AudioFormat) []int16
+		// want
+		bad, outOfOrder int
+		goodMs, lostMs  float64
+	}{
+		{"aligned", mono, func(f media.AudioFormat) []int16 { return testStream(f, 0, 100*f.FrameLen()) }, 0, 0, 1000, 0},
+		{"cut mid-frame between silences", mono, func(f media.AudioFormat) []int16 {
+			return cat(silence(f, 3), testStream(f, 50*f.FrameLen()+137, 40*f.FrameLen()), silence(f, 2))
+		}, 0, 0, 400, 0},
+		{"underrun fill between periods", mono, func(f media.AudioFormat) []int16 {
+			u := units(f, 1000*f.FrameLen()+211, 40)
+			return cat(cat(u[:20]...), fill(f, u[19][len(u[19])-1]), fadeIn(f, u[20]), cat(u[21:]...))
+		}, 0, 0, 400, 0},
+		{"dropped period", mono, func(f media.AudioFormat) []int16 {
+			u := units(f, 7*f.FrameLen()+5, 40)
+			return cat(cat(u[:10]...), cat(u[11:]...))
+		}, 0, 0, 390, 10},
+		{"corrupt sample", mono, func(f media.AudioFormat) []int16 {
+			r := testStream(f, 333, 30*f.FrameLen())
+			r[15*f.FrameLen()+100] ^= 0x100
+			return r
+		}, 1, 0, 300, 0},
+		{"replayed buffer", mono, func(f media.AudioFormat) []int16 {
+			u := units(f, 3*f.FrameLen()+400, 30)
+			return cat(cat(u[:15]...), cat(u[12:15]...), cat(u[15:]...))
+		}, 0, 0, 330, 0},
+		{"part of a period replayed", mono, func(f media.AudioFormat) []int16 {
+			// A sound card that underran plays 384 samples of its stale
+			// 3-period ring, and the 384 samples due then are lost.
+			all := testStream(f, 100*f.FrameLen()+96, 40*f.FrameLen())
+			cut := 20 * f.FrameLen()
+			return cat(all[:cut], all[cut-3*f.FrameLen():cut-3*f.FrameLen()+384], all[cut+384:])
+		}, 0, 0, 400, 8},
+		{"one period between underruns, both sides of it skipped", mono, func(f media.AudioFormat) []int16 {
+			// A capture that overran twice (30 ms lost each time) and a
+			// playout that underran before the lone period between.
+			n := f.FrameLen()
+			a := testStream(f, 500*n+384, 20*n)
+			lone := fadeIn(f, testStream(f, 500*n+384+20*n+3*n, n))
+			b := testStream(f, 500*n+384+20*n+3*n+n+3*n, 20*n)
+			return cat(a, fill(f, a[len(a)-1]), silence(f, 2), lone, b)
+		}, 0, 0, 410, 60},
+		{"fill replayed", mono, func(f media.AudioFormat) []int16 {
+			u := units(f, 40*f.FrameLen()+100, 30)
+			fl := fill(f, u[9][len(u[9])-1])
+			return cat(cat(u[:10]...), fl, fl, cat(u[10:]...)) // the ring replays the fill
+		}, 0, 0, 300, 0},
+		{"short underrun with drift compensation on", mono, func(f media.AudioFormat) []int16 {
+			// Fill for part of a period, then playing resumes.
+			a := drifted(f, 30*f.FrameLen(), 20*f.FrameLen()+97, 250, true)
+			u := fill(f, a[len(a)-1])[:f.Rate/1000*2+23]
+			return cat(a, u, fadeIn(f, testStream(f, 30*f.FrameLen()+20*f.FrameLen()+97+38, 10*f.FrameLen())))
+		}, 0, 0, 302, 0},
+		{"reordered periods", mono, func(f media.AudioFormat) []int16 {
+			u := units(f, 3*f.FrameLen()+400, 30)
+			return cat(cat(u[:5]...), cat(u[15:]...), cat(u[5:15]...))
+		}, 0, 1, 300, 100},
+		{"noise", mono, func(f media.AudioFormat) []int16 {
+			r := make([]int16, 20*f.FrameLen())
+			for i := range r {
+				r[i] = int16(i*7919%2001 - 1000)
+			}
+			return r
+		}, 1, 0, 0, 0},
+		{"stereo, fill and drop", stereo, func(f media.AudioFormat) []int16 {
+			u := units(f, 9*f.FrameLen()+2*77, 30)
+			return cat(cat(u[:10]...), fill(f, u[9][len(u[9])-2]), cat(u[10:20]...), cat(u[21:]...))
+		}, 0, 0, 580, 20},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := CheckStream(c.f, c.rec(c.f))
+			replayed := 0
+			if c.name == "replayed buffer" || c.name == "part of a period replayed" || c.name == "fill replayed" {
+				replayed = 1
+			}
+			if r.Bad != c.bad || r.OutOfOrder != c.outOfOrder || r.Replayed != replayed || r.GoodMs < c.goodMs-2 || r.GoodMs > c.goodMs+2 ||
+				r.LostMs < c.lostMs-0.1 || r.LostMs > c.lostMs+0.1 {
+				t.Errorf("got %v; want %d bad, %d out of order, %.0f ms good, %.0f ms lost", r, c.bad, c.outOfOrder, c.goodMs, c.lostMs)
+			}
+		})
+	}
+}
