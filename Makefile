@@ -33,7 +33,7 @@ QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 FUZZTIME ?= 10s
 APT := $(if $(filter 0,$(shell id -u)),DEBIAN_FRONTEND=noninteractive apt-get,sudo DEBIAN_FRONTEND=noninteractive apt-get)
 
-.PHONY: help deps version build demo test e2e vet fuzz bench arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
+.PHONY: help deps version build demo test e2e vet fuzz bench microbench hil arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -82,7 +82,12 @@ e2e: deps ## the web page with real clients: headless Chromium (playwright-core)
 	cd test/e2e && npm ci --no-audit --no-fund
 	CALLBOX_E2E=1 $(GO) test -count=1 -timeout 10m -v ./test/e2e
 
-bench: deps ## benchmarks: figures, never pass/fail
+bench: build ## latency, fps, CPU and RSS of real calls (loopback, emulated LAN/Wi-Fi/thin links, slow receiver): table in bench-out/bench.md
+	$(call need-pkgs,iproute2)
+	$(GO) build -o $(BIN)/bench ./tools/bench
+	$(BIN)/bench -bin $(BIN)/$(NATIVE)/callboxd -out bench-out/bench.md $(BENCH_FLAGS)
+
+microbench: deps ## Go micro-benchmarks of the hot paths (wire, playout, camera): figures, never pass/fail
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 cross-deps: deps
@@ -126,8 +131,11 @@ test-deb: build ## install, upgrade, remove, purge the amd64 .deb in a throwaway
 	$(call need-pkgs,debootstrap lintian systemd)
 	bash test/deb/run.sh $(BIN)/linux-amd64 $(VERSION)
 
+hil: build arm64 ## hardware in the loop: the real daemon against real kernel drivers in QEMU (amd64 and arm64); logs in test/hil/out/
+	test/hil/run -bin-amd64 $(BIN)/linux-amd64/callboxd -bin-arm64 $(BIN)/linux-arm64/callboxd $(HIL_FLAGS)
+
 test-buildroot: ## check buildroot/ in a real buildroot 2026.02.3 checkout (cloned once into the cache; network)
 	test/buildroot/check-real.sh
 
 clean: ## remove build outputs
-	rm -rf $(BIN) demo-out
+	rm -rf $(BIN) demo-out bench-out test/hil/out test/e2e/out

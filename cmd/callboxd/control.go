@@ -188,6 +188,7 @@ func (d *daemon) status() control.Status {
 		Playout: control.Playout{
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
+			Squeezed: ps.Squeezed, Stretched: ps.Stretched,
 		},
 	}
 }

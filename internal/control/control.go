@@ -39,6 +39,10 @@ type Playout struct {
 	Underruns uint64  `json:"underruns"`
 	Overflow  uint64  `json:"overflow"`
 	Late      uint64  `json:"late"`
+	// Drift compensation between the two boxes' sample clocks, in samples
+	// merged (squeezed) or inserted (stretched) since the call began.
+	Squeezed  uint64 `json:"squeezed"`
+	Stretched uint64 `json:"stretched"`
 }
 
 // ID is what GET /v1/id returns.

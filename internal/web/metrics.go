@@ -168,6 +168,8 @@ func writeStatusMetrics(w io.Writer, st control.Status) {
 		{"callbox_playout_underruns_total", "Times the playout buffer ran dry while playing.", pl.Underruns},
 		{"callbox_playout_overflow_total", "Audio frames dropped, oldest first, to cap the latency.", pl.Overflow},
 		{"callbox_playout_late_total", "Audio frames dropped for arriving out of order.", pl.Late},
+		{"callbox_playout_squeezed_total", "Audio samples merged to follow a faster peer clock.", pl.Squeezed},
+		{"callbox_playout_stretched_total", "Audio samples inserted to follow a slower peer clock.", pl.Stretched},
 	} {
 		p.family(c.name, "counter", c.help)
 		p.count(c.name, "", c.v)
