@@ -136,7 +136,7 @@ func (d *daemon) openDevices() error {
 		pull := g.ButtonPull
 		d.button, err = gpio.OpenButton(gpio.PinConfig{Line: g.Button, ActiveLow: g.ButtonActiveLow, Pull: pull},
 			gpio.DebounceConfig{Settle: time.Duration(g.DebounceMs) * time.Millisecond, LongPress: time.Duration(g.LongPressMs) * time.Millisecond},
-			d.log.With("component", "gpio"))
+			d.log)
 		if err != nil {
 			// Without its button the box still answers calls and can be
 			// driven with `callbox press`: keep running and say so.
@@ -171,13 +171,13 @@ func (d *daemon) openDevices() error {
 		// A real camera comes and goes: the wrapper re-opens it with backoff
 		// while the call goes on without video, and says so in its state.
 		vc := camera.V4L2Config{Device: cfg.Video.Device, Format: cfg.videoFormat(), Quality: cfg.Video.Quality,
-			StallTimeout: time.Duration(cfg.Video.StallMs) * time.Millisecond, Logger: d.log.With("component", "camera")}
+			StallTimeout: time.Duration(cfg.Video.StallMs) * time.Millisecond, Logger: d.log}
 		if err = vc.Validate(); err != nil {
 			return &ConfigError{fmt.Errorf("video: %w", err)}
 		}
 		d.cam = camera.NewResilient(func(ctx context.Context) (camera.Source, error) {
 			return camera.OpenV4L2(vc)
-		}, camera.ResilientConfig{Format: cfg.videoFormat(), Logger: d.log.With("component", "camera"),
+		}, camera.ResilientConfig{Format: cfg.videoFormat(), Logger: d.log,
 			OnChange: d.cameraChanged})
 	}
 	if err != nil {
@@ -442,7 +442,7 @@ func (d *daemon) openMic() (audio.Source, error) {
 		return audio.NewSilentSource(f), nil
 	}
 	return audio.OpenCapture(audio.ALSAConfig{Device: d.cfg.Audio.Capture, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log.With("component", "audio")})
+		Periods: d.cfg.Audio.Periods, Logger: d.log})
 }
 
 type closingSpeaker interface {
@@ -457,7 +457,7 @@ func (d *daemon) openSpeaker() (closingSpeaker, error) {
 		return nopCloser{audio.NewClockedSpeaker(f, d.rec)}, nil
 	}
 	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log.With("component", "audio")})
+		Periods: d.cfg.Audio.Periods, Logger: d.log})
 }
 
 type nopCloser struct{ *audio.ClockedSpeaker }

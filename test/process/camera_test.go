@@ -44,6 +44,20 @@ func TestMissingCameraMeansAudioOnly(t *testing.T) {
 	if c := sa.Phone.Call; c.In.VideoFrames < 5 {
 		t.Errorf("hall received %d frames from door", c.In.VideoFrames)
 	}
+	// Each log record names its component once: the device packages add
+	// it, the daemon does not add it again.
+	var camLines int
+	for line := range strings.Lines(a.Log()) {
+		if n := strings.Count(line, "component="); n > 1 {
+			t.Errorf("log record names its component %d times: %s", n, line)
+		}
+		if strings.Contains(line, "component=camera") {
+			camLines++
+		}
+	}
+	if camLines == 0 {
+		t.Errorf("no camera log records in hall's log:\n%s", a.Log())
+	}
 }
 
 // A box whose GPIO lines do not exist still runs, answers calls, can be
