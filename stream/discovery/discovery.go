@@ -80,6 +80,7 @@ type Node struct {
 	cache      map[string]*entry // by compact fingerprint
 	lastAnswer map[answerKey]time.Time
 	lastQuery  time.Time
+	lastRescan time.Time
 	changed    chan struct{} // closed and replaced when the cache changes
 	malformed  uint64
 }
@@ -209,6 +210,20 @@ loop:
 	return nil
 }
 
+// rescanIfOld rescans if the last scan is more than a second old, so an
+// answer carries the addresses the interface has now; it reports whether
+// anything changed (then it has announced the change as well).
+func (n *Node) rescanIfOld() bool {
+	n.mu.Lock()
+	old := n.cfg.now().Sub(n.lastRescan) > time.Second
+	n.mu.Unlock()
+	if !old || !n.rescan() {
+		return false
+	}
+	n.announce(recordTTL)
+	return true
+}
+
 // rescan joins the group on interfaces that appeared and reports whether
 // the interfaces or their addresses changed.
 func (n *Node) rescan() bool {
@@ -247,6 +262,7 @@ func (n *Node) rescan() bool {
 	}
 	n.mu.Lock()
 	n.ifs = now
+	n.lastRescan = n.cfg.now()
 	n.mu.Unlock()
 	return changed
 }
@@ -366,6 +382,11 @@ func (n *Node) handle(c packetConn, pkt []byte, ifindex int, src netip.AddrPort)
 		n.mu.Unlock()
 		if limited {
 			return
+		}
+		if n.rescanIfOld() {
+			n.mu.Lock()
+			ifi = n.ifs[ifindex]
+			n.mu.Unlock()
 		}
 		if legacy {
 			n.respond(c, ifi, self, 10, src, q.id, q.question) // RFC 6762 §6.7: short TTL

@@ -38,7 +38,7 @@ func TestResponseRoundTrip(t *testing.T) {
 	if f.FP != compactFP(fpA) || f.Name != "hall.1" || !f.Pairing || f.Port != 7420 || ss[0].ttl != recordTTL {
 		t.Errorf("found %+v ttl %d", f, ss[0].ttl)
 	}
-	want := []string{"10.77.0.1:7420", "[fe80::1%eth0]:7420", "[2001:db8::1]:7420"}
+	want := []string{"10.77.0.1:7420", "[2001:db8::1]:7420", "[fe80::1%eth0]:7420"}
 	var got []string
 	for _, a := range f.Addrs {
 		got = append(got, a.String())

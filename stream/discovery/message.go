@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -352,17 +353,32 @@ func assemble(recs []record, src netip.AddrPort, zone string) []sighting {
 			continue
 		}
 		ttl := min(srv.ttl, txt.ttl)
+		// The packet's source first (the box sent from it, so it is
+		// current), then its A and AAAA records.
+		if src.IsValid() && !src.Addr().IsUnspecified() {
+			f.Addrs = appendAddr(f.Addrs, src.Addr(), f.Port, zone)
+		}
 		for _, a := range recs {
 			if (a.typ == dnsmessage.TypeA || a.typ == dnsmessage.TypeAAAA) && a.name == srv.target && a.ttl > 0 {
 				f.Addrs = appendAddr(f.Addrs, a.addr, f.Port, zone)
 			}
 		}
-		if src.IsValid() && !src.Addr().IsUnspecified() {
-			f.Addrs = appendAddr(f.Addrs, src.Addr(), f.Port, zone)
-		}
+		// IPv4 first, then global IPv6, then link-local: the order to
+		// dial in, and the kind of address worth storing.
+		slices.SortStableFunc(f.Addrs, func(a, b netip.AddrPort) int { return addrRank(a.Addr()) - addrRank(b.Addr()) })
 		out = append(out, sighting{found: f, ttl: ttl})
 	}
 	return out
+}
+
+func addrRank(a netip.Addr) int {
+	switch {
+	case a.Is4():
+		return 0
+	case a.IsLinkLocalUnicast():
+		return 2
+	}
+	return 1
 }
 
 func appendAddr(list []netip.AddrPort, a netip.Addr, port int, zone string) []netip.AddrPort {
