@@ -274,7 +274,7 @@ func (n *Node) interfacesNow() []Iface {
 	for _, ifi := range n.ifs {
 		out = append(out, ifi)
 	}
-	slices.SortFunc(out, func(a, b Iface) int { return a.Index - b.Index })
+	sortSmall(out, func(a, b Iface) bool { return a.Index < b.Index })
 	return out
 }
 
@@ -467,15 +467,7 @@ func (n *Node) Seen(since time.Time) ([]Found, <-chan struct{}) {
 			out = append(out, f)
 		}
 	}
-	slices.SortFunc(out, func(a, b Found) int {
-		switch {
-		case a.FP < b.FP:
-			return -1
-		case a.FP > b.FP:
-			return 1
-		}
-		return 0
-	})
+	sortSmall(out, func(a, b Found) bool { return a.FP < b.FP })
 	return out, n.changed
 }
 
@@ -520,7 +512,7 @@ func (n *Node) Stats() Stats {
 	for _, ifi := range n.ifs {
 		names = append(names, ifi.Name)
 	}
-	slices.Sort(names)
+	sortSmall(names, func(a, b string) bool { return a < b })
 	return Stats{Interfaces: names, Known: len(n.cache), Malformed: n.malformed}
 }
 
@@ -548,8 +540,20 @@ func systemInterfaces() ([]Iface, error) {
 				}
 			}
 		}
-		slices.SortFunc(x.Addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		sortSmall(x.Addrs, func(a, b netip.Addr) bool { return a.Less(b) })
 		out = append(out, x)
 	}
 	return out, nil
+}
+
+// sortSmall sorts the short lists here (a few interfaces, addresses or
+// boxes), stably. An insertion sort: the slices package's generic sorts
+// cost kilobytes of binary per element type, and the arm64 binary has a
+// size budget.
+func sortSmall[T any](s []T, less func(a, b T) bool) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && less(s[j], s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
 }

@@ -215,6 +215,14 @@ func startNode(t *testing.T, h *hub, addr string, in Instance) *Node {
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// Its sockets are open once it has joined an interface.
+	for len(n.Stats().Interfaces) == 0 {
+		select {
+		case <-done:
+			t.Fatal("node stopped at start")
+		case <-time.After(time.Millisecond):
+		}
+	}
 	return n
 }
 
@@ -282,7 +290,7 @@ func TestGarbageIgnored(t *testing.T) {
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			t.Fatal("the good packet after the garbage was not learnt")
+			t.Fatalf("the good packet after the garbage was not learnt: %+v, stats %+v", list, a.Stats())
 		}
 	}
 	if a.Stats().Malformed == 0 {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -365,7 +364,7 @@ func assemble(recs []record, src netip.AddrPort, zone string) []sighting {
 		}
 		// IPv4 first, then global IPv6, then link-local: the order to
 		// dial in, and the kind of address worth storing.
-		slices.SortStableFunc(f.Addrs, func(a, b netip.AddrPort) int { return addrRank(a.Addr()) - addrRank(b.Addr()) })
+		sortSmall(f.Addrs, func(a, b netip.AddrPort) bool { return addrRank(a.Addr()) < addrRank(b.Addr()) })
 		out = append(out, sighting{found: f, ttl: ttl})
 	}
 	return out
