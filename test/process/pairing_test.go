@@ -15,19 +15,19 @@ import (
 
 // pairAs plays a box called id.Name that tries to pair with b directly
 // (no discovery needed for the responder side): it returns the error of
-// the handshake or of the exchange.
+// the connection, the handshake or the exchange. Safe to call from any
+// goroutine.
 func pairAs(t *testing.T, id *identity.Identity, b *testbox.Box) error {
-	t.Helper()
 	want, err := identity.ParseFingerprint(b.FP)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", b.Addr)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tc := tls.Client(raw, id.PairClientTLS(want))
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -169,4 +169,41 @@ func TestHandshakeFloodDoesNotStopAPairedCall(t *testing.T) {
 	a.Press(t.Context())
 	waitState(t, b, "in call", 15*time.Second)
 	waitLog(t, b, "connection dropped before its handshake", "too many handshakes from one source")
+}
+
+// With pairing.confirm, nothing is stored until the user confirms the
+// code on the box; the code is the one both sides compute.
+func TestPairingWaitsForConfirmation(t *testing.T) {
+	b := start(t, "b", testbox.Options{AutoAnswer: true, Extra: "[pairing]\nconfirm = true\n"})
+	if err := b.LongPress(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.WaitPairing(t.Context(), control.PairWaiting, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a := newIdentity(t, "a")
+	res := make(chan error, 1)
+	go func() { res <- pairAs(t, a, b) }()
+	p, err := b.WaitPairing(t.Context(), control.PairConfirm, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := pairing.Code(a.Fingerprint, mustFP(t, b.FP)); p.Code != want || p.Peer != "a" {
+		t.Fatalf("waiting for confirmation with %+v, want code %s", p, want)
+	}
+	if got := peerNames(t, b); len(got) != 0 {
+		t.Fatalf("stored %v before the confirmation", got)
+	}
+	if err := b.Client.Do(t.Context(), "POST", "/v1/pair", control.PairRequest{Confirm: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("pairing after the confirmation: %v", err)
+	}
+	if _, err := b.WaitPairing(t.Context(), control.PairPaired, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := peerNames(t, b); len(got) != 1 || got[0] != "a="+a.Fingerprint.String() {
+		t.Errorf("stored %v", got)
+	}
 }
