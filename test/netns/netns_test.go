@@ -144,12 +144,15 @@ func peerAddr(t *testing.T, b *testbox.Box, name string) string {
 func call(t *testing.T, a, b *testbox.Box) {
 	t.Helper()
 	ctx := t.Context()
+	began := time.Now()
 	if err := a.Client.Do(ctx, "POST", "/v1/call", control.CallRequest{Peer: b.Name}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.WaitState(ctx, "in call", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s → %s: in call after %v (figure, not a check); %s stores %s", a.Name, b.Name,
+		time.Since(began).Round(time.Millisecond), a.Name, peerAddr(t, a, b.Name))
 	if _, err := b.WaitState(ctx, "in call", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
