@@ -71,8 +71,11 @@ vet: deps ## gofmt, go vet (with and without cgo)
 fuzz: deps ## run each fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./stream/wire
 	$(GO) test -run='^$$' -fuzz='^FuzzTrim$$' -fuzztime=$(FUZZTIME) ./device/camera
+	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(FUZZTIME) ./stream/discovery
+	$(GO) test -run='^$$' -fuzz='^FuzzReadMessages$$' -fuzztime=$(FUZZTIME) ./stream/pairing
 
 test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1), then short fuzzing
+	$(call need-pkgs,iproute2)
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -115,10 +118,10 @@ test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA via 
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -help >/dev/null 2>&1 && echo "callbox -help: exit 0"
-	# test/process runs daemons, not test binaries: it stays native.
+	# test/process and test/netns run daemons, not test binaries: they stay native.
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 	LD_LIBRARY_PATH=$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu \
-	$(GO) test -count=1 -timeout 20m -exec '$(QEMU_ARM64)' $$($(GO) list ./... | grep -v /test/process)
+	$(GO) test -count=1 -timeout 20m -exec '$(QEMU_ARM64)' $$($(GO) list ./... | grep -v -e /test/process -e /test/netns)
 
 deb: build arm64 ## Debian packages for amd64 and arm64 into bin/deb/, linted
 	sh packaging/deb/build.sh amd64 $(BIN)/linux-amd64 $(VERSION) $(BIN)/deb

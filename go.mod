@@ -1,14 +1,15 @@
 module github.com/callbox/callbox
 
-go 1.26
-
-require github.com/BurntSushi/toml v1.6.0
+go 1.26.0
 
 require (
-	github.com/gen2brain/malgo v0.11.24 // indirect
-	github.com/jonboulle/clockwork v0.4.0 // indirect
-	github.com/vladimirvivien/go4vl v0.5.0 // indirect
-	golang.org/x/sys v0.37.0 // indirect
-	periph.io/x/conn/v3 v3.7.2 // indirect
-	periph.io/x/host/v3 v3.8.5 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	github.com/gen2brain/malgo v0.11.24
+	github.com/vladimirvivien/go4vl v0.5.0
+	golang.org/x/net v0.62.0
+	golang.org/x/sys v0.49.0
+	periph.io/x/conn/v3 v3.7.2
+	periph.io/x/host/v3 v3.8.5
 )
+
+require github.com/jonboulle/clockwork v0.4.0 // indirect

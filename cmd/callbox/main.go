@@ -27,6 +27,8 @@ commands:
   press [--long]                   press the (simulated) button
   devices [--json]                 cameras, microphones, speakers and GPIO lines here
   id                               this box's name and fingerprint
+  pair [-confirm | -cancel]        open the pairing window (as a long press), wait
+                                   and print the result and the confirmation code
   peers                            list paired peers
   peers add NAME FINGERPRINT ADDR  pair with a box (ADDR is host:port)
   peers remove NAME                forget a paired box
@@ -97,6 +99,8 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 	long := flags.Bool("long", false, "")
 	self := flags.Bool("self", false, "")
 	file := flags.String("o", "", "")
+	confirm := flags.Bool("confirm", false, "")
+	cancelPair := flags.Bool("cancel", false, "")
 	if err := flags.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -139,6 +143,11 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		return nil
 	case "peers":
 		return peers(ctx, c, args, out, *asJSON)
+	case "pair":
+		if len(args) > 0 {
+			return usageError("pair takes no arguments")
+		}
+		return pair(c, control.PairRequest{Confirm: *confirm, Cancel: *cancelPair}, out)
 	case "devices":
 		var d control.Devices
 		if err := c.Do(ctx, "GET", "/v1/devices", nil, &d); err != nil {
@@ -200,6 +209,50 @@ func peers(ctx context.Context, c *control.Client, args []string, out io.Writer,
 	return usageError(fmt.Sprintf("unknown peers command %q", args[0]))
 }
 
+// pair opens the pairing window and waits for its end (its own timeout:
+// the window may last longer than the usual command timeout), printing
+// the code as soon as the other box is found.
+func pair(c *control.Client, req control.PairRequest, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	var st control.Pairing
+	if err := c.Do(ctx, "POST", "/v1/pair", req, &st); err != nil {
+		return err
+	}
+	if req.Confirm || req.Cancel {
+		fmt.Fprintf(out, "pairing: %s\n", st.State)
+		return nil
+	}
+	window := st.Window
+	fmt.Fprintf(out, "pairing window open until %s: hold the other box's button (or run callbox pair there)\n", st.Until.Local().Format("15:04:05"))
+	shown := ""
+	for {
+		var s control.Status
+		if err := c.Do(ctx, "GET", "/v1/status", nil, &s); err != nil {
+			return err
+		}
+		p := s.Pairing
+		if p.Window != window {
+			return errors.New("pairing: the window was opened again elsewhere")
+		}
+		if p.Code != "" && p.Code != shown {
+			shown = p.Code
+			fmt.Fprintf(out, "found %s (%s)\nconfirmation code: %s (must be the same on both boxes)\n", p.Peer, p.Fingerprint, p.Code)
+			if p.State == control.PairConfirm {
+				fmt.Fprintln(out, "if it is, run: callbox pair -confirm")
+			}
+		}
+		switch p.State {
+		case control.PairPaired:
+			fmt.Fprintf(out, "paired with %s\n", p.Peer)
+			return nil
+		case control.PairFailed, control.PairOff:
+			return fmt.Errorf("pairing failed: %s", p.Error)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func printStatus(out io.Writer, st control.Status) {
 	p := st.Phone
 	state := p.State.String()
@@ -213,6 +266,19 @@ func printStatus(out io.Writer, st control.Status) {
 	fmt.Fprintf(out, "camera %s; microphone %s; speaker %s\n", st.Camera, st.Microphone, st.Speaker)
 	if st.GPIO != "" {
 		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
+	}
+	if pr := st.Pairing; pr.State != control.PairOff && pr.State != "" {
+		line := "pairing: " + pr.State
+		if pr.Peer != "" {
+			line += " with " + pr.Peer + ", code " + pr.Code
+		}
+		if pr.Error != "" {
+			line += ": " + pr.Error
+		}
+		fmt.Fprintln(out, line)
+	}
+	if st.Discovery != "" {
+		fmt.Fprintf(out, "discovery: %s\n", st.Discovery)
 	}
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)

@@ -35,6 +35,9 @@ type Config struct {
 	Record RecordConfig `toml:"record"`
 	Web    WebConfig    `toml:"web"`
 
+	Discovery DiscoveryConfig `toml:"discovery"`
+	Pairing   PairingConfig   `toml:"pairing"`
+
 	listDevices bool // -devices: list and exit
 }
 
@@ -79,6 +82,22 @@ type WebConfig struct {
 	MaxStreams int    `toml:"max_streams"` // MJPEG clients at once, 1..64
 }
 
+// DiscoveryConfig is DNS-SD over mDNS (stream/discovery): advertise this
+// box and find paired peers on the link by their key.
+type DiscoveryConfig struct {
+	Enabled    bool     `toml:"enabled"`
+	Interfaces []string `toml:"interfaces"` // names; empty: every multicast interface but loopback
+	IPv4       bool     `toml:"ipv4"`
+	IPv6       bool     `toml:"ipv6"`
+}
+
+// PairingConfig is button pairing: a long press opens a window in which
+// two boxes find each other and exchange keys.
+type PairingConfig struct {
+	WindowS int  `toml:"window_s"` // how long the window stays open, seconds
+	Confirm bool `toml:"confirm"`  // hold the pairing until `callbox pair -confirm` on this box
+}
+
 // RecordConfig makes the daemon keep what it receives, for tests and demos.
 type RecordConfig struct {
 	Video string `toml:"video"`  // MJPEG file of the peer's frames
@@ -103,8 +122,10 @@ func defaultConfig() Config {
 			Periods: audio.DefaultPeriods},
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
 			DebounceMs: 30, LongPressMs: 3000},
-		Record: RecordConfig{MaxMB: 64},
-		Web:    WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
+		Record:    RecordConfig{MaxMB: 64},
+		Web:       WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
+		Discovery: DiscoveryConfig{Enabled: true, IPv4: true, IPv6: true},
+		Pairing:   PairingConfig{WindowS: 120},
 	}
 }
 
@@ -306,6 +327,18 @@ func (c Config) Validate() error {
 	}
 	if err := c.webConfig(nil).Validate(); err != nil {
 		return err
+	}
+	dc := c.Discovery
+	if dc.Enabled && !dc.IPv4 && !dc.IPv6 {
+		return errors.New("discovery.ipv4, discovery.ipv6: at least one must be true while discovery is enabled")
+	}
+	for _, name := range dc.Interfaces {
+		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t\n:") {
+			return fmt.Errorf("discovery.interfaces: %q is not an interface name (1..15 characters, no / or spaces)", name)
+		}
+	}
+	if w := c.Pairing.WindowS; w < 10 || w > 3600 {
+		return fmt.Errorf("pairing.window_s: %d out of range 10..3600", w)
 	}
 	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
 		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)

@@ -41,6 +41,11 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[gpio]\nbutton = \"GPIO17\"\nled = \"GPIO17\"", "gpio.led"},
 		{"[record]\nmax_mb = 0", "record.max_mb"},
 		{"colour = \"blue\"", "unknown key \"colour\""},
+		{"[discovery]\nipv4 = false\nipv6 = false", "discovery.ipv4"},
+		{"[discovery]\ninterfaces = [\"eth0/1\"]", "discovery.interfaces"},
+		{"[discovery]\ninterfaces = \"eth0\"", "c.toml"},
+		{"[pairing]\nwindow_s = 5", "pairing.window_s"},
+		{"[pairing]\nconfirm = \"yes\"", "c.toml"},
 		{"[video\nfps = 1", "c.toml"},
 	}
 	for _, c := range cases {

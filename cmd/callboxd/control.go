@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/callbox/callbox/device/gpio"
@@ -90,6 +91,24 @@ func (d *daemon) controlServer() *http.Server {
 			return
 		}
 		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("POST /v1/pair", func(w http.ResponseWriter, r *http.Request) {
+		var req control.PairRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		switch {
+		case req.Confirm:
+			if err := d.pair.userConfirm(); err != nil {
+				writeErr(w, http.StatusConflict, err)
+				return
+			}
+		case req.Cancel:
+			d.pair.stop()
+		default:
+			d.pair.start(d.runCtx)
+		}
+		writeJSON(w, http.StatusOK, d.pair.status())
 	})
 	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
 		var out []control.Peer
@@ -185,12 +204,25 @@ func (d *daemon) status() control.Status {
 		Microphone:  d.cfg.Audio.Capture + ": " + mic,
 		Speaker:     d.cfg.Audio.Playback + ": " + spk,
 		GPIO:        gp,
+		Pairing:     d.pair.status(),
+		Discovery:   d.discoveryState(),
 		Playout: control.Playout{
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
 			Squeezed: ps.Squeezed, Stretched: ps.Stretched,
 		},
 	}
+}
+
+func (d *daemon) discoveryState() string {
+	if d.disc == nil {
+		return "off"
+	}
+	st := d.disc.Stats()
+	if len(st.Interfaces) == 0 {
+		return "no interface"
+	}
+	return fmt.Sprintf("on %s; %d boxes seen; %d malformed packets", strings.Join(st.Interfaces, ", "), st.Known, st.Malformed)
 }
 
 func (d *daemon) reply(w http.ResponseWriter, err error) {

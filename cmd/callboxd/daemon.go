@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +21,10 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
+	"github.com/callbox/callbox/stream/discovery"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
 	"github.com/callbox/callbox/stream/playout"
@@ -29,10 +33,17 @@ import (
 // Limits of the call listener: handshakes under way at once, and how long
 // one may take. Beyond the first, connections are closed at once so that a
 // flood cannot hold the daemon's memory or starve a real call.
+// A source (an IPv4 address, an IPv6 /64) may have maxPerSource of them,
+// so one flooding host cannot take every slot from a paired peer.
 const (
 	maxHandshakes    = 16
+	maxPerSource     = 4
 	handshakeTimeout = 5 * time.Second
 	notSentLowat     = 16 << 10
+	// lookupTimeout bounds the mDNS lookup before a call falls back to
+	// the stored address; dialTimeout bounds each address tried.
+	lookupTimeout = 2 * time.Second
+	dialTimeout   = 3 * time.Second
 )
 
 // daemon wires devices to the phone. run owns it.
@@ -43,6 +54,8 @@ type daemon struct {
 	peers *identity.Store
 	phone *call.Phone
 	ln    net.Listener
+	disc  *discovery.Node // nil when discovery is off
+	pair  *pairer
 
 	cam    camera.Source
 	rec    io.Writer // where a simulated speaker records, or nil
@@ -54,11 +67,17 @@ type daemon struct {
 	web    *web.Server // nil when web.listen is empty
 	self   web.Latest  // latest local frame, for the control API and the web page
 
-	mu        sync.Mutex
-	camState  string
-	micState  string
-	spkState  string
-	gpioState string // empty when button and LED work
+	mu         sync.Mutex
+	camState   string
+	micState   string
+	spkState   string
+	gpioState  string // empty when button and LED work
+	flashing   bool   // a 2 s flash is on the LED
+	flashSeq   int
+	drops      uint64 // connections refused before their handshake
+	dropLogged time.Time
+
+	runCtx context.Context // the daemon's, for work a request starts (pairing)
 
 	// progress counters for the watchdog's health check
 	fills, frames         atomic.Uint64
@@ -79,6 +98,14 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		log.Info("created a new identity", "fingerprint", id.Fingerprint.String(), "dir", cfg.StateDir)
 	}
 	d.id = id
+	d.pair = &pairer{d: d, st: control.Pairing{State: control.PairOff}}
+	if cfg.Discovery.Enabled {
+		d.disc, err = discovery.New(discovery.Config{Interfaces: cfg.Discovery.Interfaces,
+			IPv4: cfg.Discovery.IPv4, IPv6: cfg.Discovery.IPv6, Logger: log})
+		if err != nil {
+			return nil, &ConfigError{err}
+		}
+	}
 	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, "peers.json"))
 	if err != nil {
 		return nil, fmt.Errorf("peers: %w", err)
@@ -239,6 +266,7 @@ func (d *daemon) run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.runCtx = ctx
 	var wg sync.WaitGroup
 	goDo := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	goDo(func() { d.phone.Run(ctx) })
@@ -247,6 +275,15 @@ func (d *daemon) run(ctx context.Context) error {
 	goDo(func() { d.audioLoop(ctx) })
 	goDo(func() { d.speakerLoop(ctx) })
 	goDo(func() { d.buttonLoop(ctx) })
+	if d.disc != nil {
+		d.advertise()
+		goDo(func() {
+			if err := d.disc.Run(ctx); err != nil {
+				// Calls still work on stored addresses.
+				d.log.Error("discovery unusable", "component", "discovery", "err", err)
+			}
+		})
+	}
 	srv := d.controlServer()
 	goDo(func() { srv.Serve(ctl) })
 	if d.web != nil {
@@ -301,17 +338,62 @@ func toCallPeer(p identity.Peer) call.Peer {
 	return call.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Addr: p.Address}
 }
 
-// dial opens an authenticated connection to a paired peer.
+// dial opens an authenticated connection to a paired peer: first where
+// discovery finds its key on the link, then at its stored address (the
+// last that worked, or the one it was added with). The address that
+// works is stored. Whoever answers anywhere must have the peer's key: an
+// address is only a hint.
 func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
-	if peer.Addr == "" {
-		return nil, fmt.Errorf("peer %s has no address", peer.Name)
-	}
 	want, err := identity.ParseFingerprint(peer.Fingerprint)
 	if err != nil {
 		return nil, err
 	}
+	var cands []string
+	if d.disc != nil {
+		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		f, err := d.disc.Lookup(lctx, want.String())
+		cancel()
+		if err == nil {
+			for _, a := range f.Addrs {
+				cands = append(cands, a.String())
+			}
+		} else {
+			d.log.Info("peer not found by discovery; trying its stored address", "component", "discovery", "peer", peer.Name, "err", err)
+		}
+	}
+	if peer.Addr != "" && !slices.Contains(cands, peer.Addr) {
+		cands = append(cands, peer.Addr)
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("peer %s has no address and was not found on the link", peer.Name)
+	}
+	var errs []error
+	for _, addr := range cands {
+		conn, err := d.dial1(ctx, peer, addr, want)
+		if err == nil {
+			if addr != peer.Addr {
+				if err := d.peers.SetAddress(peer.Name, addr); err != nil {
+					d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
+				} else {
+					d.log.Info("peer address updated", "component", "discovery", "peer", peer.Name, "address", addr)
+				}
+			}
+			return conn, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// dial1 makes one attempt at one address.
+func (d *daemon) dial1(ctx context.Context, peer call.Peer, addr string, want identity.Fingerprint) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
 	var nd net.Dialer
-	raw, err := nd.DialContext(ctx, "tcp", peer.Addr)
+	raw, err := nd.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -319,20 +401,54 @@ func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 		d.log.Warn("socket tuning failed", "err", err)
 	}
 	tc := tls.Client(raw, d.id.ClientTLS(want))
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
+	hctx, cancel2 := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel2()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		raw.Close()
 		if errors.Is(err, identity.ErrKeyMismatch) {
-			d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", peer.Addr, "err", err)
+			d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", addr, "err", err)
 		}
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	return tc, nil
 }
 
+// dropped closes a connection refused before its handshake, logging at
+// most one line a second about it (a flood must not flood the journal).
+func (d *daemon) dropped(conn net.Conn, why string) {
+	conn.Close()
+	d.mu.Lock()
+	d.drops++
+	n := d.drops
+	logNow := time.Since(d.dropLogged) >= time.Second
+	if logNow {
+		d.dropLogged = time.Now()
+	}
+	d.mu.Unlock()
+	if logNow {
+		d.log.Warn("connection dropped before its handshake", "reason", why, "remote", conn.RemoteAddr().String(), "dropped_so_far", n)
+	}
+}
+
+// sourceKey groups connections by where they come from: an IPv4 address
+// or an IPv6 /64 (one host usually has a whole /64).
+func sourceKey(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
 func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
 	sem := make(chan struct{}, maxHandshakes)
+	var perMu sync.Mutex
+	per := map[string]int{} // handshakes under way per source
 	var wg sync.WaitGroup
 	defer wg.Wait() // handshakes end with ctx
 	for {
@@ -353,17 +469,35 @@ func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
 			}
 			continue
 		}
+		src := sourceKey(conn.RemoteAddr())
+		perMu.Lock()
+		tooMany := per[src] >= maxPerSource
+		if !tooMany {
+			per[src]++
+		}
+		perMu.Unlock()
+		if tooMany {
+			d.dropped(conn, "too many handshakes from one source")
+			continue
+		}
+		release := func() {
+			perMu.Lock()
+			if per[src]--; per[src] <= 0 {
+				delete(per, src)
+			}
+			perMu.Unlock()
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
-			d.log.Warn("too many handshakes under way: connection dropped", "remote", conn.RemoteAddr().String())
-			conn.Close()
+			release()
+			d.dropped(conn, "too many handshakes under way")
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer func() { <-sem; release() }()
 			d.handshake(ctx, conn)
 		}()
 	}
@@ -374,7 +508,7 @@ func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
 	if err := call.TuneTCP(raw, notSentLowat); err != nil {
 		d.log.Warn("socket tuning failed", "err", err)
 	}
-	tc := tls.Server(raw, d.id.ServerTLS(d.peers))
+	tc := tls.Server(raw, d.id.ServerTLSWithPairing(d.peers, d.pair.isOpen))
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -383,11 +517,18 @@ func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
 		switch {
 		case errors.As(err, &ue):
 			d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", ue.Fingerprint.String())
+		case errors.Is(err, identity.ErrNotPairing):
+			d.log.Warn("refused pairing attempt: pairing window closed", "component", "pairing", "remote", remote)
 		case errors.Is(err, identity.ErrProtocolVersion):
 			d.log.Warn("refused peer speaking another protocol version", "component", "identity", "remote", remote, "err", err)
 		default:
 			d.log.Info("handshake failed", "component", "identity", "remote", remote, "err", err)
 		}
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == identity.PairALPN {
+		cancel()
+		d.pair.accept(ctx, tc)
 		return
 	}
 	fp, err := identity.PeerFingerprint(tc.ConnectionState())
@@ -559,25 +700,51 @@ func (d *daemon) buttonLoop(ctx context.Context) {
 func (d *daemon) pressed(ctx context.Context, ev gpio.Event) {
 	switch ev {
 	case gpio.Press:
+		if st := d.pair.status(); d.pair.isOpen() || st.State == control.PairConfirm {
+			// A short press in the window ends it, and does nothing else.
+			d.pair.stop()
+			return
+		}
 		if err := d.phone.Press(ctx); err != nil {
 			d.log.Warn("button press did nothing", "component", "gpio", "err", err)
 			d.flashError()
 		}
 	case gpio.LongPress:
-		d.log.Info("long press: button pairing is not in this build; use `callbox peers add`", "component", "gpio")
+		d.pair.start(d.runCtx)
 	}
 }
 
 // flashError shows the error pattern briefly, then the usual one.
-func (d *daemon) flashError() {
-	d.led.Set(gpio.ErrorBlink)
-	time.AfterFunc(2*time.Second, func() { d.refreshLED(d.phone.Status().State) })
+func (d *daemon) flashError() { d.flash(gpio.ErrorBlink) }
+
+// flash shows p for 2 s, then the usual pattern.
+func (d *daemon) flash(p gpio.Pattern) {
+	d.mu.Lock()
+	d.flashSeq++
+	seq := d.flashSeq
+	d.flashing = true
+	d.mu.Unlock()
+	d.led.Set(p)
+	time.AfterFunc(2*time.Second, func() {
+		d.mu.Lock()
+		if d.flashSeq == seq {
+			d.flashing = false
+		}
+		d.mu.Unlock()
+		d.refreshLED(d.phone.Status().State)
+	})
 }
 
 // refreshLED shows the call state: off when idle, fast blink when calling
 // or ringing, on in a call; and the error pattern when idle with a device
 // down, so a box by the door shows it needs a look.
 func (d *daemon) refreshLED(s call.State) {
+	d.mu.Lock()
+	flashing := d.flashing
+	d.mu.Unlock()
+	if flashing {
+		return // the flash's end shows the state
+	}
 	p := gpio.Off
 	switch s {
 	case call.Calling, call.Ringing:
@@ -585,6 +752,10 @@ func (d *daemon) refreshLED(s call.State) {
 	case call.InCall:
 		p = gpio.On
 	default:
+		if st := d.pair.status().State; st == control.PairWaiting || st == control.PairConfirm {
+			p = gpio.PairBlink
+			break
+		}
 		d.mu.Lock()
 		for _, st := range []string{d.camState, d.micState, d.spkState} {
 			if strings.HasPrefix(st, "down") || strings.HasPrefix(st, "failed") {

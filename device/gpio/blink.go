@@ -23,6 +23,8 @@ func (p Pattern) steps() []step {
 		return []step{{true, 500 * ms}, {false, 500 * ms}}
 	case FastBlink:
 		return []step{{true, 125 * ms}, {false, 125 * ms}}
+	case PairBlink:
+		return []step{{true, 62500 * time.Microsecond}, {false, 62500 * time.Microsecond}}
 	case ErrorBlink:
 		return []step{{true, 100 * ms}, {false, 100 * ms}, {true, 100 * ms}, {false, 700 * ms}}
 	}

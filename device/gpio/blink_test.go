@@ -66,6 +66,7 @@ func TestBlinkerPatterns(t *testing.T) {
 		{On, []change{{0, true}}},
 		{SlowBlink, toggles(500*ms, 4)},
 		{FastBlink, toggles(125*ms, 16)},
+		{PairBlink, toggles(62500*time.Microsecond, 32)},
 		{ErrorBlink, []change{{0, true}, {100 * ms, false}, {200 * ms, true}, {300 * ms, false},
 			{1000 * ms, true}, {1100 * ms, false}, {1200 * ms, true}, {1300 * ms, false}}},
 	}
@@ -216,7 +217,7 @@ func TestSimButton(t *testing.T) {
 }
 
 func TestPatternNames(t *testing.T) {
-	for p := Off; p <= ErrorBlink; p++ {
+	for p := Off; p <= PairBlink; p++ {
 		got, err := ParsePattern(p.String())
 		if err != nil || got != p {
 			t.Errorf("ParsePattern(%q) = %v, %v", p.String(), got, err)

@@ -45,6 +45,7 @@ const (
 	SlowBlink          // 1 Hz, half on
 	FastBlink          // 4 Hz, half on
 	ErrorBlink         // two short flashes, then a pause; once a second
+	PairBlink          // 8 Hz, half on: the pairing window is open
 )
 
 var patternNames = [...]string{
@@ -53,6 +54,7 @@ var patternNames = [...]string{
 	SlowBlink:  "slow-blink",
 	FastBlink:  "fast-blink",
 	ErrorBlink: "error-blink",
+	PairBlink:  "pair-blink",
 }
 
 func (p Pattern) String() string {

@@ -30,6 +30,37 @@ type Status struct {
 	Speaker     string      `json:"speaker"`
 	GPIO        string      `json:"gpio,omitempty"` // what is wrong with the button or LED, if anything
 	Playout     Playout     `json:"playout"`
+	Pairing     Pairing     `json:"pairing"`
+	Discovery   string      `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
+}
+
+// Pairing states.
+const (
+	PairOff     = "off"     // no window open, nothing to report
+	PairWaiting = "waiting" // window open, looking for the other box
+	PairConfirm = "confirm" // found it; waiting for the user to confirm the code
+	PairPaired  = "paired"  // the last window paired a box
+	PairFailed  = "failed"  // the last window ended without pairing
+)
+
+// Pairing is the state of button pairing. Window counts the windows
+// opened since the daemon started, so a client can tell the result of
+// the window it opened from an older one.
+type Pairing struct {
+	State       string    `json:"state"`
+	Window      int       `json:"window"`
+	Until       time.Time `json:"until,omitzero"` // when an open window closes
+	Peer        string    `json:"peer,omitempty"`
+	Fingerprint string    `json:"fingerprint,omitempty"`
+	Code        string    `json:"code,omitempty"` // confirmation code: the same on both boxes
+	Error       string    `json:"error,omitempty"`
+}
+
+// PairRequest is the body of POST /v1/pair: open the window (empty), or
+// confirm the code, or cancel.
+type PairRequest struct {
+	Confirm bool `json:"confirm,omitempty"`
+	Cancel  bool `json:"cancel,omitempty"`
 }
 
 // Playout is the audio jitter buffer's figures.

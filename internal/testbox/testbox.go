@@ -31,6 +31,7 @@ type Box struct {
 
 	bin  string
 	env  []string
+	wrap []string
 	cmd  *exec.Cmd
 	done chan struct{}
 	mu   sync.Mutex
@@ -47,6 +48,11 @@ type Options struct {
 	RecordVideo bool
 	RecordAudio bool
 	Env         []string // extra environment, e.g. NOTIFY_SOCKET=...
+	// Listen is the call port's address; default "127.0.0.1:0".
+	Listen string
+	// Wrap is a command that runs the daemon, e.g. {"ip", "netns", "exec",
+	// "ns1"}; it must exec the daemon so that signals reach it.
+	Wrap []string
 }
 
 // Start runs callboxd (the binary at bin) as box name in dir, waits until
@@ -55,17 +61,25 @@ func Start(ctx context.Context, bin, name, dir string, o Options) (*Box, error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	b := &Box{Name: name, Dir: dir, Socket: filepath.Join(dir, "control.sock"), bin: bin, tee: o.Log, env: o.Env}
+	b := &Box{Name: name, Dir: dir, Socket: filepath.Join(dir, "control.sock"), bin: bin, tee: o.Log, env: o.Env, wrap: o.Wrap}
+	listen := o.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
 	cfg := fmt.Sprintf(`name = %q
 state_dir = %q
-listen = "127.0.0.1:0"
+listen = %q
 control_socket = %q
 auto_answer = %v
 %s
-`, name, filepath.Join(dir, "state"), b.Socket, o.AutoAnswer, o.Extra)
+`, name, filepath.Join(dir, "state"), listen, b.Socket, o.AutoAnswer, o.Extra)
 	if !strings.Contains(o.Extra, "[web]") {
 		// Every box would take the default page port: no page unless asked.
 		cfg += "[web]\nlisten = \"\"\n"
+	}
+	if !strings.Contains(o.Extra, "[discovery]") {
+		// mDNS on the host's interfaces would reach the real network.
+		cfg += "[discovery]\nenabled = false\n"
 	}
 	if o.RecordVideo || o.RecordAudio {
 		cfg += "[record]\n"
@@ -90,7 +104,8 @@ func (b *Box) VideoRecording() string { return filepath.Join(b.Dir, "peer-video.
 func (b *Box) AudioRecording() string { return filepath.Join(b.Dir, "played-audio.raw") }
 
 func (b *Box) start(ctx context.Context) error {
-	b.cmd = exec.Command(b.bin, "-config", filepath.Join(b.Dir, "callbox.toml"))
+	args := append(append([]string(nil), b.wrap...), b.bin, "-config", filepath.Join(b.Dir, "callbox.toml"))
+	b.cmd = exec.Command(args[0], args[1:]...)
 	b.cmd.Env = append(os.Environ(), b.env...)
 	var w io.Writer = &lockedWriter{mu: &b.mu, w: &b.log}
 	if b.tee != nil {
@@ -221,6 +236,38 @@ func (b *Box) WaitState(ctx context.Context, state string, timeout time.Duration
 		case <-ctx.Done():
 			return st, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// LongPress holds the box's simulated button: it opens the pairing window.
+func (b *Box) LongPress(ctx context.Context) error {
+	return b.Client.Do(ctx, "POST", "/v1/press", control.PressRequest{Long: true}, nil)
+}
+
+// Peers lists the box's paired peers.
+func (b *Box) Peers(ctx context.Context) ([]control.Peer, error) {
+	var list []control.Peer
+	err := b.Client.Do(ctx, "GET", "/v1/peers", nil, &list)
+	return list, err
+}
+
+// WaitPairing polls until the box's pairing state is state (e.g.
+// "paired") for window n or later, or timeout.
+func (b *Box) WaitPairing(ctx context.Context, state string, timeout time.Duration) (control.Pairing, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := b.Status(ctx)
+		if err == nil && st.Pairing.State == state {
+			return st.Pairing, nil
+		}
+		if time.Now().After(deadline) {
+			return st.Pairing, fmt.Errorf("%s: pairing state %q (%s) after %v, want %q: %v", b.Name, st.Pairing.State, st.Pairing.Error, timeout, state, err)
+		}
+		select {
+		case <-ctx.Done():
+			return st.Pairing, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

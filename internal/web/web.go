@@ -126,8 +126,8 @@ type Backend interface {
 	// out. Latest (the type) implements this for one stream.
 	Latest(which Stream) (jpeg []byte, version uint64, changed <-chan struct{})
 	// Call calls the default peer; Hangup ends the call; Press is the
-	// button (long: the long press, kept for pairing). They return once
-	// the request is taken, like the control API's.
+	// button (long: the long press, which opens the pairing window). They
+	// return once the request is taken, like the control API's.
 	Call(ctx context.Context) error
 	Hangup(ctx context.Context) error
 	Press(ctx context.Context, long bool) error

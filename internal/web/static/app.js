@@ -69,8 +69,18 @@
       ["speaker", st.speaker || "–"],
       ["button and LED", st.gpio || "ok"],
       ["LED", st.led || "–"],
+      ["pairing", pairingText(st.pairing)],
+      ["discovery", st.discovery || "–"],
       ["version", st.version || "–"],
     ]);
+  }
+
+  function pairingText(p) {
+    if (!p || !p.state || p.state === "off") return "–";
+    let t = p.state;
+    if (p.peer) t += " with " + p.peer + " (code " + p.code + ")";
+    if (p.error) t += ": " + p.error;
+    return t;
   }
 
   async function refresh() {
