@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/callbox/callbox/internal/bitfont"
 	"image"
 	"image/jpeg"
 	"strconv"
@@ -53,12 +54,9 @@ func readText(img *image.YCbCr, x, y, scale, n int) string {
 				}
 			}
 		}
-		ch := '!'
-		for code, bits := range font {
-			if bits == g && (bits != [glyphH]uint8{} || code == ' ') {
-				ch = rune(code)
-				break
-			}
+		ch, ok := bitfont.Lookup(g)
+		if !ok {
+			ch = '!'
 		}
 		sb.WriteRune(ch)
 	}
