@@ -214,6 +214,9 @@ func printStatus(out io.Writer, st control.Status) {
 	if st.GPIO != "" {
 		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
 	}
+	if sc := st.Screen; sc != nil {
+		fmt.Fprintf(out, "screen %s: %s; %d frames shown, %d dropped, %d broken\n", sc.Device, sc.State, sc.Shown, sc.Dropped, sc.Broken)
+	}
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)
 		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %d frames %d dropped\n",

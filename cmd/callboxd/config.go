@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
@@ -34,6 +35,7 @@ type Config struct {
 	GPIO   GPIOConfig   `toml:"gpio"`
 	Record RecordConfig `toml:"record"`
 	Web    WebConfig    `toml:"web"`
+	Screen ScreenConfig `toml:"screen"`
 
 	listDevices bool // -devices: list and exit
 }
@@ -79,6 +81,13 @@ type WebConfig struct {
 	MaxStreams int    `toml:"max_streams"` // MJPEG clients at once, 1..64
 }
 
+// ScreenConfig is the display the peer's video is shown on (device/screen).
+type ScreenConfig struct {
+	Device   string `toml:"device"`    // framebuffer, "/dev/fb0"; "" = no screen
+	Idle     string `toml:"idle"`      // without a call: "blank" or "status" (name and call state)
+	SelfView bool   `toml:"self_view"` // our own camera small in a corner during a call
+}
+
 // RecordConfig makes the daemon keep what it receives, for tests and demos.
 type RecordConfig struct {
 	Video string `toml:"video"`  // MJPEG file of the peer's frames
@@ -105,6 +114,7 @@ func defaultConfig() Config {
 			DebounceMs: 30, LongPressMs: 3000},
 		Record: RecordConfig{MaxMB: 64},
 		Web:    WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
+		Screen: ScreenConfig{Idle: "status", SelfView: true},
 	}
 }
 
@@ -306,6 +316,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.webConfig(nil).Validate(); err != nil {
 		return err
+	}
+	if d := c.Screen.Device; d != "" && (!strings.HasPrefix(d, "/dev/") || len(d) > 255) {
+		return fmt.Errorf(`screen.device: %q is not "" (no screen) or a framebuffer device under /dev/ ("/dev/fb0")`, d)
+	}
+	if _, err := screen.ParseIdle(c.Screen.Idle); err != nil {
+		return fmt.Errorf("screen.idle: %w", err)
 	}
 	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
 		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)

@@ -40,6 +40,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[gpio]\nlong_press_ms = 10", "gpio.long_press_ms"},
 		{"[gpio]\nbutton = \"GPIO17\"\nled = \"GPIO17\"", "gpio.led"},
 		{"[record]\nmax_mb = 0", "record.max_mb"},
+		{"[screen]\ndevice = \"fb0\"", "screen.device"},
+		{"[screen]\nidle = \"clock\"", "screen.idle"},
 		{"colour = \"blue\"", "unknown key \"colour\""},
 		{"[video\nfps = 1", "c.toml"},
 	}

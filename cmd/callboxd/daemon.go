@@ -19,6 +19,7 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/identity"
@@ -51,8 +52,9 @@ type daemon struct {
 	led    gpio.LED
 	play   *playout.Buffer
 	sink   *peerSink
-	web    *web.Server // nil when web.listen is empty
-	self   web.Latest  // latest local frame, for the control API and the web page
+	web    *web.Server    // nil when web.listen is empty
+	self   web.Latest     // latest local frame, for the control API and the web page
+	screen *screen.Screen // nil when screen.device is empty
 
 	mu        sync.Mutex
 	camState  string
@@ -159,6 +161,17 @@ func (d *daemon) openDevices() error {
 			d.led = gpio.NewBlinker(func(bool) error { return nil })
 		}
 	}
+	if cfg.Screen.Device != "" {
+		// A missing or unusable display is retried in the screen's own
+		// goroutine and shown in status; the box works without it.
+		idle, _ := screen.ParseIdle(cfg.Screen.Idle) // validated with the config
+		dev := cfg.Screen.Device
+		d.screen = screen.New(func() (screen.Display, error) { return screen.OpenFB(dev) },
+			screen.Config{Idle: idle, SelfView: cfg.Screen.SelfView, Logger: d.log.With("component", "screen"),
+				OnChange: func(string) { d.kickStatus() }})
+		d.screen.SetStatus(d.screenLines(d.phone.Status())...)
+		d.sink.screen = d.screen
+	}
 	switch {
 	case cfg.Video.Device == "sim":
 		d.cam, err = camera.NewSynthetic(camera.SyntheticConfig{
@@ -192,6 +205,9 @@ func (d *daemon) openDevices() error {
 func (d *daemon) closeDevices() {
 	if d.cam != nil {
 		d.cam.Close()
+	}
+	if d.screen != nil {
+		d.screen.Close() // the last picture stays on the display
 	}
 	if d.button != nil {
 		d.button.Close()
@@ -428,6 +444,9 @@ func (d *daemon) videoLoop(ctx context.Context) {
 			return
 		}
 		d.self.Put(f.JPEG)
+		if d.screen != nil {
+			d.screen.Self(f.JPEG)
+		}
 		d.frames.Add(1)
 		d.phone.SendVideo(f)
 	}
@@ -602,10 +621,34 @@ func (d *daemon) refreshLED(s call.State) {
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
 	d.refreshLED(st.State)
+	if d.screen != nil {
+		d.screen.SetVideo(st.State == call.InCall)
+		d.screen.SetStatus(d.screenLines(st)...)
+	}
 	d.kickStatus()
 	if st.State == call.InCall {
 		d.play.Reset()
 	}
+}
+
+// screenLines is the idle screen's text: this box's name and the call
+// state ("calling door", "door rings", "in call with door").
+func (d *daemon) screenLines(st call.Status) []string {
+	peer := ""
+	if st.Peer != nil {
+		peer = st.Peer.Name
+	}
+	state := st.State.String()
+	switch {
+	case peer == "":
+	case st.State == call.Calling:
+		state = "calling " + peer
+	case st.State == call.Ringing:
+		state = peer + " rings"
+	case st.State == call.InCall:
+		state = "in call with " + peer
+	}
+	return []string{d.cfg.Name, state}
 }
 
 func (d *daemon) setCam(s string) { d.setDev(&d.camState, s) }
@@ -634,8 +677,9 @@ func (d *daemon) kickStatus() {
 // peerSink receives the peer's media: audio to the playout buffer, the
 // latest frame kept for the control API, and optional recordings.
 type peerSink struct {
-	play *playout.Buffer
-	log  *slog.Logger
+	play   *playout.Buffer
+	log    *slog.Logger
+	screen *screen.Screen // set before the phone runs; nil without a screen
 
 	mu     sync.Mutex
 	frames web.Latest // the peer's latest frame: control API and web page
@@ -680,6 +724,9 @@ func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peer
 
 func (s *peerSink) Video(f media.Frame) {
 	s.frames.Put(f.JPEG)
+	if s.screen != nil {
+		s.screen.Peer(f.JPEG) // never blocks: latest wins
+	}
 	if s.rec != nil {
 		select {
 		case s.rec <- f:

@@ -329,20 +329,28 @@ func resize(s []int, n int) []int {
 }
 
 // convert writes source row sy, scaled, into dst in the packer's format.
+// Scaling up repeats source columns; those are converted once.
 func (m *scaleMap) convert(dst []byte, sy int, pk packer, bpp int) {
 	yr := m.y[m.yRow[sy]:]
+	prev, v := -1, uint32(0)
 	if m.cb == nil {
 		for x, o := range m.yCol {
-			l := yr[o]
-			store(dst, x, bpp, pk.pack(l, l, l))
+			if o != prev {
+				l := yr[o]
+				v, prev = pk.pack(l, l, l), o
+			}
+			store(dst, x, bpp, v)
 		}
 		return
 	}
 	cbr, crr := m.cb[m.cRow[sy]:], m.cr[m.cRow[sy]:]
 	for x, o := range m.yCol {
-		co := m.cCol[x]
-		r, g, b := yccToRGB(yr[o], cbr[co], crr[co])
-		store(dst, x, bpp, pk.pack(r, g, b))
+		if o != prev {
+			co := m.cCol[x]
+			r, g, b := yccToRGB(yr[o], cbr[co], crr[co])
+			v, prev = pk.pack(r, g, b), o
+		}
+		store(dst, x, bpp, v)
 	}
 }
 
