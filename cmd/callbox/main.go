@@ -25,7 +25,7 @@ commands:
   hangup                           end, decline or abandon the call
   answer                           answer a ringing call
   press [--long]                   press the (simulated) button
-  devices [--json]                 cameras, microphones, speakers and GPIO lines here
+  devices [--json]                 cameras, microphones, speakers, GPIO lines and screens here
   id                               this box's name and fingerprint
   peers                            list paired peers
   peers add NAME FINGERPRINT ADDR  pair with a box (ADDR is host:port)

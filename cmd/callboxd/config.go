@@ -144,7 +144,7 @@ func loadConfig(args []string) (Config, bool, error) {
 	fs := flag.NewFlagSet("callboxd", flag.ContinueOnError)
 	path := fs.String("config", "", "config file (TOML); see systemd/callbox.toml")
 	version := fs.Bool("version", false, "print the version and exit")
-	devices := fs.Bool("devices", false, "list cameras, microphones, speakers and GPIO lines, and exit")
+	devices := fs.Bool("devices", false, "list cameras, microphones, speakers, GPIO lines and screens, and exit")
 	// Flags land in f and override the file's values where set.
 	var f Config
 	fs.StringVar(&f.Name, "name", "", "this box's name")
