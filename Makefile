@@ -85,12 +85,12 @@ e2e: deps ## the web page with real clients: headless Chromium (playwright-core)
 	cd test/e2e && npm ci --no-audit --no-fund
 	CALLBOX_E2E=1 $(GO) test -count=1 -timeout 10m -v ./test/e2e
 
-bench: build ## latency, fps, CPU and RSS of real calls (loopback, emulated LAN/Wi-Fi/thin links, slow receiver): table in bench-out/bench.md
+bench: build ## latency, fps, CPU and RSS of real calls (loopback, emulated LAN/Wi-Fi/thin links, slow receiver) and the screen's decode+scale per frame: table in bench-out/bench.md
 	$(call need-pkgs,iproute2)
 	$(GO) build -o $(BIN)/bench ./tools/bench
 	$(BIN)/bench -bin $(BIN)/$(NATIVE)/callboxd -out bench-out/bench.md $(BENCH_FLAGS)
 
-microbench: deps ## Go micro-benchmarks of the hot paths (wire, playout, camera): figures, never pass/fail
+microbench: deps ## Go micro-benchmarks of the hot paths (wire, playout, camera, screen): figures, never pass/fail
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 cross-deps: deps
