@@ -180,16 +180,16 @@ func (c Config) Validate() error {
 
 // Status is a snapshot of the phone.
 type Status struct {
-	State    State      `json:"state"`
-	Peer     *Peer      `json:"peer,omitempty"`
-	Since    time.Time  `json:"since"`
-	PeerName string     `json:"peer_hello_name,omitempty"`
+	State    State     `json:"state"`
+	Peer     *Peer     `json:"peer,omitempty"`
+	Since    time.Time `json:"since"`
+	PeerName string    `json:"peer_hello_name,omitempty"`
 	// PeerPrefers is the largest video the peer wants to receive (from its
 	// hello); nil when it has no preference or there is no call.
 	PeerPrefers *media.Size `json:"peer_prefers,omitempty"`
-	LastEnd  string     `json:"last_end,omitempty"` // why the last call ended
-	Call     *CallStats `json:"call,omitempty"`     // the call in progress
-	LastCall *CallStats `json:"last_call,omitempty"`
+	LastEnd     string      `json:"last_end,omitempty"` // why the last call ended
+	Call        *CallStats  `json:"call,omitempty"`     // the call in progress
+	LastCall    *CallStats  `json:"last_call,omitempty"`
 }
 
 // Errors callers branch on.
