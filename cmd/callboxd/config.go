@@ -86,6 +86,9 @@ type ScreenConfig struct {
 	Device   string `toml:"device"`    // framebuffer, "/dev/fb0"; "" = no screen
 	Idle     string `toml:"idle"`      // without a call: "blank" or "status" (name and call state)
 	SelfView bool   `toml:"self_view"` // our own camera small in a corner during a call
+	// Prefer is the largest video asked of the peer ("WxH"; "" = any): what
+	// this box decodes at frame rate. Told to the peer only with a screen.
+	Prefer string `toml:"prefer_video"`
 }
 
 // RecordConfig makes the daemon keep what it receives, for tests and demos.
@@ -114,7 +117,7 @@ func defaultConfig() Config {
 			DebounceMs: 30, LongPressMs: 3000},
 		Record: RecordConfig{MaxMB: 64},
 		Web:    WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
-		Screen: ScreenConfig{Idle: "status", SelfView: true},
+		Screen: ScreenConfig{Idle: "status", SelfView: true, Prefer: "640x480"},
 	}
 }
 
@@ -323,6 +326,9 @@ func (c Config) Validate() error {
 	if _, err := screen.ParseIdle(c.Screen.Idle); err != nil {
 		return fmt.Errorf("screen.idle: %w", err)
 	}
+	if _, err := parseSize(c.Screen.Prefer); err != nil {
+		return fmt.Errorf("screen.prefer_video: %w", err)
+	}
 	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
 		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)
 	}
@@ -335,6 +341,33 @@ func (c Config) webConfig(log *slog.Logger) web.Config {
 
 func (c Config) audioFormat() media.AudioFormat {
 	return media.AudioFormat{Rate: c.Audio.Rate, Channels: c.Audio.Channels, FrameMs: c.Audio.FrameMs}
+}
+
+// preferVideo is what the call asks of the peer: the preferred size when
+// there is a screen (checked by Validate), else nothing.
+func (c Config) preferVideo() media.Size {
+	if c.Screen.Device == "" {
+		return media.Size{}
+	}
+	s, _ := parseSize(c.Screen.Prefer)
+	return s
+}
+
+// parseSize reads "WxH" (16..4096 each); "" is the zero Size.
+func parseSize(s string) (media.Size, error) {
+	if s == "" {
+		return media.Size{}, nil
+	}
+	w, h, ok := strings.Cut(s, "x")
+	wi, err1 := strconv.Atoi(w)
+	hi, err2 := strconv.Atoi(h)
+	if !ok || err1 != nil || err2 != nil {
+		return media.Size{}, fmt.Errorf(`%q is not "WIDTHxHEIGHT" or ""`, s)
+	}
+	if wi < 16 || wi > 4096 || hi < 16 || hi > 4096 {
+		return media.Size{}, fmt.Errorf("%q out of range 16..4096 each way", s)
+	}
+	return media.Size{Width: wi, Height: hi}, nil
 }
 
 func (c Config) videoFormat() media.VideoFormat {

@@ -42,6 +42,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[record]\nmax_mb = 0", "record.max_mb"},
 		{"[screen]\ndevice = \"fb0\"", "screen.device"},
 		{"[screen]\nidle = \"clock\"", "screen.idle"},
+		{"[screen]\nprefer_video = \"640\"", "screen.prefer_video"},
+		{"[screen]\nprefer_video = \"8x8\"", "screen.prefer_video"},
 		{"colour = \"blue\"", "unknown key \"colour\""},
 		{"[video\nfps = 1", "c.toml"},
 	}

@@ -55,6 +55,9 @@ type daemon struct {
 	web    *web.Server    // nil when web.listen is empty
 	self   web.Latest     // latest local frame, for the control API and the web page
 	screen *screen.Screen // nil when screen.device is empty
+	// camWant is the size a re-opening camera opens at: the configured
+	// one, or smaller for a call whose peer asked for less (fitVideo).
+	camWant atomic.Pointer[media.VideoFormat]
 
 	mu        sync.Mutex
 	camState  string
@@ -102,6 +105,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		ID:         id.Fingerprint.String(),
 		Video:      cfg.videoFormat(),
 		Audio:      cfg.audioFormat(),
+		Prefer:     cfg.preferVideo(),
 		AutoAnswer: cfg.AutoAnswer,
 		Default:    d.defaultPeer,
 		OnChange:   d.stateChanged,
@@ -189,6 +193,10 @@ func (d *daemon) openDevices() error {
 			return &ConfigError{fmt.Errorf("video: %w", err)}
 		}
 		d.cam = camera.NewResilient(func(ctx context.Context) (camera.Source, error) {
+			vc := vc
+			if f := d.camWant.Load(); f != nil {
+				vc.Format = *f
+			}
 			return camera.OpenV4L2(vc)
 		}, camera.ResilientConfig{Format: cfg.videoFormat(), Logger: d.log.With("component", "camera"),
 			OnChange: d.cameraChanged})
@@ -621,6 +629,12 @@ func (d *daemon) refreshLED(s call.State) {
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
 	d.refreshLED(st.State)
+	switch st.State {
+	case call.InCall:
+		d.fitVideo(st.PeerPrefers)
+	case call.Idle:
+		d.fitVideo(nil)
+	}
 	if d.screen != nil {
 		d.screen.SetVideo(st.State == call.InCall)
 		d.screen.SetStatus(d.screenLines(st)...)
@@ -628,6 +642,44 @@ func (d *daemon) stateChanged(st call.Status) {
 	d.kickStatus()
 	if st.State == call.InCall {
 		d.play.Reset()
+	}
+}
+
+// fitVideo makes the camera capture no larger than the peer asked for
+// (its aspect kept) for the call, or at the configured size again (nil).
+// A V4L2 camera is re-opened for it (a short gap in our video); the test
+// pattern just draws smaller; a file replay stays as it is. It runs in the
+// phone's goroutine and does not block.
+func (d *daemon) fitVideo(prefer *media.Size) {
+	want := d.cfg.videoFormat()
+	if prefer != nil {
+		s := want.Fit(*prefer)
+		want.Width, want.Height = s.Width, s.Height
+	}
+	switch cam := d.cam.(type) {
+	case *camera.Synthetic:
+		if cam.Format() == want {
+			return
+		}
+		cam.SetFormat(want)
+	case *camera.Resilient:
+		cur := d.cfg.videoFormat()
+		if f := d.camWant.Load(); f != nil {
+			cur = *f
+		}
+		if cur == want {
+			return
+		}
+		d.camWant.Store(&want)
+		cam.Reopen()
+	default:
+		return
+	}
+	if prefer != nil {
+		d.log.Info("peer prefers smaller video: capturing less for this call", "component", "camera",
+			"prefers", fmt.Sprintf("%dx%d", prefer.Width, prefer.Height), "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
+	} else {
+		d.log.Info("capturing at the configured size again", "component", "camera", "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
 	}
 }
 
