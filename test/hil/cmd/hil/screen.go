@@ -77,6 +77,14 @@ self_view = true
 	if err := s.hostCall(ctx); err != nil {
 		return err
 	}
+	hs, err := s.host.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if p := hs.Phone.PeerPrefers; p == nil || p.Width != 640 || p.Height != 480 {
+		return fmt.Errorf("host peer: the guest's preferred video size is %+v, want 640x480 (screen.prefer_video's default)", p)
+	}
+	s.figure("the guest's hello asks for at most %dx%d (the host's %dx%d fits)", hs.Phone.PeerPrefers.Width, hs.Phone.PeerPrefers.Height, screenHost.Width, screenHost.Height)
 	if _, err := s.agent.WaitStatus(ctx, 30*time.Second, "10 peer frames on the guest's screen", func(st control.Status) bool {
 		return st.Screen != nil && st.Screen.Shown >= 10 && st.Screen.SelfShown >= 2
 	}); err != nil {
