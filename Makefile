@@ -16,10 +16,13 @@ GOBUILD := $(GO) build -trimpath -buildmode=pie -ldflags '$(LDFLAGS)'
 # go4vl v0.5.0 does not build against Debian 12's kernel headers without
 # this shim (see device/camera/v4l2shim). Setting CGO_CFLAGS replaces the
 # default -O2 -g, so keep them. miniaudio keeps only its ALSA and null
-# backends and drops its decoders and engine: callboxd stays under 8 MiB on
-# arm64 (buildroot/package/callbox/callbox.mk uses the same flags).
+# backends and drops its decoders and engine, and the C code carries no
+# unwind tables (~40 KB: nothing unwinds C frames here, Go does not read
+# them and miniaudio never calls pthread_cancel): callboxd stays under
+# 8 MiB on arm64 (buildroot/package/callbox/callbox.mk uses the same flags).
 MINIAUDIO_CFLAGS := -DMA_ENABLE_ONLY_SPECIFIC_BACKENDS -DMA_ENABLE_ALSA -DMA_ENABLE_NULL \
-	-DMA_NO_DECODING -DMA_NO_ENCODING -DMA_NO_GENERATION -DMA_NO_RESOURCE_MANAGER -DMA_NO_NODE_GRAPH -DMA_NO_ENGINE
+	-DMA_NO_DECODING -DMA_NO_ENCODING -DMA_NO_GENERATION -DMA_NO_RESOURCE_MANAGER -DMA_NO_NODE_GRAPH -DMA_NO_ENGINE \
+	-fno-asynchronous-unwind-tables -fno-unwind-tables
 export CGO_CFLAGS := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong $(MINIAUDIO_CFLAGS) -I$(CURDIR)/device/camera/v4l2shim
 # The control API is HTTP/1.1 on a unix socket: leave net/http's HTTP/2 out
 # (about 400 KB).
@@ -85,12 +88,12 @@ e2e: deps ## the web page with real clients: headless Chromium (playwright-core)
 	cd test/e2e && npm ci --no-audit --no-fund
 	CALLBOX_E2E=1 $(GO) test -count=1 -timeout 10m -v ./test/e2e
 
-bench: build ## latency, fps, CPU and RSS of real calls (loopback, emulated LAN/Wi-Fi/thin links, slow receiver): table in bench-out/bench.md
+bench: build ## latency, fps, CPU and RSS of real calls (loopback, emulated LAN/Wi-Fi/thin links, slow receiver) and the screen's decode+scale per frame: table in bench-out/bench.md
 	$(call need-pkgs,iproute2)
 	$(GO) build -o $(BIN)/bench ./tools/bench
 	$(BIN)/bench -bin $(BIN)/$(NATIVE)/callboxd -out bench-out/bench.md $(BENCH_FLAGS)
 
-microbench: deps ## Go micro-benchmarks of the hot paths (wire, playout, camera): figures, never pass/fail
+microbench: deps ## Go micro-benchmarks of the hot paths (wire, playout, camera, screen): figures, never pass/fail
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 cross-deps: deps

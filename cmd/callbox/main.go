@@ -25,7 +25,7 @@ commands:
   hangup                           end, decline or abandon the call
   answer                           answer a ringing call
   press [--long]                   press the (simulated) button
-  devices [--json]                 cameras, microphones, speakers and GPIO lines here
+  devices [--json]                 cameras, microphones, speakers, GPIO lines and screens here
   id                               this box's name and fingerprint
   pair [-confirm | -cancel]        open the pairing window (as a long press), wait
                                    and print the result and the confirmation code
@@ -279,6 +279,9 @@ func printStatus(out io.Writer, st control.Status) {
 	}
 	if st.Discovery != "" {
 		fmt.Fprintf(out, "discovery: %s\n", st.Discovery)
+	}
+	if sc := st.Screen; sc != nil {
+		fmt.Fprintf(out, "screen %s: %s; %d frames shown, %d dropped, %d broken\n", sc.Device, sc.State, sc.Shown, sc.Dropped, sc.Broken)
 	}
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)

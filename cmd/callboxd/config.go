@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
@@ -34,6 +35,7 @@ type Config struct {
 	GPIO   GPIOConfig   `toml:"gpio"`
 	Record RecordConfig `toml:"record"`
 	Web    WebConfig    `toml:"web"`
+	Screen ScreenConfig `toml:"screen"`
 
 	Discovery DiscoveryConfig `toml:"discovery"`
 	Pairing   PairingConfig   `toml:"pairing"`
@@ -98,6 +100,16 @@ type PairingConfig struct {
 	Confirm bool `toml:"confirm"`  // hold the pairing until `callbox pair -confirm` on this box
 }
 
+// ScreenConfig is the display the peer's video is shown on (device/screen).
+type ScreenConfig struct {
+	Device   string `toml:"device"`    // framebuffer, "/dev/fb0"; "" = no screen
+	Idle     string `toml:"idle"`      // without a call: "blank" or "status" (name and call state)
+	SelfView bool   `toml:"self_view"` // our own camera small in a corner during a call
+	// Prefer is the largest video asked of the peer ("WxH"; "" = any): what
+	// this box decodes at frame rate. Told to the peer only with a screen.
+	Prefer string `toml:"prefer_video"`
+}
+
 // RecordConfig makes the daemon keep what it receives, for tests and demos.
 type RecordConfig struct {
 	Video string `toml:"video"`  // MJPEG file of the peer's frames
@@ -126,6 +138,7 @@ func defaultConfig() Config {
 		Web:       WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
 		Discovery: DiscoveryConfig{Enabled: true, IPv4: true, IPv6: true},
 		Pairing:   PairingConfig{WindowS: 120},
+		Screen:    ScreenConfig{Idle: "status", SelfView: true, Prefer: "640x480"},
 	}
 }
 
@@ -155,7 +168,7 @@ func loadConfig(args []string) (Config, bool, error) {
 	fs := flag.NewFlagSet("callboxd", flag.ContinueOnError)
 	path := fs.String("config", "", "config file (TOML); see systemd/callbox.toml")
 	version := fs.Bool("version", false, "print the version and exit")
-	devices := fs.Bool("devices", false, "list cameras, microphones, speakers and GPIO lines, and exit")
+	devices := fs.Bool("devices", false, "list cameras, microphones, speakers, GPIO lines and screens, and exit")
 	// Flags land in f and override the file's values where set.
 	var f Config
 	fs.StringVar(&f.Name, "name", "", "this box's name")
@@ -340,6 +353,15 @@ func (c Config) Validate() error {
 	if w := c.Pairing.WindowS; w < 10 || w > 3600 {
 		return fmt.Errorf("pairing.window_s: %d out of range 10..3600", w)
 	}
+	if d := c.Screen.Device; d != "" && (!strings.HasPrefix(d, "/dev/") || len(d) > 255) {
+		return fmt.Errorf(`screen.device: %q is not "" (no screen) or a framebuffer device under /dev/ ("/dev/fb0")`, d)
+	}
+	if _, err := screen.ParseIdle(c.Screen.Idle); err != nil {
+		return fmt.Errorf("screen.idle: %w", err)
+	}
+	if _, err := parseSize(c.Screen.Prefer); err != nil {
+		return fmt.Errorf("screen.prefer_video: %w", err)
+	}
 	if c.Record.MaxMB < 1 || c.Record.MaxMB > 4096 {
 		return fmt.Errorf("record.max_mb: %d out of range 1..4096", c.Record.MaxMB)
 	}
@@ -352,6 +374,33 @@ func (c Config) webConfig(log *slog.Logger) web.Config {
 
 func (c Config) audioFormat() media.AudioFormat {
 	return media.AudioFormat{Rate: c.Audio.Rate, Channels: c.Audio.Channels, FrameMs: c.Audio.FrameMs}
+}
+
+// preferVideo is what the call asks of the peer: the preferred size when
+// there is a screen (checked by Validate), else nothing.
+func (c Config) preferVideo() media.Size {
+	if c.Screen.Device == "" {
+		return media.Size{}
+	}
+	s, _ := parseSize(c.Screen.Prefer)
+	return s
+}
+
+// parseSize reads "WxH" (16..4096 each); "" is the zero Size.
+func parseSize(s string) (media.Size, error) {
+	if s == "" {
+		return media.Size{}, nil
+	}
+	w, h, ok := strings.Cut(s, "x")
+	wi, err1 := strconv.Atoi(w)
+	hi, err2 := strconv.Atoi(h)
+	if !ok || err1 != nil || err2 != nil {
+		return media.Size{}, fmt.Errorf(`%q is not "WIDTHxHEIGHT" or ""`, s)
+	}
+	if wi < 16 || wi > 4096 || hi < 16 || hi > 4096 {
+		return media.Size{}, fmt.Errorf("%q out of range 16..4096 each way", s)
+	}
+	return media.Size{Width: wi, Height: hi}, nil
 }
 
 func (c Config) videoFormat() media.VideoFormat {

@@ -193,7 +193,14 @@ func (d *daemon) status() control.Status {
 	d.mu.Lock()
 	cam, mic, spk, gp := d.camState, d.micState, d.spkState, d.gpioState
 	d.mu.Unlock()
+	var scr *control.Screen
+	if d.screen != nil {
+		st := d.screen.Stats()
+		scr = &control.Screen{Device: d.cfg.Screen.Device, State: d.screen.State(), Shown: st.Shown,
+			Dropped: st.Dropped, Broken: st.Broken, SelfShown: st.SelfShown}
+	}
 	return control.Status{
+		Screen:      scr,
 		Name:        d.cfg.Name,
 		Fingerprint: d.id.Fingerprint.String(),
 		Listen:      d.ln.Addr().String(),

@@ -21,6 +21,7 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
@@ -64,8 +65,12 @@ type daemon struct {
 	led    gpio.LED
 	play   *playout.Buffer
 	sink   *peerSink
-	web    *web.Server // nil when web.listen is empty
-	self   web.Latest  // latest local frame, for the control API and the web page
+	web    *web.Server    // nil when web.listen is empty
+	self   web.Latest     // latest local frame, for the control API and the web page
+	screen *screen.Screen // nil when screen.device is empty
+	// camWant is the size a re-opening camera opens at: the configured
+	// one, or smaller for a call whose peer asked for less (fitVideo).
+	camWant atomic.Pointer[media.VideoFormat]
 
 	mu         sync.Mutex
 	camState   string
@@ -127,6 +132,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		ID:         id.Fingerprint.String(),
 		Video:      cfg.videoFormat(),
 		Audio:      cfg.audioFormat(),
+		Prefer:     cfg.preferVideo(),
 		AutoAnswer: cfg.AutoAnswer,
 		Default:    d.defaultPeer,
 		OnChange:   d.stateChanged,
@@ -186,6 +192,17 @@ func (d *daemon) openDevices() error {
 			d.led = gpio.NewBlinker(func(bool) error { return nil })
 		}
 	}
+	if cfg.Screen.Device != "" {
+		// A missing or unusable display is retried in the screen's own
+		// goroutine and shown in status; the box works without it.
+		idle, _ := screen.ParseIdle(cfg.Screen.Idle) // validated with the config
+		dev := cfg.Screen.Device
+		d.screen = screen.New(func() (screen.Display, error) { return screen.OpenFB(dev) },
+			screen.Config{Idle: idle, SelfView: cfg.Screen.SelfView, Logger: d.log.With("component", "screen"),
+				OnChange: func(string) { d.kickStatus() }})
+		d.screen.SetStatus(d.screenLines(d.phone.Status())...)
+		d.sink.screen = d.screen
+	}
 	switch {
 	case cfg.Video.Device == "sim":
 		d.cam, err = camera.NewSynthetic(camera.SyntheticConfig{
@@ -203,6 +220,10 @@ func (d *daemon) openDevices() error {
 			return &ConfigError{fmt.Errorf("video: %w", err)}
 		}
 		d.cam = camera.NewResilient(func(ctx context.Context) (camera.Source, error) {
+			vc := vc
+			if f := d.camWant.Load(); f != nil {
+				vc.Format = *f
+			}
 			return camera.OpenV4L2(vc)
 		}, camera.ResilientConfig{Format: cfg.videoFormat(), Logger: d.log,
 			OnChange: d.cameraChanged})
@@ -219,6 +240,9 @@ func (d *daemon) openDevices() error {
 func (d *daemon) closeDevices() {
 	if d.cam != nil {
 		d.cam.Close()
+	}
+	if d.screen != nil {
+		d.screen.Close() // the last picture stays on the display
 	}
 	if d.button != nil {
 		d.button.Close()
@@ -569,6 +593,9 @@ func (d *daemon) videoLoop(ctx context.Context) {
 			return
 		}
 		d.self.Put(f.JPEG)
+		if d.screen != nil {
+			d.screen.Self(f.JPEG)
+		}
 		d.frames.Add(1)
 		d.phone.SendVideo(f)
 	}
@@ -773,10 +800,78 @@ func (d *daemon) refreshLED(s call.State) {
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
 	d.refreshLED(st.State)
+	switch st.State {
+	case call.InCall:
+		d.fitVideo(st.PeerPrefers)
+	case call.Idle:
+		d.fitVideo(nil)
+	}
+	if d.screen != nil {
+		d.screen.SetVideo(st.State == call.InCall)
+		d.screen.SetStatus(d.screenLines(st)...)
+	}
 	d.kickStatus()
 	if st.State == call.InCall {
 		d.play.Reset()
 	}
+}
+
+// fitVideo makes the camera capture no larger than the peer asked for
+// (its aspect kept) for the call, or at the configured size again (nil).
+// A V4L2 camera is re-opened for it (a short gap in our video); the test
+// pattern just draws smaller; a file replay stays as it is. It runs in the
+// phone's goroutine and does not block.
+func (d *daemon) fitVideo(prefer *media.Size) {
+	want := d.cfg.videoFormat()
+	if prefer != nil {
+		s := want.Fit(*prefer)
+		want.Width, want.Height = s.Width, s.Height
+	}
+	switch cam := d.cam.(type) {
+	case *camera.Synthetic:
+		if cam.Format() == want {
+			return
+		}
+		cam.SetFormat(want)
+	case *camera.Resilient:
+		cur := d.cfg.videoFormat()
+		if f := d.camWant.Load(); f != nil {
+			cur = *f
+		}
+		if cur == want {
+			return
+		}
+		d.camWant.Store(&want)
+		cam.Reopen()
+	default:
+		return
+	}
+	if prefer != nil {
+		d.log.Info("peer prefers smaller video: capturing less for this call", "component", "camera",
+			"prefers", fmt.Sprintf("%dx%d", prefer.Width, prefer.Height), "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
+	} else {
+		d.log.Info("capturing at the configured size again", "component", "camera", "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
+	}
+}
+
+// screenLines is the idle screen's text: this box's name and the call
+// state ("calling door", "door rings", "in call with door").
+func (d *daemon) screenLines(st call.Status) []string {
+	peer := ""
+	if st.Peer != nil {
+		peer = st.Peer.Name
+	}
+	state := st.State.String()
+	switch {
+	case peer == "":
+	case st.State == call.Calling:
+		state = "calling " + peer
+	case st.State == call.Ringing:
+		state = peer + " rings"
+	case st.State == call.InCall:
+		state = "in call with " + peer
+	}
+	return []string{d.cfg.Name, state}
 }
 
 func (d *daemon) setCam(s string) { d.setDev(&d.camState, s) }
@@ -805,8 +900,9 @@ func (d *daemon) kickStatus() {
 // peerSink receives the peer's media: audio to the playout buffer, the
 // latest frame kept for the control API, and optional recordings.
 type peerSink struct {
-	play *playout.Buffer
-	log  *slog.Logger
+	play   *playout.Buffer
+	log    *slog.Logger
+	screen *screen.Screen // set before the phone runs; nil without a screen
 
 	mu     sync.Mutex
 	frames web.Latest // the peer's latest frame: control API and web page
@@ -851,6 +947,9 @@ func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peer
 
 func (s *peerSink) Video(f media.Frame) {
 	s.frames.Put(f.JPEG)
+	if s.screen != nil {
+		s.screen.Peer(f.JPEG) // never blocks: latest wins
+	}
 	if s.rec != nil {
 		select {
 		case s.rec <- f:

@@ -7,6 +7,7 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/control"
 )
 
@@ -19,6 +20,8 @@ type deviceLists struct {
 	AudioError  string              `json:"audio_error,omitempty"`
 	GPIO        []gpio.ChipInfo     `json:"gpio"`
 	GPIOError   string              `json:"gpio_error,omitempty"`
+	Screens     []screen.DeviceInfo `json:"screens"`
+	ScreenError string              `json:"screen_error,omitempty"`
 }
 
 // listDevices enumerates what this machine has. A kind that cannot be
@@ -34,6 +37,9 @@ func listDevices() (control.Devices, error) {
 	}
 	if l.GPIO, err = gpio.List(); err != nil {
 		l.GPIOError = err.Error()
+	}
+	if l.Screens, err = screen.List(); err != nil {
+		l.ScreenError = err.Error()
 	}
 	return convertDevices(l)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
+	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/control"
 )
 
@@ -25,6 +26,7 @@ func TestDeviceListsSurviveTheControlAPI(t *testing.T) {
 			Playback: []audio.PCM{{Name: "hw:1,0", Description: "USB"}}},
 		GPIO:      []gpio.ChipInfo{{Name: "gpiochip0", Label: "pinctrl-bcm2711", Path: "/dev/gpiochip0", LineCount: 58, Lines: []gpio.LineInfo{{Offset: 17, Name: "GPIO17", Consumer: "callboxd"}}}},
 		GPIOError: "",
+		Screens:   []screen.DeviceInfo{{Path: "/dev/fb0", Driver: "vc4drmfb", Width: 1920, Height: 1080, BitsPerPixel: 32, Stride: 7680}},
 	}
 	raw, _ := json.Marshal(l)
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -42,7 +44,7 @@ func TestDeviceListsSurviveTheControlAPI(t *testing.T) {
 	}
 	var out bytes.Buffer
 	control.PrintDevices(&out, d)
-	for _, want := range []string{"/dev/video0", "640x480@30/15", "16x16..1920x1080@1-60", "by-id/usb-cam", "hw:1,0", "GPIO17 (used by callboxd)"} {
+	for _, want := range []string{"/dev/video0", "640x480@30/15", "16x16..1920x1080@1-60", "by-id/usb-cam", "hw:1,0", "GPIO17 (used by callboxd)", "/dev/fb0  vc4drmfb, 1920x1080, 32 bits"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("printed listing lacks %q:\n%s", want, out.String())
 		}
@@ -52,7 +54,7 @@ func TestDeviceListsSurviveTheControlAPI(t *testing.T) {
 func TestEmptyMachineSaysSoPlainly(t *testing.T) {
 	var out bytes.Buffer
 	control.PrintDevices(&out, control.Devices{})
-	for _, want := range []string{"no /dev/video*", "no sound card", "no /dev/gpiochip*"} {
+	for _, want := range []string{"no /dev/video*", "no sound card", "no /dev/gpiochip*", "no /dev/fb*"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("listing lacks %q:\n%s", want, out.String())
 		}

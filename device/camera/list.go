@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -143,7 +144,7 @@ func videoNodes(dir string) ([]string, error) {
 		}
 		nodes = append(nodes, node{n, filepath.Join(dir, e.Name())})
 	}
-	slices.SortFunc(nodes, func(a, b node) int { return a.n - b.n })
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].n < nodes[j].n }) // smaller than slices.SortFunc's instantiation
 	paths := make([]string, len(nodes))
 	for i, n := range nodes {
 		paths[i] = n.path

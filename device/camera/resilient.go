@@ -93,6 +93,8 @@ type Resilient struct {
 	base     Stats  // Skipped and Broken of the sources already closed
 	slot     *media.Frame
 	closeErr error
+	reopen   bool               // Reopen asked for a new source
+	stopSrc  context.CancelFunc // ends the open source's reads (Reopen)
 
 	ready chan struct{} // capacity 1: a frame arrived
 
@@ -163,6 +165,9 @@ func (r *Resilient) run() {
 	defer close(r.done)
 	retry := 0
 	for {
+		r.mu.Lock()
+		r.reopen = false // this open sees what Reopen was asked for
+		r.mu.Unlock()
 		src, err := r.open(r.ctx)
 		if r.ctx.Err() != nil {
 			if err == nil && src != nil {
@@ -176,14 +181,26 @@ func (r *Resilient) run() {
 		if err == nil {
 			r.opens.Add(1)
 			opened := time.Now()
+			sctx, stop := context.WithCancel(r.ctx)
 			r.mu.Lock()
-			r.src, r.format = src, src.Format()
+			r.src, r.format, r.stopSrc = src, src.Format(), stop
+			if r.reopen { // asked while opening: this source may be stale
+				stop()
+			}
 			r.mu.Unlock()
 			r.setState("ok " + describe(src))
-			err = r.pump(src)
+			err = r.pump(sctx, src)
+			stop()
 			r.closeSource(src)
 			if r.ctx.Err() != nil {
 				return
+			}
+			r.mu.Lock()
+			again := r.reopen
+			r.stopSrc = nil
+			r.mu.Unlock()
+			if again {
+				continue // at once: not a failure
 			}
 			if time.Since(opened) >= r.cfg.HealthyAfter {
 				retry = 0
@@ -214,10 +231,10 @@ func describe(src Source) string {
 	return fmt.Sprintf("%dx%d %d fps", f.Width, f.Height, f.FPS)
 }
 
-// pump reads src into the slot until it fails or Close.
-func (r *Resilient) pump(src Source) error {
+// pump reads src into the slot until it fails, ctx ends (Reopen) or Close.
+func (r *Resilient) pump(ctx context.Context, src Source) error {
 	for {
-		f, err := src.Read(r.ctx)
+		f, err := src.Read(ctx)
 		if err != nil {
 			return err
 		}
@@ -270,6 +287,20 @@ func (r *Resilient) setState(s string) {
 	}
 	if r.cfg.OnChange != nil {
 		r.cfg.OnChange(s)
+	}
+}
+
+// Reopen closes the open source and opens one again at once, without
+// counting a failure or backing off: for when what the open function does
+// has changed (another format). It does not block; any goroutine may call
+// it.
+func (r *Resilient) Reopen() {
+	r.mu.Lock()
+	r.reopen = true
+	stop := r.stopSrc
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 

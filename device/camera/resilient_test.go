@@ -284,3 +284,28 @@ func TestResilientLatestWinsAndFormat(t *testing.T) {
 		}
 	})
 }
+
+// Reopen replaces a working source at once: no failure, no backoff.
+func TestResilientReopen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := &opener{}
+		r := camera.NewResilient(o.open, camera.ResilientConfig{})
+		defer r.Close()
+		synctest.Wait()
+		if n := len(o.attempts()); n != 1 {
+			t.Fatalf("%d opens at start", n)
+		}
+		r.Reopen()
+		synctest.Wait()
+		if n := len(o.attempts()); n != 2 {
+			t.Fatalf("%d opens after Reopen, want 2", n)
+		}
+		if !o.fake(0).Closed() || o.fake(1).Closed() {
+			t.Errorf("first source closed %v, second %v; want the first closed, the second open", o.fake(0).Closed(), o.fake(1).Closed())
+		}
+		st := r.Stats()
+		if st.Failures != 0 || st.Opens != 2 || !strings.HasPrefix(r.State(), "ok") {
+			t.Errorf("after Reopen: %+v, state %q; want 2 opens, no failure, ok", st, r.State())
+		}
+	})
+}

@@ -54,6 +54,10 @@ type Synthetic struct {
 
 	captured, skipped atomic.Uint64
 
+	mu   sync.Mutex
+	size media.Size // what the next frame is drawn at (SetFormat)
+	cur  media.Size // what the last frame was drawn at
+
 	// Reader state: Source allows one reader at a time.
 	pace   pacer
 	seq    uint32
@@ -81,14 +85,52 @@ func NewSynthetic(cfg SyntheticConfig) (*Synthetic, error) {
 		pace:   pacer{fps: int64(cfg.Format.FPS)},
 		canvas: newCanvas(cfg.Format.Width, cfg.Format.Height, cfg.Name),
 	}
-	for i := range cfg.Precomputed {
+	s.size = media.Size{Width: cfg.Format.Width, Height: cfg.Format.Height}
+	s.cur = s.size
+	if err := s.precompute(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// precompute encodes the cycled images at the current size.
+func (s *Synthetic) precompute() error {
+	s.pre = s.pre[:0]
+	for i := range s.cfg.Precomputed {
 		body, err := s.encode(uint32(i))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.pre = append(s.pre, bytes.Clone(body))
 	}
-	return s, nil
+	return nil
+}
+
+// SetFormat changes the picture size from the next frame on (the frame
+// rate stays). It does not block; any goroutine may call it.
+func (s *Synthetic) SetFormat(f media.VideoFormat) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("camera: synthetic: %w", err)
+	}
+	s.mu.Lock()
+	s.size = media.Size{Width: f.Width, Height: f.Height}
+	s.mu.Unlock()
+	return nil
+}
+
+// resize applies SetFormat in the reader's goroutine.
+func (s *Synthetic) resize() error {
+	s.mu.Lock()
+	want := s.size
+	s.mu.Unlock()
+	if want == s.cur {
+		return nil
+	}
+	s.canvas = newCanvas(want.Width, want.Height, s.cfg.Name)
+	s.mu.Lock()
+	s.cur = want
+	s.mu.Unlock()
+	return s.precompute()
 }
 
 // Read waits for the next capture slot and returns a freshly numbered frame.
@@ -106,6 +148,9 @@ func (s *Synthetic) Read(ctx context.Context) (media.Frame, error) {
 		return media.Frame{}, err
 	}
 	s.skipped.Add(skipped)
+	if err := s.resize(); err != nil {
+		return media.Frame{}, err
+	}
 	seq := s.seq
 	var body []byte
 	if len(s.pre) > 0 {
@@ -165,8 +210,12 @@ func (w *bodyWriter) WriteByte(c byte) error {
 
 func (w *bodyWriter) Flush() error { return nil }
 
-// Format returns the configured format.
-func (s *Synthetic) Format() media.VideoFormat { return s.cfg.Format }
+// Format returns the format of the frames Read returns now.
+func (s *Synthetic) Format() media.VideoFormat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return media.VideoFormat{Width: s.cur.Width, Height: s.cur.Height, FPS: s.cfg.Format.FPS}
+}
 
 // Stats returns counters; safe from any goroutine.
 func (s *Synthetic) Stats() Stats {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/callbox/callbox/internal/bitfont"
 	"image"
 	"image/jpeg"
 	"strconv"
@@ -53,12 +54,9 @@ func readText(img *image.YCbCr, x, y, scale, n int) string {
 				}
 			}
 		}
-		ch := '!'
-		for code, bits := range font {
-			if bits == g && (bits != [glyphH]uint8{} || code == ' ') {
-				ch = rune(code)
-				break
-			}
+		ch, ok := bitfont.Lookup(g)
+		if !ok {
+			ch = '!'
 		}
 		sb.WriteRune(ch)
 	}
@@ -309,5 +307,40 @@ func BenchmarkTrim(b *testing.B) {
 		if _, err := Trim(f); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSyntheticSetFormat(t *testing.T) {
+	for _, pre := range []int{0, 3} {
+		s, err := NewSynthetic(SyntheticConfig{Format: media.VideoFormat{Width: 640, Height: 480, FPS: 30}, Precomputed: pre})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		if f, err := s.Read(ctx); err != nil {
+			t.Fatal(err)
+		} else if w, h, _ := Size(f.JPEG); w != 640 || h != 480 {
+			t.Fatalf("first frame %dx%d", w, h)
+		}
+		if err := s.SetFormat(media.VideoFormat{Width: 320, Height: 240, FPS: 30}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetFormat(media.VideoFormat{Width: 8, Height: 240, FPS: 30}); err == nil {
+			t.Error("SetFormat accepted 8x240")
+		}
+		f, err := s.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w, h, _ := Size(f.JPEG); w != 320 || h != 240 {
+			t.Errorf("precomputed %d: frame after SetFormat %dx%d, want 320x240", pre, w, h)
+		}
+		if got := s.Format(); got != (media.VideoFormat{Width: 320, Height: 240, FPS: 30}) {
+			t.Errorf("Format() = %v", got)
+		}
+		if n, ok := FrameNumber(f.JPEG); !ok || n != 1 {
+			t.Errorf("frame number %d %v, want 1: numbering goes on", n, ok)
+		}
+		s.Close()
 	}
 }

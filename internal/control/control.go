@@ -28,7 +28,8 @@ type Status struct {
 	Camera      string      `json:"camera"`
 	Microphone  string      `json:"microphone"`
 	Speaker     string      `json:"speaker"`
-	GPIO        string      `json:"gpio,omitempty"` // what is wrong with the button or LED, if anything
+	GPIO        string      `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
+	Screen      *Screen     `json:"screen,omitempty"` // nil: no screen configured
 	Playout     Playout     `json:"playout"`
 	Pairing     Pairing     `json:"pairing"`
 	Discovery   string      `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
@@ -61,6 +62,16 @@ type Pairing struct {
 type PairRequest struct {
 	Confirm bool `json:"confirm,omitempty"`
 	Cancel  bool `json:"cancel,omitempty"`
+}
+
+// Screen is the display's state and figures (device/screen).
+type Screen struct {
+	Device    string `json:"device"`
+	State     string `json:"state"`      // "ok: 800x480 RGB565", "down: ...; retrying in 4s"
+	Shown     uint64 `json:"shown"`      // peer frames drawn
+	Dropped   uint64 `json:"dropped"`    // replaced by a newer one before being drawn
+	Broken    uint64 `json:"broken"`     // did not decode: skipped
+	SelfShown uint64 `json:"self_shown"` // self-view updates
 }
 
 // Playout is the audio jitter buffer's figures.

@@ -11,12 +11,24 @@ import (
 // listings, which marshal to these same fields; the control tool decodes
 // it without linking any device library.
 type Devices struct {
-	Cameras     []Camera   `json:"cameras"`
-	CameraError string     `json:"camera_error,omitempty"`
-	Audio       AudioPCMs  `json:"audio"`
-	AudioError  string     `json:"audio_error,omitempty"`
-	GPIO        []GPIOChip `json:"gpio"`
-	GPIOError   string     `json:"gpio_error,omitempty"`
+	Cameras     []Camera      `json:"cameras"`
+	CameraError string        `json:"camera_error,omitempty"`
+	Audio       AudioPCMs     `json:"audio"`
+	AudioError  string        `json:"audio_error,omitempty"`
+	GPIO        []GPIOChip    `json:"gpio"`
+	GPIOError   string        `json:"gpio_error,omitempty"`
+	Screens     []Framebuffer `json:"screens"`
+	ScreenError string        `json:"screen_error,omitempty"`
+}
+
+// Framebuffer is one framebuffer (device/screen.DeviceInfo).
+type Framebuffer struct {
+	Path         string `json:"path"`
+	Driver       string `json:"driver"`
+	Width        int    `json:"width"`
+	Height       int    `json:"height"`
+	BitsPerPixel int    `json:"bits_per_pixel"`
+	Stride       int    `json:"stride"`
 }
 
 // Camera is a V4L2 capture node (device/camera.DeviceInfo).
@@ -160,6 +172,20 @@ func PrintDevices(w io.Writer, d Devices) {
 			}
 			fmt.Fprintf(w, "    %3d %s%s\n", l.Offset, l.Name, used)
 		}
+	}
+	printScreens(w, d)
+}
+
+func printScreens(w io.Writer, d Devices) {
+	fmt.Fprintln(w, "screens (screen.device):")
+	switch {
+	case d.ScreenError != "":
+		fmt.Fprintf(w, "  cannot list: %s\n", d.ScreenError)
+	case len(d.Screens) == 0:
+		fmt.Fprintln(w, "  none found (no /dev/fb*)")
+	}
+	for _, s := range d.Screens {
+		fmt.Fprintf(w, "  %s  %s, %dx%d, %d bits per pixel\n", s.Path, s.Driver, s.Width, s.Height, s.BitsPerPixel)
 	}
 }
 

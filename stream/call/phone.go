@@ -89,6 +89,7 @@ type Config struct {
 	ID         string            // our fingerprint: breaks the tie when two boxes call each other at once
 	Video      media.VideoFormat // what we send; default media.DefaultVideo
 	Audio      media.AudioFormat // what we send; default media.DefaultAudio
+	Prefer     media.Size        // the largest video we want to receive (told to the peer in hello); zero: any
 	AutoAnswer bool              // answer paired peers at once
 
 	PingInterval     time.Duration // default 500ms
@@ -171,18 +172,24 @@ func (c Config) Validate() error {
 	case c.MaxPending < 1 || c.MaxPending > 64:
 		return fmt.Errorf("call: max pending %d out of range 1..64", c.MaxPending)
 	}
+	if p := c.Prefer; p != (media.Size{}) && (p.Width < 16 || p.Width > 4096 || p.Height < 16 || p.Height > 4096) {
+		return fmt.Errorf("call: preferred video %dx%d out of range 16..4096 each way", p.Width, p.Height)
+	}
 	return nil
 }
 
 // Status is a snapshot of the phone.
 type Status struct {
-	State    State      `json:"state"`
-	Peer     *Peer      `json:"peer,omitempty"`
-	Since    time.Time  `json:"since"`
-	PeerName string     `json:"peer_hello_name,omitempty"`
-	LastEnd  string     `json:"last_end,omitempty"` // why the last call ended
-	Call     *CallStats `json:"call,omitempty"`     // the call in progress
-	LastCall *CallStats `json:"last_call,omitempty"`
+	State    State     `json:"state"`
+	Peer     *Peer     `json:"peer,omitempty"`
+	Since    time.Time `json:"since"`
+	PeerName string    `json:"peer_hello_name,omitempty"`
+	// PeerPrefers is the largest video the peer wants to receive (from its
+	// hello); nil when it has no preference or there is no call.
+	PeerPrefers *media.Size `json:"peer_prefers,omitempty"`
+	LastEnd     string      `json:"last_end,omitempty"` // why the last call ended
+	Call        *CallStats  `json:"call,omitempty"`     // the call in progress
+	LastCall    *CallStats  `json:"last_call,omitempty"`
 }
 
 // Errors callers branch on.
@@ -248,6 +255,7 @@ func New(cfg Config, dial Dialer, sink Sink) (*Phone, error) {
 		Name:    cfg.Name,
 		Video:   wire.VideoCaps{Width: uint16(cfg.Video.Width), Height: uint16(cfg.Video.Height), FPS: uint8(cfg.Video.FPS), Codec: wire.CodecMJPEG},
 		Audio:   wire.AudioCaps{Rate: uint32(cfg.Audio.Rate), Channels: uint8(cfg.Audio.Channels), FrameMs: uint8(cfg.Audio.FrameMs), Format: wire.FormatS16LE},
+		Prefer:  wire.VideoSize{Width: uint16(cfg.Prefer.Width), Height: uint16(cfg.Prefer.Height)},
 	}
 	p.status = Status{State: Idle, Since: time.Now()}
 	return p, nil
@@ -448,11 +456,16 @@ func (p *Phone) setState(st State, why string) {
 	if st == Idle {
 		p.status.Peer = nil
 		p.status.PeerName = ""
+		p.status.PeerPrefers = nil
 	} else {
 		peer := p.peer
 		p.status.Peer = &peer
 		if p.sess != nil {
 			p.status.PeerName = p.sess.hello.Name
+			p.status.PeerPrefers = nil
+			if pr := p.sess.hello.Prefer; pr.Width > 0 && pr.Height > 0 {
+				p.status.PeerPrefers = &media.Size{Width: int(pr.Width), Height: int(pr.Height)}
+			}
 		}
 	}
 	if why != "" {

@@ -401,3 +401,40 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// Each side learns the video size the other wants, for the call's length.
+func TestPreferredVideoSizeReachesThePeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n network
+		var seen []*media.Size
+		a := n.add(t, "a", func(c *Config) {
+			c.OnChange = func(st Status) {
+				if st.State == InCall {
+					seen = append(seen, st.PeerPrefers)
+				}
+			}
+		})
+		b := n.add(t, "b", func(c *Config) { c.Prefer = media.Size{Width: 640, Height: 480} })
+		if err := a.Call(context.Background(), peerOf(b)); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, a, InCall)
+		wantState(t, b, InCall)
+		if p := a.Status().PeerPrefers; p == nil || *p != (media.Size{Width: 640, Height: 480}) {
+			t.Errorf("a: peer prefers %v, want 640x480", p)
+		}
+		if len(seen) != 1 || seen[0] == nil || *seen[0] != (media.Size{Width: 640, Height: 480}) {
+			t.Errorf("a's OnChange in call saw %v, want 640x480 once", seen)
+		}
+		if p := b.Status().PeerPrefers; p != nil {
+			t.Errorf("b: peer prefers %v, want nil (a has no preference)", *p)
+		}
+		if err := a.Hangup(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, a, Idle)
+		if p := a.Status().PeerPrefers; p != nil {
+			t.Errorf("a after hangup: peer prefers %v, want nil", *p)
+		}
+	})
+}

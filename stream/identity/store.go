@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -140,7 +141,7 @@ func parseStore(data []byte) ([]Peer, error) {
 }
 
 func sortPeers(p []Peer) {
-	slices.SortFunc(p, func(a, b Peer) int { return strings.Compare(a.Name, b.Name) })
+	sort.Slice(p, func(i, j int) bool { return p[i].Name < p[j].Name }) // smaller than slices.SortFunc's instantiation
 }
 
 // List returns all peers sorted by name. The slice is the caller's.

@@ -28,6 +28,25 @@ func (f VideoFormat) Validate() error {
 	return nil
 }
 
+// Size is a picture's width and height in pixels.
+type Size struct {
+	Width, Height int
+}
+
+// Fit returns the largest size with f's aspect (rounded down to even
+// numbers, at least 16x16) that fits within max, or f's own size when it
+// fits already or max is zero.
+func (f VideoFormat) Fit(limit Size) Size {
+	if limit.Width <= 0 || limit.Height <= 0 || (f.Width <= limit.Width && f.Height <= limit.Height) {
+		return Size{f.Width, f.Height}
+	}
+	w, h := limit.Width, f.Height*limit.Width/f.Width
+	if h > limit.Height {
+		w, h = f.Width*limit.Height/f.Height, limit.Height
+	}
+	return Size{Width: max(w&^1, 16), Height: max(h&^1, 16)}
+}
+
 // AudioFormat describes a PCM stream: signed 16-bit little-endian samples,
 // interleaved when Channels > 1, carried in frames of FrameMs milliseconds.
 type AudioFormat struct {

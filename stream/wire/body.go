@@ -27,6 +27,7 @@ const (
 // Fixed payload parts.
 const (
 	helloFixed  = 2 + 1 + 6 + 7 // version, name length, video caps, audio caps
+	helloPrefer = 4             // the optional preferred video size after the fixed part
 	reasonFixed = 2             // reason code, text length
 	videoFixed  = 12            // frame number, frame size, offset
 )
@@ -55,7 +56,16 @@ type Hello struct {
 	Name    string // 0..MaxName bytes of UTF-8 without control characters
 	Video   VideoCaps
 	Audio   AudioCaps
+	// Prefer is the largest video the sender of this Hello wants to
+	// receive (e.g. what its screen can decode at frame rate); zero: no
+	// preference. Optional on the wire: sent only when not zero, and a
+	// Hello that ends before it prefers nothing, so version 1 peers that
+	// ignore it interoperate.
+	Prefer VideoSize
 }
+
+// VideoSize is a frame size in pixels.
+type VideoSize struct{ Width, Height uint16 }
 
 // VideoCaps describes the video the sender of a Hello will send.
 type VideoCaps struct {
@@ -136,7 +146,11 @@ func (h Hello) check() (int, error) {
 	if err := checkName(h.Name); err != nil {
 		return 0, err
 	}
-	return helloFixed + len(h.Name), nil
+	n := helloFixed + len(h.Name)
+	if h.Prefer != (VideoSize{}) {
+		n += helloPrefer
+	}
+	return n, nil
 }
 
 func (h Hello) put(b []byte) []byte {
@@ -147,7 +161,12 @@ func (h Hello) put(b []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, h.Video.Height)
 	b = append(b, h.Video.FPS, h.Video.Codec)
 	b = binary.BigEndian.AppendUint32(b, h.Audio.Rate)
-	return append(b, h.Audio.Channels, h.Audio.FrameMs, h.Audio.Format)
+	b = append(b, h.Audio.Channels, h.Audio.FrameMs, h.Audio.Format)
+	if h.Prefer != (VideoSize{}) {
+		b = binary.BigEndian.AppendUint16(b, h.Prefer.Width)
+		b = binary.BigEndian.AppendUint16(b, h.Prefer.Height)
+	}
+	return b
 }
 
 func decodeHello(p []byte) (Hello, error) {
@@ -183,7 +202,10 @@ func decodeHello(p []byte) (Hello, error) {
 		FrameMs:  c[11],
 		Format:   c[12],
 	}
-	// Bytes after c[12] are ignored: later minor revisions may append fields.
+	if len(c) >= 13+helloPrefer {
+		h.Prefer = VideoSize{Width: binary.BigEndian.Uint16(c[13:]), Height: binary.BigEndian.Uint16(c[15:])}
+	}
+	// Bytes after these are ignored: later minor revisions may append fields.
 	return h, nil
 }
 

@@ -49,13 +49,16 @@ func FuzzDecode(f *testing.F) {
 
 // canonical returns in as Append would write the message it decodes to m:
 // the same bytes, except that Hello drops the trailing bytes that version 1
-// ignores.
+// ignores (and a preferred size of 0x0, which means none).
 func canonical(in []byte, m Message) []byte {
 	h, ok := m.Body.(Hello)
 	if !ok {
 		return in
 	}
 	n := HeaderLen + helloFixed + len(h.Name)
+	if h.Prefer != (VideoSize{}) {
+		n += helloPrefer
+	}
 	out := bytes.Clone(in[:n])
 	binary.BigEndian.PutUint32(out, uint32(n-lenFieldLen))
 	return out

@@ -50,6 +50,15 @@ var cases = []struct {
 		"0000005e 01 00 00000001 0000000000000000" +
 			"0001 40" + strings.Repeat("61", MaxName) + "1000 1000 3c 07 00001f40 01 14 09",
 	},
+	{
+		"hello preferring 640x480",
+		Message{Body: Hello{Version: 1, Name: "door",
+			Video:  VideoCaps{Width: 1280, Height: 720, FPS: 30, Codec: CodecMJPEG},
+			Audio:  AudioCaps{Rate: 48000, Channels: 1, FrameMs: 10, Format: FormatS16LE},
+			Prefer: VideoSize{Width: 640, Height: 480}}},
+		"00000026 01 00 00000000 0000000000000000" +
+			"0001 04 646f6f72 0500 02d0 1e 01 0000bb80 01 0a 01 0280 01e0",
+	},
 	{"call", Message{Time: t1, Body: Call{}}, "0000000e 02 00 00000000 17979cfe3d85cd15"},
 	{"answer", Message{Time: t3, Body: Answer{}}, "0000000e 03 00 00000000 17979cfe437bae15"},
 	{"busy", Message{Body: Busy{}}, "0000000e 04 00 00000000 0000000000000000"},
@@ -416,8 +425,14 @@ func TestReaderPassesErrors(t *testing.T) {
 
 func TestHelloExtension(t *testing.T) {
 	// Bytes after the known Hello fields are ignored, up to the 512 limit.
-	for _, extra := range []int{1, 7, 512 - helloFixed} {
+	// Fewer than 4 are not a preferred size; 4 or more start with one.
+	for _, extra := range []int{1, 3, 4, 7, 512 - helloFixed} {
 		want := cases[0].msg
+		if extra >= helloPrefer {
+			h := want.Body.(Hello)
+			h.Prefer = VideoSize{Width: 0xeeee, Height: 0xeeee}
+			want.Body = h
+		}
 		b := golden(t, cases[0].name)
 		b = append(b, bytes.Repeat([]byte{0xee}, extra)...)
 		l := minLen + helloFixed + extra

@@ -6,7 +6,8 @@
 #               boots in ~2.5 s with qboot; arm64: the Image)
 #   base.cpio   the base initramfs: busybox, init, glibc, libasound and its
 #               data, aplay/arecord, and the modules the scenarios use,
-#               including gpio-sim and v4l2loopback built here
+#               including gpio-sim and v4l2loopback built here, and
+#               (amd64) bochs, the DRM driver of QEMU's VGA, for /dev/fb0
 #   info        kernel release and package version
 #
 # Everything comes from Debian's archive with `apt-get download` and is
@@ -32,6 +33,9 @@ amd64)
 	triplet=x86_64-linux-gnu
 	any="" # apt's architecture suffix
 	net_modules="virtio_pci virtio_net"
+	# The screen scenario: QEMU's standard VGA through the bochs DRM
+	# driver, whose fbdev emulation makes /dev/fb0.
+	extra_modules="bochs"
 	ld=lib64/ld-linux-x86-64.so.2
 	libc_dir=/lib/x86_64-linux-gnu
 	strip="strip"
@@ -41,6 +45,7 @@ arm64)
 	triplet=aarch64-linux-gnu
 	any=":arm64"
 	net_modules="virtio_pci virtio_net"
+	extra_modules=""
 	ld=lib/ld-linux-aarch64.so.1
 	libc_dir=/usr/aarch64-linux-gnu/lib # libc6-arm64-cross: what callboxd is linked against
 	strip=aarch64-linux-gnu-strip
@@ -178,7 +183,7 @@ printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
 depmod -b "$tree" "$kver"
 mdir=lib/modules/$kver
 mkdir -p "$root/$mdir/extra"
-for m in $net_modules configfs vivid snd-aloop videodev; do
+for m in $net_modules configfs vivid snd-aloop videodev $extra_modules; do
 	modprobe -d "$tree" -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
 done | sort -u | while read -r ko; do
 	rel=${ko#"$tree/"}

@@ -6,7 +6,8 @@
 // Cases: two daemons on loopback at 640x480 and 1280x720 (30 fps, TLS);
 // the same call through network namespaces joined by an emulated link
 // ("LAN", "Wi-Fi", "thin uplink", root only); and a slow receiver whose
-// video sink takes 50 ms per frame. docs/performance.md explains the
+// video sink takes 50 ms per frame; and, in process, what the screen
+// spends decoding and scaling a frame. docs/performance.md explains the
 // method and every column.
 package main
 
@@ -41,7 +42,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", filepath.Join("bin", "linux-"+runtime.GOARCH, "callboxd"), "the callboxd binary")
 	flag.StringVar(&o.out, "out", filepath.Join("bench-out", "bench.md"), "also write the table here")
-	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow")
+	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, screen")
 	flag.BoolVar(&o.quick, "quick", false, "short calls (8 s, profiles 20 s): for trying the tool, figures are rougher")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
 	flag.BoolVar(&o.series, "series", false, "also write each case's figures over time (every half second) as CSV next to -out")
@@ -170,7 +171,22 @@ func run(o options) error {
 		}
 	}
 
-	report := renderReport(env, results, notes, time.Since(started))
+	var screenSection string
+	if want("screen") {
+		fmt.Printf("\n== screen: JPEG decode + scale into a framebuffer, in process\n")
+		rows, err := measureScreen(ctx, 120)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			notes = append(notes, fmt.Sprintf("screen: failed: %v", err))
+		} else {
+			screenSection = formatScreen(rows)
+			fmt.Print(screenSection)
+		}
+	}
+
+	report := renderReport(env, results, notes, time.Since(started), screenSection)
 	fmt.Println()
 	fmt.Print(report)
 	if o.out != "" {
@@ -182,7 +198,7 @@ func run(o options) error {
 		}
 		fmt.Println("written to", o.out)
 	}
-	if len(results) == 0 {
+	if len(results) == 0 && screenSection == "" {
 		return errors.New("no case ran")
 	}
 	return nil

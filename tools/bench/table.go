@@ -188,8 +188,9 @@ func creepVerdict(what string, c [2]float64) string {
 	return fmt.Sprintf("%s %s→%s ms, MISSED: grew by %.0f%%", what, fmtMs(first), fmtMs(last), (last-first)*100/first)
 }
 
-// renderReport is the whole output: table, goals, notes.
-func renderReport(env string, rs []result, notes []string, took time.Duration) string {
+// renderReport is the whole output: table, goals, the screen's figures
+// (a ready section, may be empty), notes.
+func renderReport(env string, rs []result, notes []string, took time.Duration, screen string) string {
 	var b strings.Builder
 	b.WriteString("# callbox benchmark\n\n")
 	b.WriteString(env + "\n\n")
@@ -205,6 +206,7 @@ func renderReport(env string, rs []result, notes []string, took time.Duration) s
 			b.WriteString("  - " + v + "\n")
 		}
 	}
+	b.WriteString(screen)
 	b.WriteString("\n## Notes\n\n")
 	for _, r := range rs {
 		for _, d := range r.dirs {

@@ -27,10 +27,12 @@ CALLBOX_LDFLAGS = \
 	-X main.commit=$(CALLBOX_COMMIT)
 
 # As the repository's Makefile: HTTP/2 left out of the control API, and
-# miniaudio reduced to its ALSA and null backends (a smaller binary).
+# miniaudio reduced to its ALSA and null backends, C code without unwind
+# tables (a smaller binary).
 CALLBOX_TAGS = nethttpomithttp2
 CALLBOX_MINIAUDIO_CFLAGS = -DMA_ENABLE_ONLY_SPECIFIC_BACKENDS -DMA_ENABLE_ALSA -DMA_ENABLE_NULL \
-	-DMA_NO_DECODING -DMA_NO_ENCODING -DMA_NO_GENERATION -DMA_NO_RESOURCE_MANAGER -DMA_NO_NODE_GRAPH -DMA_NO_ENGINE
+	-DMA_NO_DECODING -DMA_NO_ENCODING -DMA_NO_GENERATION -DMA_NO_RESOURCE_MANAGER -DMA_NO_NODE_GRAPH -DMA_NO_ENGINE \
+	-fno-asynchronous-unwind-tables -fno-unwind-tables
 
 # cgo is required (go4vl, malgo). go4vl needs V4L2 fourccs that older
 # kernel headers lack; the repository's header shim adds them.

@@ -34,6 +34,12 @@ type VMConfig struct {
 	Forward map[int]int
 	// Ready bounds the wait for the agent to answer after QEMU started.
 	Ready time.Duration
+	// Display gives the guest QEMU's standard VGA (amd64; the bochs DRM
+	// driver makes it /dev/fb0) with the console cursor off, so that only
+	// the daemon draws on it.
+	Display bool
+	// QMP, if set, is the path of a QMP monitor socket (VM.Screendump).
+	QMP string
 }
 
 // VM is a running guest. Its methods may be called from any goroutine.
@@ -102,6 +108,19 @@ func qemuArgs(cfg VMConfig) (string, []string, error) {
 	common := []string{"-smp", "1", "-m", strconv.Itoa(mem), "-kernel", cfg.Kernel, "-initrd", cfg.Initrd,
 		"-display", "none", "-monitor", "none", "-serial", "file:" + cfg.Console, "-no-reboot",
 		"-netdev", fwd}
+	if cfg.QMP != "" {
+		common = append(common, "-qmp", "unix:"+cfg.QMP+",server=on,wait=off")
+	}
+	appendArgs := "console=ttyS0 panic=-1"
+	if cfg.Display {
+		if cfg.Arch != "amd64" {
+			return "", nil, fmt.Errorf("rig: a display is only wired for amd64, not %s", cfg.Arch)
+		}
+		// fbcon binds to /dev/fb0 too; with the kernel's messages on the
+		// serial console and no cursor it leaves the picture alone.
+		common = append(common, "-vga", "std")
+		appendArgs += " vt.global_cursor_default=0"
+	}
 	switch cfg.Arch {
 	case "amd64":
 		accel, cpu := "tcg", "max"
@@ -113,7 +132,7 @@ func qemuArgs(cfg VMConfig) (string, []string, error) {
 		// keeps iPXE's option ROM (and its package) out.
 		return "qemu-system-x86_64", append(common, "-M", "pc", "-accel", accel, "-cpu", cpu,
 			"-bios", "/usr/share/qemu/qboot.rom", "-device", "virtio-net-pci,netdev=n0,romfile=",
-			"-append", "console=ttyS0 panic=-1"), nil
+			"-append", appendArgs), nil
 	case "arm64":
 		return "qemu-system-aarch64", append(common, "-M", "virt", "-accel", "tcg", "-cpu", "cortex-a72",
 			"-device", "virtio-net-pci,netdev=n0,romfile=", "-append", "console=ttyAMA0 panic=-1"), nil

@@ -58,6 +58,7 @@ type guestSpec struct {
 	modules []string // /hil/modules lines: "module args..."
 	gpio    bool     // make the gpio-sim chip (lines GPIO0..GPIO27, labelled like a Pi 4's)
 	config  string   // callbox.toml sections for the guest ([video], [audio], [gpio])
+	display bool     // QEMU's VGA as the guest's /dev/fb0, grabbed through QMP (s.screendump)
 	host    testbox.Options
 }
 
@@ -140,8 +141,12 @@ auto_answer = true
 		return err
 	}
 	k := s.env.kernels[arch]
-	s.vm, err = rig.Start(ctx, rig.VMConfig{Arch: arch, Kernel: k.image, Initrd: initrd, Accel: s.env.accel,
-		Console: s.consolePath(), Forward: map[int]int{7420: callPort}})
+	vc := rig.VMConfig{Arch: arch, Kernel: k.image, Initrd: initrd, Accel: s.env.accel,
+		Console: s.consolePath(), Forward: map[int]int{7420: callPort}}
+	if g.display {
+		vc.Display, vc.QMP = true, filepath.Join(s.dir, "qmp.sock")
+	}
+	s.vm, err = rig.Start(ctx, vc)
 	if err != nil {
 		return err
 	}
