@@ -133,7 +133,7 @@ func (p *pairer) finish(w int, peer pairing.Peer, addr string, err error) {
 			Peer: p.st.Peer, Fingerprint: p.st.Fingerprint, Code: p.st.Code}
 	} else {
 		p.st = control.Pairing{State: control.PairPaired, Window: w, Peer: peer.Name,
-			Fingerprint: peer.Fingerprint.String(), Code: pairing.Code(d.id.Fingerprint, peer.Fingerprint)}
+			Fingerprint: peer.Fingerprint.String(), Code: peer.Code}
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -314,7 +314,7 @@ func (p *pairer) exchange(ctx context.Context, tc *tls.Conn, initiator bool, fp 
 			port = ap.Port()
 		}
 	}
-	return pairing.Exchange(ectx, tc, initiator, fp, pairing.Hello{Name: d.cfg.Name, Port: port}, func(peer pairing.Peer) error {
+	return pairing.Exchange(ectx, tc, initiator, d.id.Fingerprint, fp, pairing.Hello{Name: d.cfg.Name, Port: port}, func(peer pairing.Peer) error {
 		return p.decide(ectx, peer)
 	})
 }
@@ -336,7 +336,7 @@ func (p *pairer) decide(ctx context.Context, peer pairing.Peer) error {
 			"peer", peer.Name, "paired_as", old.Name, "fingerprint", peer.Fingerprint.String())
 		return fmt.Errorf("key already paired as %s (remove it first)", old.Name)
 	}
-	code := pairing.Code(d.id.Fingerprint, peer.Fingerprint)
+	code := peer.Code
 	p.mu.Lock()
 	p.st.Peer, p.st.Fingerprint, p.st.Code = peer.Name, peer.Fingerprint.String(), code
 	need := d.cfg.Pairing.Confirm

@@ -1,12 +1,21 @@
 // Package pairing is the exchange two boxes run, each in its pairing
 // window, over a TLS connection with ALPN callbox-pair/1: each tells its
-// name and call port, each says whether it accepts the other, and only
-// when both do does each store the other. The keys come from the TLS
-// handshake, never from the messages. docs/protocol.md specifies the bytes.
+// name and call port, both derive a confirmation code, each says whether it
+// accepts the other, and only when both do does each store the other. The
+// keys come from the TLS handshake, never from the messages.
+// docs/protocol.md specifies the bytes.
+//
+// The code mixes a random value from each side into the two keys, and the
+// initiator commits to its value before it sees the responder's: neither
+// side, and no one in the middle, can choose keys or values to make two
+// exchanges show the same code (all fingerprints are public, so a code of
+// the keys alone could be matched by trying keys offline). One attempt in a
+// million succeeds by chance.
 package pairing
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -24,7 +33,9 @@ const (
 	version     = 1
 	typeHello   = 1
 	typeVerdict = 2
+	typeReveal  = 3
 	maxReason   = 128
+	nonceLen    = 32
 )
 
 // ErrRefused: the peer refused the pairing; the error text says why.
@@ -39,37 +50,51 @@ func (e *ProtocolError) Error() string { return "pairing: protocol error: " + e.
 type Hello struct {
 	Name string // 1..64 of A-Za-z0-9._-
 	Port uint16 // its call port (0: unknown)
+
+	// nonce is the initiator's commitment or the responder's random value.
+	nonce [nonceLen]byte
 }
 
 // Peer is the other side as the exchange learnt it.
 type Peer struct {
 	Hello
 	Fingerprint identity.Fingerprint // from the TLS handshake
+	Code        string               // the confirmation code, the same on both boxes
 }
 
-// Code is the confirmation code of a pairing of the keys a and b: 6
-// decimal digits from SHA-256 of both fingerprints in byte order, the same
-// on both boxes. Two users who see the same code on both boxes paired the
-// boxes they meant to.
-func Code(a, b identity.Fingerprint) string {
-	if string(b[:]) < string(a[:]) {
-		a, b = b, a
-	}
+// Code is the confirmation code of an exchange between the initiator's key
+// i and the responder's key r with their random values ni and nr: 6
+// decimal digits, the same on both boxes. Two users who see the same code
+// on both boxes paired the boxes they meant to.
+func Code(i, r identity.Fingerprint, ni, nr [nonceLen]byte) string {
 	h := sha256.New()
 	h.Write([]byte("callbox-pair-code/1"))
-	h.Write(a[:])
-	h.Write(b[:])
+	h.Write(i[:])
+	h.Write(r[:])
+	h.Write(ni[:])
+	h.Write(nr[:])
 	sum := h.Sum(nil)
 	return fmt.Sprintf("%06d", binary.BigEndian.Uint32(sum[:4])%1_000_000)
 }
 
-// Exchange runs the exchange on conn, a completed TLS connection whose
-// peer has key peerFP. The initiator is the TLS client. decide sees the
-// peer's hello and returns nil to accept it, or the reason to refuse; it
-// may block (for a user's confirmation) until ctx ends. Exchange returns
-// the peer once both sides accepted; the caller then stores it. The
-// connection is closed when Exchange returns.
-func Exchange(ctx context.Context, conn net.Conn, initiator bool, peerFP identity.Fingerprint, self Hello, decide func(Peer) error) (Peer, error) {
+// commitment is what the initiator sends in place of its random value.
+func commitment(n [nonceLen]byte) [nonceLen]byte {
+	h := sha256.New()
+	h.Write([]byte("callbox-pair-commit/1"))
+	h.Write(n[:])
+	var c [nonceLen]byte
+	copy(c[:], h.Sum(nil))
+	return c
+}
+
+// Exchange runs the exchange on conn, a completed TLS connection between
+// this box (key selfFP) and a peer with key peerFP. The initiator is the
+// TLS client. decide sees the peer's hello and the code and returns nil to
+// accept it, or the reason to refuse; it may block (for a user's
+// confirmation) until ctx ends. Exchange returns the peer once both sides
+// accepted; the caller then stores it. The connection is closed when
+// Exchange returns.
+func Exchange(ctx context.Context, conn net.Conn, initiator bool, selfFP, peerFP identity.Fingerprint, self Hello, decide func(Peer) error) (Peer, error) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -85,14 +110,46 @@ func Exchange(ctx context.Context, conn net.Conn, initiator bool, peerFP identit
 	if err := identity.ValidateName(self.Name); err != nil {
 		return Peer{}, fmt.Errorf("pairing: own name: %w", err)
 	}
-	if _, err := conn.Write(encodeHello(self)); err != nil {
-		return fail(fmt.Errorf("pairing: send hello: %w", err))
+	var own [nonceLen]byte
+	if _, err := rand.Read(own[:]); err != nil {
+		return Peer{}, fmt.Errorf("pairing: random: %w", err)
 	}
-	h, err := readHello(conn)
-	if err != nil {
-		return fail(err)
+	// The initiator commits first; the responder sends its value only once
+	// it holds the commitment; then the initiator reveals.
+	var h Hello
+	var code string
+	var err error
+	if initiator {
+		self.nonce = commitment(own)
+		if _, err := conn.Write(encodeHello(self)); err != nil {
+			return fail(fmt.Errorf("pairing: send hello: %w", err))
+		}
+		if h, err = readHello(conn); err != nil {
+			return fail(err)
+		}
+		if _, err := conn.Write(encodeReveal(own)); err != nil {
+			return fail(fmt.Errorf("pairing: send reveal: %w", err))
+		}
+		code = Code(selfFP, peerFP, own, h.nonce)
+	} else {
+		if h, err = readHello(conn); err != nil {
+			return fail(err)
+		}
+		self.nonce = own
+		if _, err := conn.Write(encodeHello(self)); err != nil {
+			return fail(fmt.Errorf("pairing: send hello: %w", err))
+		}
+		ni, err := readReveal(conn)
+		if err != nil {
+			return fail(err)
+		}
+		if commitment(ni) != h.nonce {
+			return fail(&ProtocolError{"the revealed value does not match the commitment"})
+		}
+		code = Code(peerFP, selfFP, ni, own)
 	}
-	peer := Peer{Hello: h, Fingerprint: peerFP}
+	h.nonce = [nonceLen]byte{}
+	peer := Peer{Hello: h, Fingerprint: peerFP, Code: code}
 	local := decide(peer)
 	if ctx.Err() != nil {
 		return fail(local)
@@ -131,8 +188,26 @@ func remoteSays(remote error) error {
 }
 
 func encodeHello(h Hello) []byte {
-	b := append([]byte(magic), version, typeHello, byte(h.Port>>8), byte(h.Port), byte(len(h.Name)))
+	b := append([]byte(magic), version, typeHello, byte(h.Port>>8), byte(h.Port))
+	b = append(b, h.nonce[:]...)
+	b = append(b, byte(len(h.Name)))
 	return append(b, h.Name...)
+}
+
+func encodeReveal(n [nonceLen]byte) []byte {
+	b := append([]byte(magic), version, typeReveal)
+	return append(b, n[:]...)
+}
+
+func readReveal(r io.Reader) ([nonceLen]byte, error) {
+	var n [nonceLen]byte
+	if err := readHeader(r, typeReveal); err != nil {
+		return n, err
+	}
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return n, fmt.Errorf("pairing: read reveal: %w", err)
+	}
+	return n, nil
 }
 
 func encodeVerdict(refusal error) []byte {
@@ -173,11 +248,11 @@ func readHello(r io.Reader) (Hello, error) {
 	if err := readHeader(r, typeHello); err != nil {
 		return Hello{}, err
 	}
-	var f [3]byte
+	var f [2 + nonceLen + 1]byte
 	if _, err := io.ReadFull(r, f[:]); err != nil {
 		return Hello{}, fmt.Errorf("pairing: read hello: %w", err)
 	}
-	n := int(f[2])
+	n := int(f[len(f)-1])
 	if n == 0 || n > 64 {
 		return Hello{}, &ProtocolError{fmt.Sprintf("name length %d, want 1..64", n)}
 	}
@@ -188,7 +263,9 @@ func readHello(r io.Reader) (Hello, error) {
 	if err := identity.ValidateName(string(name)); err != nil {
 		return Hello{}, &ProtocolError{"hello: " + err.Error()}
 	}
-	return Hello{Name: string(name), Port: binary.BigEndian.Uint16(f[:2])}, nil
+	h := Hello{Name: string(name), Port: binary.BigEndian.Uint16(f[:2])}
+	copy(h.nonce[:], f[2:2+nonceLen])
+	return h, nil
 }
 
 // readVerdict returns nil if the peer accepted, else an error wrapping

@@ -59,7 +59,7 @@ func run(t *testing.T, client, server *identity.Identity, open bool, cdecide, sd
 			return
 		}
 		fp, _ := identity.PeerFingerprint(tc.ConnectionState())
-		p, err := Exchange(ctx, tc, false, fp, Hello{Name: server.Name, Port: 2}, sdecide)
+		p, err := Exchange(ctx, tc, false, server.Fingerprint, fp, Hello{Name: server.Name, Port: 2}, sdecide)
 		done <- result{p, err}
 	}()
 	raw, err := net.Dial("tcp", ln.Addr().String())
@@ -71,7 +71,7 @@ func run(t *testing.T, client, server *identity.Identity, open bool, cdecide, sd
 		raw.Close()
 		return result{err: err}, <-done
 	}
-	p, err := Exchange(ctx, tc, true, server.Fingerprint, Hello{Name: client.Name, Port: 1}, cdecide)
+	p, err := Exchange(ctx, tc, true, client.Fingerprint, server.Fingerprint, Hello{Name: client.Name, Port: 1}, cdecide)
 	return result{p, err}, <-done
 }
 
@@ -138,26 +138,84 @@ func TestImpostorServer(t *testing.T) {
 }
 
 func TestCode(t *testing.T) {
-	a, b := newID(t, "a"), newID(t, "b")
-	c1, c2 := Code(a.Fingerprint, b.Fingerprint), Code(b.Fingerprint, a.Fingerprint)
-	if c1 != c2 || len(c1) != 6 || strings.Trim(c1, "0123456789") != "" {
-		t.Errorf("codes %q %q", c1, c2)
-	}
 	var x, y identity.Fingerprint
 	y[0] = 1
+	var ni, nr [nonceLen]byte
+	nr[0] = 2
 	// Golden: fixes the derivation for docs/protocol.md.
-	if got := Code(x, y); got != goldenCode {
-		t.Errorf("Code(0…, 1…) = %s, want %s", got, goldenCode)
+	if got := Code(x, y, ni, nr); got != goldenCode {
+		t.Errorf("Code(0…, 1…, 0…, 2…) = %s, want %s", got, goldenCode)
+	}
+	// Every input moves the code (for these values; a 6-digit code may
+	// collide for others).
+	nr2 := nr
+	nr2[31] = 1
+	for _, c := range []string{Code(y, x, ni, nr), Code(x, y, nr, ni), Code(x, y, ni, nr2)} {
+		if c == goldenCode || len(c) != 6 || strings.Trim(c, "0123456789") != "" {
+			t.Errorf("code %q (golden %s)", c, goldenCode)
+		}
 	}
 }
 
-// Computed independently: Python hashlib.sha256 over the same bytes.
-const goldenCode = "307748"
+// Both sides of an exchange show the same code, and two exchanges between
+// the same two keys show different codes: the random values make the code
+// something neither side (nor anyone who knows both keys) could choose.
+func TestCodeSameOnBothSidesAndFreshEachTime(t *testing.T) {
+	a, b := newID(t, "a"), newID(t, "b")
+	seen := map[string]bool{}
+	for range 3 {
+		c, s := run(t, a, b, true, accept, accept)
+		if c.err != nil || s.err != nil {
+			t.Fatalf("exchange: client %v, server %v", c.err, s.err)
+		}
+		if c.peer.Code != s.peer.Code || len(c.peer.Code) != 6 {
+			t.Fatalf("codes differ: client %q, server %q", c.peer.Code, s.peer.Code)
+		}
+		seen[c.peer.Code] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("three exchanges between the same keys all showed code %v", seen)
+	}
+}
+
+// A responder that receives a reveal not matching the initiator's
+// commitment refuses: the initiator cannot change its value after seeing
+// the responder's.
+func TestRevealMustMatchCommitment(t *testing.T) {
+	client, server := net.Pipe()
+	done := make(chan error, 1)
+	var sfp, cfp identity.Fingerprint
+	sfp[0], cfp[0] = 1, 2
+	go func() {
+		_, err := Exchange(t.Context(), server, false, sfp, cfp, Hello{Name: "door"}, accept)
+		done <- err
+	}()
+	var n [nonceLen]byte
+	n[0] = 7
+	h := Hello{Name: "hall", nonce: commitment(n)}
+	if _, err := client.Write(encodeHello(h)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readHello(client); err != nil {
+		t.Fatal(err)
+	}
+	n[0] = 8 // a different value than committed to
+	if _, err := client.Write(encodeReveal(n)); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Msg, "commitment") {
+		t.Errorf("responder with a bad reveal: %v, want a commitment protocol error", err)
+	}
+	client.Close()
+}
 
 func FuzzReadMessages(f *testing.F) {
 	f.Add(encodeHello(Hello{Name: "hall", Port: 7420}))
 	f.Add(encodeVerdict(nil))
 	f.Add(encodeVerdict(errors.New("no")))
+	f.Add(encodeReveal([nonceLen]byte{1}))
 	f.Add([]byte("CBXP\x01\x01\x00\x00\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if h, err := readHello(bytes.NewReader(b)); err == nil {
@@ -166,5 +224,9 @@ func FuzzReadMessages(f *testing.F) {
 			}
 		}
 		readVerdict(bytes.NewReader(b))
+		readReveal(bytes.NewReader(b))
 	})
 }
+
+// Computed independently: Python hashlib.sha256 over the same bytes.
+const goldenCode = "221036"

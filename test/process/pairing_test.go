@@ -18,26 +18,41 @@ import (
 // the connection, the handshake or the exchange. Safe to call from any
 // goroutine.
 func pairAs(t *testing.T, id *identity.Identity, b *testbox.Box) error {
+	_, err := pairAsCode(t, id, b, nil)
+	return err
+}
+
+// pairAsCode is pairAs that also returns the confirmation code this side
+// computed, and sends it to codes (if not nil) as soon as it is known,
+// before the verdicts.
+func pairAsCode(t *testing.T, id *identity.Identity, b *testbox.Box, codes chan<- string) (string, error) {
 	want, err := identity.ParseFingerprint(b.FP)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", b.Addr)
 	if err != nil {
-		return err
+		return "", err
 	}
 	tc := tls.Client(raw, id.PairClientTLS(want))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return err
+		return "", err
 	}
 	// TLS 1.3: the server's verdict on our certificate arrives with the
 	// first read, inside Exchange.
-	_, err = pairing.Exchange(ctx, tc, true, want, pairing.Hello{Name: id.Name, Port: 1}, func(pairing.Peer) error { return nil })
-	return err
+	var code string
+	_, err = pairing.Exchange(ctx, tc, true, id.Fingerprint, want, pairing.Hello{Name: id.Name, Port: 1}, func(p pairing.Peer) error {
+		code = p.Code
+		if codes != nil {
+			codes <- p.Code
+		}
+		return nil
+	})
+	return code, err
 }
 
 func newIdentity(t *testing.T, name string) *identity.Identity {
@@ -85,15 +100,16 @@ func TestPairingOnlyInsideTheWindow(t *testing.T) {
 	if st, _ := b.Status(t.Context()); st.LED != "pair-blink" {
 		t.Errorf("LED %s in the pairing window, want pair-blink", st.LED)
 	}
-	if err := pairAs(t, stranger, b); err != nil {
+	code, err := pairAsCode(t, stranger, b, nil)
+	if err != nil {
 		t.Fatalf("pairing inside the window: %v", err)
 	}
 	p, err := b.WaitPairing(t.Context(), control.PairPaired, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Peer != "stranger" || p.Code != pairing.Code(stranger.Fingerprint, mustFP(t, b.FP)) {
-		t.Errorf("pairing status %+v", p)
+	if p.Peer != "stranger" || p.Code != code || p.Fingerprint != stranger.Fingerprint.String() {
+		t.Errorf("pairing status %+v, want stranger with code %s", p, code)
 	}
 	// One pairing per window: a second box gets nothing.
 	other := newIdentity(t, "other")
@@ -183,13 +199,14 @@ func TestPairingWaitsForConfirmation(t *testing.T) {
 	}
 	a := newIdentity(t, "a")
 	res := make(chan error, 1)
-	go func() { res <- pairAs(t, a, b) }()
+	codes := make(chan string, 1)
+	go func() { _, err := pairAsCode(t, a, b, codes); res <- err }()
 	p, err := b.WaitPairing(t.Context(), control.PairConfirm, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := pairing.Code(a.Fingerprint, mustFP(t, b.FP)); p.Code != want || p.Peer != "a" {
-		t.Fatalf("waiting for confirmation with %+v, want code %s", p, want)
+	if want := <-codes; p.Code != want || p.Peer != "a" {
+		t.Fatalf("waiting for confirmation with %+v, want code %s (the other side's)", p, want)
 	}
 	if got := peerNames(t, b); len(got) != 0 {
 		t.Fatalf("stored %v before the confirmation", got)
