@@ -190,7 +190,14 @@ func peers(ctx context.Context, c *control.Client, args []string, out io.Writer,
 			fmt.Fprintln(out, "no paired peers")
 		}
 		for _, p := range list {
-			fmt.Fprintf(out, "%-16s %s %s\n", p.Name, p.Fingerprint, p.Address)
+			addr := p.Address
+			if addr == "" {
+				addr = "-"
+			}
+			if p.LastAddress != "" && p.LastAddress != p.Address {
+				addr += " (last reached at " + p.LastAddress + ")"
+			}
+			fmt.Fprintf(out, "%-16s %s %s\n", p.Name, p.Fingerprint, addr)
 		}
 		return nil
 	}

@@ -113,7 +113,7 @@ func (d *daemon) controlServer() *http.Server {
 	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
 		var out []control.Peer
 		for _, p := range d.peers.List() {
-			out = append(out, control.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Address: p.Address})
+			out = append(out, control.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Address: p.Address, LastAddress: p.LastAddress})
 		}
 		writeJSON(w, http.StatusOK, out)
 	})

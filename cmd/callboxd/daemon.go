@@ -363,10 +363,10 @@ func toCallPeer(p identity.Peer) call.Peer {
 }
 
 // dial opens an authenticated connection to a paired peer: first where
-// discovery finds its key on the link, then at its stored address (the
-// last that worked, or the one it was added with). The address that
-// works is stored. Whoever answers anywhere must have the peer's key: an
-// address is only a hint.
+// discovery finds its key on the link, then at the last address a call
+// worked at, then at its configured address. The address that works is
+// stored as the last one (the configured one stays). Whoever answers
+// anywhere must have the peer's key: an address is only a hint.
 func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 	want, err := identity.ParseFingerprint(peer.Fingerprint)
 	if err != nil {
@@ -385,8 +385,14 @@ func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 			d.log.Info("peer not found by discovery; trying its stored address", "component", "discovery", "peer", peer.Name, "err", err)
 		}
 	}
-	if peer.Addr != "" && !slices.Contains(cands, peer.Addr) {
-		cands = append(cands, peer.Addr)
+	last := ""
+	if p, ok := d.peers.ByName(peer.Name); ok {
+		last = p.LastAddress
+	}
+	for _, a := range []string{last, peer.Addr} {
+		if a != "" && !slices.Contains(cands, a) {
+			cands = append(cands, a)
+		}
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("peer %s has no address and was not found on the link", peer.Name)
@@ -395,8 +401,8 @@ func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 	for _, addr := range cands {
 		conn, err := d.dial1(ctx, peer, addr, want)
 		if err == nil {
-			if addr != peer.Addr {
-				if err := d.peers.SetAddress(peer.Name, addr); err != nil {
+			if addr != last {
+				if err := d.peers.SetLastAddress(peer.Name, addr); err != nil {
 					d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
 				} else {
 					d.log.Info("peer address updated", "component", "discovery", "peer", peer.Name, "address", addr)

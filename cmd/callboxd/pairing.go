@@ -363,7 +363,8 @@ func (d *daemon) storePaired(peer pairing.Peer, addr string) error {
 	if err := identity.ValidateAddress(addr); err != nil {
 		addr = ""
 	}
-	err := d.peers.Add(identity.Peer{Name: peer.Name, Fingerprint: peer.Fingerprint, Address: addr})
+	// Where the pairing reached it is learnt, not configured.
+	err := d.peers.Add(identity.Peer{Name: peer.Name, Fingerprint: peer.Fingerprint, LastAddress: addr})
 	if errors.Is(err, identity.ErrNameTaken) {
 		d.log.Warn("refused pairing: name is paired with another key", "component", "pairing", "peer", peer.Name)
 	}

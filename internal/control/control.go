@@ -98,7 +98,8 @@ type ID struct {
 type Peer struct {
 	Name        string `json:"name"`
 	Fingerprint string `json:"fingerprint"`
-	Address     string `json:"address,omitempty"`
+	Address     string `json:"address,omitempty"`      // configured (peers add)
+	LastAddress string `json:"last_address,omitempty"` // where a call last worked (read only)
 }
 
 // CallRequest is the body of POST /v1/call; an empty name calls the default peer.

@@ -21,12 +21,15 @@ const PeersFile = "peers.json"
 
 const maxNameLen = 64
 
-// Peer is a paired box: the name we call it, its key fingerprint, and where
-// to dial it (host:port, or empty if we only accept its calls).
+// Peer is a paired box: the name we call it, its key fingerprint, where to
+// dial it as configured (host:port, or empty), and the last address a call
+// to it worked at (kept apart, so that a box that moved never loses the
+// address a person gave).
 type Peer struct {
 	Name        string      `json:"name"`
 	Fingerprint Fingerprint `json:"fingerprint"`
 	Address     string      `json:"address,omitempty"`
+	LastAddress string      `json:"last_address,omitempty"`
 }
 
 // Validate reports a peer the store would refuse.
@@ -39,6 +42,9 @@ func (p Peer) Validate() error {
 	}
 	if err := ValidateAddress(p.Address); err != nil {
 		return fmt.Errorf("peer %q: %w", p.Name, err)
+	}
+	if err := ValidateAddress(p.LastAddress); err != nil {
+		return fmt.Errorf("peer %q: last address: %w", p.Name, err)
 	}
 	return nil
 }
@@ -231,6 +237,26 @@ func (s *Store) SetAddress(name, addr string) error {
 	}
 	next := slices.Clone(s.peers)
 	next[i].Address = addr
+	return s.commit(next)
+}
+
+// SetLastAddress records where a call to the peer called name last worked
+// and saves the store; the configured address is left as it is.
+func (s *Store) SetLastAddress(name, addr string) error {
+	if err := ValidateAddress(addr); err != nil {
+		return fmt.Errorf("identity: set last address of %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.indexName(name)
+	if i < 0 {
+		return fmt.Errorf("identity: set last address of %q: %w", name, ErrNoPeer)
+	}
+	if s.peers[i].LastAddress == addr {
+		return nil
+	}
+	next := slices.Clone(s.peers)
+	next[i].LastAddress = addr
 	return s.commit(next)
 }
 

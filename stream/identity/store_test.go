@@ -60,6 +60,17 @@ func TestStorePersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	gate.Address = "10.0.0.9:7001"
+	// Where a call last worked is kept apart from the configured address.
+	if err := s.SetLastAddress("gate", "[fe80::1%eth0]:7420"); err != nil {
+		t.Fatal(err)
+	}
+	gate.LastAddress = "[fe80::1%eth0]:7420"
+	if err := s.SetLastAddress("gate", "gate.lan"); err == nil {
+		t.Error("SetLastAddress took an address without a port")
+	}
+	if err := s.SetLastAddress("nobody", "h:1"); !errors.Is(err, ErrNoPeer) {
+		t.Errorf("SetLastAddress of a missing peer: %v", err)
+	}
 
 	re, err := OpenStore(path)
 	if err != nil {

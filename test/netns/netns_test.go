@@ -129,11 +129,12 @@ func peers(t *testing.T, b *testbox.Box) []control.Peer {
 	return list
 }
 
+// peerAddr is where a call from b to name last worked.
 func peerAddr(t *testing.T, b *testbox.Box, name string) string {
 	t.Helper()
 	for _, p := range peers(t, b) {
 		if p.Name == name {
-			return p.Address
+			return p.LastAddress
 		}
 	}
 	t.Fatalf("%s has no peer %s", b.Name, name)
