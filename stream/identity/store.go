@@ -223,40 +223,31 @@ func (s *Store) Remove(name string) error {
 // SetAddress changes where the peer called name is dialled (empty: never
 // dialled) and saves the store.
 func (s *Store) SetAddress(name, addr string) error {
-	if err := ValidateAddress(addr); err != nil {
-		return fmt.Errorf("identity: set address of %q: %w", name, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := s.indexName(name)
-	if i < 0 {
-		return fmt.Errorf("identity: set address of %q: %w", name, ErrNoPeer)
-	}
-	if s.peers[i].Address == addr {
-		return nil
-	}
-	next := slices.Clone(s.peers)
-	next[i].Address = addr
-	return s.commit(next)
+	return s.setAddr(name, addr, "address", func(p *Peer) *string { return &p.Address })
 }
 
 // SetLastAddress records where a call to the peer called name last worked
 // and saves the store; the configured address is left as it is.
 func (s *Store) SetLastAddress(name, addr string) error {
+	return s.setAddr(name, addr, "last address", func(p *Peer) *string { return &p.LastAddress })
+}
+
+// setAddr sets the address field of the peer called name that field picks.
+func (s *Store) setAddr(name, addr, what string, field func(*Peer) *string) error {
 	if err := ValidateAddress(addr); err != nil {
-		return fmt.Errorf("identity: set last address of %q: %w", name, err)
+		return fmt.Errorf("identity: set %s of %q: %w", what, name, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.indexName(name)
 	if i < 0 {
-		return fmt.Errorf("identity: set last address of %q: %w", name, ErrNoPeer)
+		return fmt.Errorf("identity: set %s of %q: %w", what, name, ErrNoPeer)
 	}
-	if s.peers[i].LastAddress == addr {
+	if *field(&s.peers[i]) == addr {
 		return nil
 	}
 	next := slices.Clone(s.peers)
-	next[i].LastAddress = addr
+	*field(&next[i]) = addr
 	return s.commit(next)
 }
 
