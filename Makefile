@@ -37,7 +37,11 @@ BIN := bin
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/callbox
 ARM64_SYSROOT := $(CACHE)/arm64-sysroot
 QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
-FUZZTIME ?= 10s
+# Fuzzing budgets are execution counts, not durations: with a duration,
+# Go 1.26's fuzz coordinator can fail a target with a spurious "context
+# deadline exceeded" as the time runs out on a busy machine (go.dev/issue/75804,
+# fixed in Go 1.27). A count has no deadline to race.
+FUZZTIME ?= 300000x
 APT := $(if $(filter 0,$(shell id -u)),DEBIAN_FRONTEND=noninteractive apt-get,sudo DEBIAN_FRONTEND=noninteractive apt-get)
 
 .PHONY: help deps version build demo test e2e vet fuzz bench microbench hil arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
@@ -75,7 +79,7 @@ vet: deps ## gofmt, go vet (with and without cgo)
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) vet ./...
 
-fuzz: deps ## run each fuzz target for FUZZTIME (default 10s)
+fuzz: deps ## run each fuzz target for FUZZTIME executions (default 300000x; a duration such as 1m works too)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./stream/wire
 	$(GO) test -run='^$$' -fuzz='^FuzzTrim$$' -fuzztime=$(FUZZTIME) ./device/camera
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(FUZZTIME) ./stream/discovery
