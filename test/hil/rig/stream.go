@@ -470,6 +470,26 @@ func (c *streamChecker) check(r []int16) StreamReport {
 					y++
 				}
 				y -= zeros
+				if i < len(runs) && y == gapB {
+					// A piece right before a run that is the stream from
+					// earlier on (exact or fading in): what lay between
+					// was lost, e.g. a capture overrun inside the first
+					// period played after silence. Lost, not bad.
+					next := gapB - runs[i].d
+					if p, ok := c.earlier(r[x:y], next, prevEnd); ok {
+						if prevEnd < 0 {
+							rep.First = float64(p) / float64(c.n)
+						} else if p > prevEnd {
+							rep.LostMs += ms(p - prevEnd)
+						}
+						rep.GoodMs += ms(y - x)
+						rep.Runs++
+						prevEnd = p + y - x
+						nonzero += y - x
+						x = y
+						continue
+					}
+				}
 				if c.replayed(r, x, y) {
 					rep.Replayed++
 				} else {
@@ -510,9 +530,37 @@ func (c *streamChecker) check(r []int16) StreamReport {
 	return rep
 }
 
+// earlier looks for piece in the stream (exact, its first fade window
+// possibly attenuated as a fade-in attenuates) ending at most maxJumpMs before stream position next and not
+// before after (the end of what was found before it; -1: none), and
+// returns where it starts. Pieces under 1 ms are too short to place.
+func (c *streamChecker) earlier(piece []int16, next, after int) (int, bool) {
+	if len(piece) < c.f.Rate/1000*c.ch || len(piece)%c.ch != 0 {
+		return 0, false
+	}
+	lo := max(0, after, next-c.f.Rate*maxJumpMs/1000*c.ch)
+	w := min(c.window, len(piece))
+	for p := next - len(piece); p >= lo; p -= c.ch {
+		if equalRange(piece[w:], c, p+w) && fadesIn(piece[:w], c, p) {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
 func allZero(s []int16) bool {
 	for _, v := range s {
 		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// equalRange compares got with the stream from s on.
+func equalRange(got []int16, c *streamChecker, s int) bool {
+	for j, g := range got {
+		if g != c.at(s+j) {
 			return false
 		}
 	}

@@ -117,6 +117,16 @@ func TestCheckStream(t *testing.T) {
 			u := units(f, 1000*f.FrameLen()+211, 40)
 			return cat(cat(u[:20]...), fill(f, u[19][len(u[19])-1]), fadeIn(f, u[20]), cat(u[21:]...))
 		}, 0, 0, 400, 0},
+		{"capture overrun inside the first period after silence", mono, func(f media.AudioFormat) []int16 {
+			// Seen in the rig: 6 ms of stream frame 0 fading in, then a
+			// jump to frame 4 (the capture lost what lay between).
+			first := fadeIn(f, testStream(f, 1, 288))
+			return cat(silence(f, 2), first, testStream(f, 4*f.FrameLen()+192, 40*f.FrameLen()))
+		}, 0, 0, 406, 38},
+		{"a piece from elsewhere before a run is bad", mono, func(f media.AudioFormat) []int16 {
+			// Later stream, not earlier: not a loss but out of place.
+			return cat(silence(f, 2), testStream(f, 90*f.FrameLen(), 288), testStream(f, 4*f.FrameLen()+192, 40*f.FrameLen()))
+		}, 1, 0, 400, 0},
 		{"dropped period", mono, func(f media.AudioFormat) []int16 {
 			u := units(f, 7*f.FrameLen()+5, 40)
 			return cat(cat(u[:10]...), cat(u[11:]...))
