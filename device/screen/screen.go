@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 )
@@ -158,23 +159,11 @@ func (s *Screen) SetVideo(on bool) {
 // SetStatus sets the idle screen's text (IdleStatus), one string a line.
 func (s *Screen) SetStatus(lines ...string) {
 	s.mu.Lock()
-	if !equal(s.lines, lines) {
+	if !slices.Equal(s.lines, lines) {
 		s.lines, s.idleDirty = append([]string(nil), lines...), true
 	}
 	s.mu.Unlock()
 	s.wake()
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Screen) wake() {

@@ -55,6 +55,35 @@ type Options struct {
 	Wrap []string
 }
 
+// T is what StartT needs of a test (testing.TB has it all).
+type T interface {
+	Helper()
+	Context() context.Context
+	TempDir() string
+	Fatal(args ...any)
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+}
+
+// StartT is Start for a test: the box lives in a directory of the test's,
+// a failure to start fails the test, and the box is stopped when the test
+// ends, its log printed if the test failed.
+func StartT(t T, bin, name string, o Options) *Box {
+	t.Helper()
+	b, err := Start(t.Context(), bin, name, filepath.Join(t.TempDir(), name), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Stop()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", b.Name, b.Log())
+		}
+	})
+	return b
+}
+
 // Start runs callboxd (the binary at bin) as box name in dir, waits until
 // its control socket answers, and reads its address and fingerprint.
 func Start(ctx context.Context, bin, name, dir string, o Options) (*Box, error) {

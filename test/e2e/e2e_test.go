@@ -190,18 +190,7 @@ func TestWebWithRealClients(t *testing.T) {
 
 func start(t *testing.T, name, extra string) *testbox.Box {
 	t.Helper()
-	b, err := testbox.Start(t.Context(), daemonBin, name, filepath.Join(t.TempDir(), name),
-		testbox.Options{AutoAnswer: true, Extra: extra})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", b.Name, b.Log())
-		}
-	})
-	return b
+	return testbox.StartT(t, daemonBin, name, testbox.Options{AutoAnswer: true, Extra: extra})
 }
 
 func waitState(t *testing.T, b *testbox.Box, state string) control.Status {

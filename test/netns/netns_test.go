@@ -101,23 +101,12 @@ func buildDaemon(t *testing.T) string {
 
 func startIn(t *testing.T, bin, ns, name string, extra string) *testbox.Box {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), name)
-	b, err := testbox.Start(t.Context(), bin, name, dir, testbox.Options{
+	return testbox.StartT(t, bin, name, testbox.Options{
 		AutoAnswer: true,
 		Listen:     ":7420",
 		Wrap:       []string{"ip", "netns", "exec", ns},
 		Extra:      "[video]\nprecomputed = 10\nfps = 10\n[discovery]\nenabled = true\n[pairing]\nwindow_s = 60\n" + extra,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", b.Name, b.Log())
-		}
-	})
-	return b
 }
 
 func peers(t *testing.T, b *testbox.Box) []control.Peer {

@@ -46,17 +46,7 @@ func TestMain(m *testing.M) {
 
 func start(t *testing.T, name string, o testbox.Options) *testbox.Box {
 	t.Helper()
-	b, err := testbox.Start(t.Context(), daemonBin, name, filepath.Join(t.TempDir(), name), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Stop()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", b.Name, b.Log())
-		}
-	})
-	return b
+	return testbox.StartT(t, daemonBin, name, o)
 }
 
 func pair(t *testing.T, a, b *testbox.Box) {
