@@ -188,6 +188,35 @@ const loopback = "v4l2loopback video_nr=10 exclusive_caps=1 card_label=callbox-l
 
 var feed = guest.Video{Device: "/dev/video10", Width: 640, Height: 480, FPS: 30, Precomputed: 10}
 
+// loopbackCall boots the guest with the v4l2loopback camera fed with
+// feed, starts its daemon on that camera (more [video] keys in video) and
+// has the host peer, which records the video, call it.
+func loopbackCall(ctx context.Context, s *session, feed guest.Video, video string) error {
+	err := s.setup(ctx, guestSpec{
+		modules: []string{loopback},
+		config: fmt.Sprintf(`[video]
+device = "/dev/video10"
+width = %d
+height = %d
+fps = %d
+%s[audio]
+capture = "sim"
+playback = "sim"
+`, feed.Width, feed.Height, feed.FPS, video),
+		host: testbox.Options{AutoAnswer: true, RecordVideo: true},
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.agent.Post(ctx, "/v1/video/start", feed, nil); err != nil {
+		return err
+	}
+	if _, err := s.startDaemon(ctx, "v4l2loopback camera streaming", devicesOK); err != nil {
+		return err
+	}
+	return s.hostCall(ctx)
+}
+
 func cameraMJPEG(ctx context.Context, s *session) error {
 	feed := feed
 	switch {
@@ -202,29 +231,7 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 		// they could be sent). The capture path is what is checked here.
 		feed.FPS = 20
 	}
-	err := s.setup(ctx, guestSpec{
-		modules: []string{loopback},
-		config: fmt.Sprintf(`[video]
-device = "/dev/video10"
-width = 640
-height = 480
-fps = %d
-[audio]
-capture = "sim"
-playback = "sim"
-`, feed.FPS),
-		host: testbox.Options{AutoAnswer: true, RecordVideo: true},
-	})
-	if err != nil {
-		return err
-	}
-	if err := s.agent.Post(ctx, "/v1/video/start", feed, nil); err != nil {
-		return err
-	}
-	if _, err := s.startDaemon(ctx, "v4l2loopback camera streaming", devicesOK); err != nil {
-		return err
-	}
-	if err := s.hostCall(ctx); err != nil {
+	if err := loopbackCall(ctx, s, feed, ""); err != nil {
 		return err
 	}
 	if err := sleep(ctx, 10*time.Second); err != nil {
@@ -467,30 +474,7 @@ func s16(b []byte) []int16 {
 }
 
 func cameraUnplug(ctx context.Context, s *session) error {
-	err := s.setup(ctx, guestSpec{
-		modules: []string{loopback},
-		config: `[video]
-device = "/dev/video10"
-width = 640
-height = 480
-fps = 30
-stall_ms = 1000
-[audio]
-capture = "sim"
-playback = "sim"
-`,
-		host: testbox.Options{AutoAnswer: true, RecordVideo: true},
-	})
-	if err != nil {
-		return err
-	}
-	if err := s.agent.Post(ctx, "/v1/video/start", feed, nil); err != nil {
-		return err
-	}
-	if _, err := s.startDaemon(ctx, "v4l2loopback camera streaming", devicesOK); err != nil {
-		return err
-	}
-	if err := s.hostCall(ctx); err != nil {
+	if err := loopbackCall(ctx, s, feed, "stall_ms = 1000\n"); err != nil {
 		return err
 	}
 	if err := sleep(ctx, 3*time.Second); err != nil {
