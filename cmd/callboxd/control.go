@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -218,7 +219,20 @@ func (d *daemon) status() control.Status {
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
 			Squeezed: ps.Squeezed, Stretched: ps.Stretched,
 		},
+		Process: processFigures(),
 	}
+}
+
+// processFigures counts the daemon's goroutines, live heap and open file
+// descriptors.
+func processFigures() control.Process {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fds := -1
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		fds = len(ents) - 1 // the directory being read is one of them
+	}
+	return control.Process{Goroutines: runtime.NumGoroutine(), HeapBytes: ms.HeapAlloc, OpenFDs: fds}
 }
 
 func (d *daemon) discoveryState() string {

@@ -33,6 +33,15 @@ type Status struct {
 	Playout     Playout     `json:"playout"`
 	Pairing     Pairing     `json:"pairing"`
 	Discovery   string      `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
+	Process     Process     `json:"process"`
+}
+
+// Process is what the daemon process itself holds: a soak test watches
+// these for growth, and a leak shows here before it takes the box down.
+type Process struct {
+	Goroutines int    `json:"goroutines"`
+	HeapBytes  uint64 `json:"heap_bytes"` // live heap objects (runtime HeapAlloc)
+	OpenFDs    int    `json:"open_fds"`   // -1 where it cannot be counted
 }
 
 // Pairing states.

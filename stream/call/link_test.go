@@ -193,7 +193,9 @@ func TestVideoWaitsForTheLink(t *testing.T) {
 		link := &simLink{rate: 100_000, minRTT: 50 * time.Millisecond}
 		var n network
 		n.wrap = link.wrap
-		a, b := n.add(t, "a", nil), n.add(t, "b", nil)
+		// 8 kHz audio: what 48 kHz PCM needs would fill this link alone.
+		narrow := func(c *Config) { c.Audio = media.AudioFormat{Rate: 8000, Channels: 1, FrameMs: 10} }
+		a, b := n.add(t, "a", narrow), n.add(t, "b", narrow)
 		a.newProbe = link.probe
 		if a.VideoReady() {
 			t.Fatal("VideoReady with no call")
@@ -208,9 +210,9 @@ func TestVideoWaitsForTheLink(t *testing.T) {
 		notReady := 0
 		const steps = 300 // 3 s in 10 ms steps
 		for i := range steps {
-			a.SendAudio(media.Audio{Seq: uint32(i), Time: time.Now(), Samples: []int16{1, 2}})
+			a.SendAudio(media.Audio{Seq: uint32(i), Time: time.Now(), Samples: make([]int16, 80)})
 			if i%3 == 0 {
-				a.SendVideo(media.Frame{Seq: uint32(i / 3), Time: time.Now(), JPEG: make([]byte, 20_000)})
+				a.SendVideo(media.Frame{Seq: uint32(i / 3), Time: time.Now(), JPEG: testJPEG("", 20_000)})
 			}
 			time.Sleep(10 * time.Millisecond)
 			if !a.VideoReady() {
@@ -282,9 +284,9 @@ func TestSlowSinkCostsFramesNotDelay(t *testing.T) {
 		wantState(t, b, InCall)
 		const steps = 200 // 2 s
 		for i := range steps {
-			a.SendAudio(media.Audio{Seq: uint32(i), Time: time.Now(), Samples: []int16{1, 2}})
+			a.SendAudio(media.Audio{Seq: uint32(i), Time: time.Now(), Samples: testPCM(1, 2)})
 			if i%3 == 0 {
-				a.SendVideo(media.Frame{Seq: uint32(i / 3), Time: time.Now(), JPEG: make([]byte, 10_000)})
+				a.SendVideo(media.Frame{Seq: uint32(i / 3), Time: time.Now(), JPEG: testJPEG("", 10_000)})
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

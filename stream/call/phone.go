@@ -573,12 +573,18 @@ func (p *Phone) hangup(reason wire.Reason, why string) error {
 // own; its later events are ignored.
 func (p *Phone) endCall(why string) {
 	if p.sess != nil {
+		if bad := p.sess.badSummary(); bad != "" {
+			why += "; " + bad
+		}
 		p.sess.stopRing()
 		final := p.sess.st.snapshot(time.Now())
 		p.mu.Lock()
 		p.status.LastCall = &final
 		p.mu.Unlock()
-		p.pending[p.sess] = true // wait for its evClosed like other leftovers
+		// Wait for its evClosed like other leftovers (handle removes it
+		// then); a session whose evClosed is being handled is removed
+		// right after this returns.
+		p.pending[p.sess] = true
 	}
 	p.sess = nil
 	p.active.Store(nil)
@@ -658,7 +664,6 @@ func (p *Phone) handle(e event) {
 			p.endCall(why)
 		}
 	case evClosed:
-		delete(p.pending, s)
 		if current {
 			why := "connection closed"
 			if r := s.endReason(); r != "" {
@@ -669,7 +674,12 @@ func (p *Phone) handle(e event) {
 				p.log.Warn("call lost", "peer", s.peer.Name, "err", e.err)
 			}
 			p.endCall(why)
-		} else if e.err != nil {
+		}
+		// Last: endCall keeps a current session among the leftovers until
+		// this very event, so a closed session must not be counted after it
+		// (every lost call would otherwise keep a slot of MaxPending).
+		delete(p.pending, s)
+		if !current && e.err != nil {
 			p.log.Debug("connection ended", "peer", s.peer.Name, "err", e.err)
 		}
 	}

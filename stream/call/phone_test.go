@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,9 +123,9 @@ func TestCallAutoAnswerMediaAndHangup(t *testing.T) {
 				}
 				// Media both ways, paced like devices.
 				for i := range 20 {
-					jpeg := []byte(fmt.Sprintf("\xff\xd8frame %d of a", i))
+					jpeg := testJPEG(fmt.Sprintf("frame %d of a", i), 0)
 					a.SendVideo(media.Frame{Seq: uint32(i), Time: time.Now(), JPEG: jpeg})
-					b.SendAudio(media.Audio{Seq: uint32(i), Time: time.Now(), Samples: []int16{int16(i), -int16(i)}})
+					b.SendAudio(media.Audio{Seq: uint32(i), Time: time.Now(), Samples: testPCM(int16(i), -int16(i))})
 					time.Sleep(33 * time.Millisecond)
 				}
 				synctest.Wait()
@@ -133,7 +134,7 @@ func TestCallAutoAnswerMediaAndHangup(t *testing.T) {
 					t.Errorf("b got %d frames, want 20", len(b.sink.frames))
 				}
 				for i, f := range b.sink.frames {
-					if f.Seq != uint32(i) || string(f.JPEG) != fmt.Sprintf("\xff\xd8frame %d of a", i) {
+					if f.Seq != uint32(i) || !bytes.Equal(f.JPEG, testJPEG(fmt.Sprintf("frame %d of a", i), 0)) {
 						t.Errorf("frame %d = seq %d %q", i, f.Seq, f.JPEG)
 					}
 				}
@@ -191,7 +192,7 @@ func TestRingingAnswerByPress(t *testing.T) {
 		wantState(t, b, Ringing)
 		wantState(t, a, Calling)
 		// No media flows before the answer.
-		a.SendVideo(media.Frame{JPEG: []byte{0xff, 0xd8}})
+		a.SendVideo(media.Frame{JPEG: testJPEG("", 0)})
 		synctest.Wait()
 		if f, _ := b.sink.counts(); f != 0 {
 			t.Fatalf("media before answer: %d frames", f)
@@ -258,7 +259,7 @@ func TestCrossedCalls(t *testing.T) {
 		time.Sleep(time.Second)
 		wantState(t, a, InCall)
 		wantState(t, b, InCall)
-		a.SendAudio(media.Audio{Samples: []int16{1}})
+		a.SendAudio(media.Audio{Samples: testPCM(1)})
 		synctest.Wait()
 		if _, au := b.sink.counts(); au != 1 {
 			t.Fatalf("b got %d audio frames over the surviving call, want 1", au)
@@ -360,7 +361,7 @@ func TestLatestWinsVideo(t *testing.T) {
 		wantState(t, a, InCall)
 		// Offer many frames at once; the writer can only take some.
 		for i := range 50 {
-			a.SendVideo(media.Frame{Seq: uint32(i), Time: time.Now(), JPEG: make([]byte, 20000)})
+			a.SendVideo(media.Frame{Seq: uint32(i), Time: time.Now(), JPEG: testJPEG("", 20000)})
 		}
 		synctest.Wait()
 		time.Sleep(time.Second)

@@ -186,6 +186,21 @@ func (s *session) enqueue(m wire.Message) {
 	if s.final {
 		return // nothing goes after a final message
 	}
+	switch m.Body.(type) {
+	case wire.Ping, wire.Pong:
+		// At most one of each waits: a newer pong answers the newest ping
+		// (an older one's times are stale anyway) and a second ping adds
+		// nothing. So a peer pinging faster than we write costs it pongs,
+		// not the call, and only the few one-off messages (hello, call,
+		// answer, a final one) can ever fill the queue.
+		for i := range s.ctrl {
+			if s.ctrl[i].Body.Type() == m.Body.Type() {
+				s.ctrl[i] = m
+				s.kick()
+				return
+			}
+		}
+	}
 	if len(s.ctrl) >= ctrlCap {
 		if s.closeErr == nil {
 			s.closeErr = errors.New("control queue full: peer is not reading")
@@ -641,6 +656,10 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.st.mu.Unlock()
 			if len(frame) == int(b.Size) {
 				haveFrame = false
+				if err := media.CheckJPEG(frame); err != nil {
+					s.badMedia(&s.st.in.videoBad, "video", err)
+					continue
+				}
 				s.st.mu.Lock()
 				s.st.in.videoFrames++
 				s.st.mu.Unlock()
@@ -648,6 +667,10 @@ func (s *session) readLoop(ctx context.Context) error {
 			}
 		case wire.Audio:
 			if !s.media.Load() {
+				continue
+			}
+			if want := 2 * s.cfg.Audio.FrameLen(); len(b.PCM) != want {
+				s.badMedia(&s.st.in.audioBad, "audio", fmt.Errorf("%d bytes of PCM, want %d", len(b.PCM), want))
 				continue
 			}
 			samples := make([]int16, len(b.PCM)/2)
@@ -668,6 +691,35 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.sink.Audio(media.Audio{Seq: m.Seq, Time: time.Unix(0, m.Time), Samples: samples})
 		}
 	}
+}
+
+// badMedia counts a piece of the peer's media that failed its checks and
+// is dropped. The first of each kind in a call is logged, and the call's end
+// reason tells how many there were (see badSummary).
+func (s *session) badMedia(counter *uint64, kind string, err error) {
+	s.st.mu.Lock()
+	*counter++
+	first := *counter == 1
+	s.st.mu.Unlock()
+	if first {
+		s.log.Warn("peer media failed its checks: dropped", "kind", kind, "err", err)
+	}
+}
+
+// badSummary says how much of the peer's media was dropped as bad, or "".
+func (s *session) badSummary() string {
+	s.st.mu.Lock()
+	v, a := s.st.in.videoBad, s.st.in.audioBad
+	s.st.mu.Unlock()
+	switch {
+	case v > 0 && a > 0:
+		return fmt.Sprintf("dropped %d video frames that were not JPEG and %d audio frames of the wrong size from the peer", v, a)
+	case v > 0:
+		return fmt.Sprintf("dropped %d video frames from the peer that were not JPEG", v)
+	case a > 0:
+		return fmt.Sprintf("dropped %d audio frames of the wrong size from the peer", a)
+	}
+	return ""
 }
 
 // show hands a complete frame to the sink's goroutine. A frame the sink has

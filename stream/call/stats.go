@@ -119,6 +119,11 @@ type Direction struct {
 	// LinkKbps (out only) is what the link was seen to carry: the largest
 	// TCP delivery rate of the last two seconds; 0 where unknown.
 	LinkKbps float64 `json:"link_kbps,omitempty"`
+	// VideoBad and AudioBad (in only) count media that failed its checks
+	// (a frame that is not a JPEG, audio of the wrong size): dropped, never
+	// shown, served or played, and not counted in VideoFrames/AudioFrames.
+	VideoBad uint64 `json:"video_bad,omitempty"`
+	AudioBad uint64 `json:"audio_bad,omitempty"`
 }
 
 // CallStats are the figures of one call (one session).
@@ -142,6 +147,7 @@ type dirCounters struct {
 	videoPrev, audioPrev                latHist // previous complete window
 	videoSinkDrops                      uint64  // in: frames replaced before the sink took them
 	linkKbps                            float64 // out: the link gate's rate estimate
+	videoBad, audioBad                  uint64  // in: failed the media checks, dropped
 }
 
 type rateSample struct {
@@ -218,6 +224,7 @@ func (s *stats) snapshot(now time.Time) CallStats {
 			VideoLatency: vw.summary(), AudioLatency: aw.summary(),
 			VideoLatAll: d.videoLat.summary(), AudioLatAll: d.audioLat.summary(),
 			VideoSinkDrops: d.videoSinkDrops, LinkKbps: d.linkKbps,
+			VideoBad: d.videoBad, AudioBad: d.audioBad,
 		}
 	}
 	cs.Out, cs.In = fill(&s.out), fill(&s.in)
