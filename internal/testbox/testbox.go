@@ -229,6 +229,29 @@ func (b *Box) Kill() {
 	}
 }
 
+// PID is the daemon's process id (0 before it started). A box started
+// through Options.Wrap must exec the daemon, so this is the daemon's.
+func (b *Box) PID() int {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return 0
+	}
+	return b.cmd.Process.Pid
+}
+
+// Signal sends sig to the daemon, e.g. SIGSTOP and SIGCONT to freeze and
+// resume it. It fails once the process has ended.
+func (b *Box) Signal(sig os.Signal) error {
+	if b.cmd == nil || b.cmd.Process == nil {
+		return errors.New(b.Name + " was never started")
+	}
+	select {
+	case <-b.done:
+		return errors.New(b.Name + " has exited")
+	default:
+	}
+	return b.cmd.Process.Signal(sig)
+}
+
 // Pair makes each box know the other.
 func Pair(ctx context.Context, a, b *Box) error {
 	if err := a.Client.Do(ctx, "POST", "/v1/peers", control.Peer{Name: b.Name, Fingerprint: b.FP, Address: b.Addr}, nil); err != nil {
