@@ -25,14 +25,17 @@ type Fault struct {
 	Name  string
 	Proxy bool // needs a rig with Options.Proxy
 	Netns bool // needs a rig with Options.Netns
+	// Restarts: the victim is killed and started again (roles: B when
+	// rep is even), so its process figures start over.
+	Restarts bool
 	Run   func(ctx context.Context, r *Rig, rep int) error
 }
 
 // Matrix is every fault of issue 12.
 var Matrix = []Fault{
 	{Name: "peer-stopped", Run: peerStopped},
-	{Name: "peer-killed", Run: peerKilled},
-	{Name: "killed-in-handshake", Run: killedInHandshake},
+	{Name: "peer-killed", Restarts: true, Run: peerKilled},
+	{Name: "killed-in-handshake", Restarts: true, Run: killedInHandshake},
 	{Name: "connection-reset", Proxy: true, Run: connectionReset},
 	{Name: "protocol-errors", Run: protocolErrors},
 	{Name: "ping-burst", Run: pingBurst},
