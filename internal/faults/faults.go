@@ -196,12 +196,19 @@ func connectionReset(ctx context.Context, r *Rig, rep int) error {
 	if err := establishBetween(ctx, victim, survivor, survivorCalls); err != nil {
 		return err
 	}
-	n := 0
-	for _, p := range r.Proxies {
-		n += p.ResetAll()
+	// The connection of the call before may still be closing (a side
+	// waits up to 500 ms for the other to close after a hangup).
+	if err := WaitFor(ctx, IdleWithin, "only the call's connection left in the proxies", func() (bool, error) {
+		n := 0
+		for _, p := range r.Proxies {
+			n += p.Active()
+		}
+		return n == 1, fmt.Errorf("%d connections", n)
+	}); err != nil {
+		return err
 	}
-	if n != 1 {
-		return fmt.Errorf("reset %d proxied connections, want the call's one", n)
+	for _, p := range r.Proxies {
+		p.ResetAll()
 	}
 	return WaitIdle(ctx, IdleWithin, survivor, victim)
 }

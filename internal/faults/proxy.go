@@ -87,15 +87,12 @@ func (p *Proxy) carry(in *net.TCPConn) {
 	}
 	go pipe(pc.out, pc.in)
 	go pipe(pc.in, pc.out)
-	clean := <-done
-	if clean {
-		clean = <-done
-	}
-	if !clean {
-		// One side failed (e.g. was reset): so does the other.
-		reset(pc.in)
-		reset(pc.out)
-		<-done
+	for range 2 {
+		if !<-done {
+			// One side failed (e.g. was reset): so does the other.
+			reset(pc.in)
+			reset(pc.out)
+		}
 	}
 	pc.in.Close()
 	pc.out.Close()
