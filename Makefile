@@ -44,7 +44,7 @@ QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 FUZZTIME ?= 300000x
 APT := $(if $(filter 0,$(shell id -u)),DEBIAN_FRONTEND=noninteractive apt-get,sudo DEBIAN_FRONTEND=noninteractive apt-get)
 
-.PHONY: help deps version build demo test e2e vet fuzz bench microbench hil arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
+.PHONY: help deps version build demo test soak e2e vet fuzz bench microbench hil arm64 cross-deps test-arm64 deb test-deb test-buildroot clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -89,6 +89,16 @@ test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1), 
 	$(call need-pkgs,iproute2)
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
+
+# The chaos soak: SOAK_CYCLES cycles (default 1000) of random faults from
+# internal/faults mixed with normal calls, at most SOAK_MAX (default 30m);
+# SOAK_SEED repeats a run (the seed is printed). Not part of make test.
+SOAK_CYCLES ?= 1000
+SOAK_MAX ?= 30m
+soak: build ## chaos soak: SOAK_CYCLES (1000) random faults and calls, within SOAK_MAX (30m); table of calls, faults, failures, leaks
+	$(call need-pkgs,iproute2)
+	$(GO) build -o $(BIN)/soak ./tools/soak
+	$(BIN)/soak -bin $(BIN)/$(NATIVE)/callboxd -cycles $(SOAK_CYCLES) -max $(SOAK_MAX) $(if $(SOAK_SEED),-seed $(SOAK_SEED))
 
 e2e: deps ## the web page with real clients: headless Chromium (playwright-core) and ffmpeg against two daemons; screenshots in test/e2e/out/
 	$(call need-pkgs,chromium ffmpeg)
