@@ -28,7 +28,7 @@ type Fault struct {
 	// Restarts: the victim is killed and started again (roles: B when
 	// rep is even), so its process figures start over.
 	Restarts bool
-	Run   func(ctx context.Context, r *Rig, rep int) error
+	Run      func(ctx context.Context, r *Rig, rep int) error
 }
 
 // Matrix is every fault of issue 12.
