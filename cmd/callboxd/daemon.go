@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +20,7 @@ import (
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
+	"github.com/callbox/callbox/internal/backoff"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
@@ -31,14 +30,9 @@ import (
 	"github.com/callbox/callbox/stream/playout"
 )
 
-// Limits of the call listener: handshakes under way at once, and how long
-// one may take. Beyond the first, connections are closed at once so that a
-// flood cannot hold the daemon's memory or starve a real call.
-// A source (an IPv4 address, an IPv6 /64) may have maxPerSource of them,
-// so one flooding host cannot take every slot from a paired peer.
 const (
-	maxHandshakes    = 16
-	maxPerSource     = 4
+	// handshakeTimeout bounds one TLS handshake on the call port, either
+	// way.
 	handshakeTimeout = 5 * time.Second
 	notSentLowat     = 16 << 10
 	// lookupTimeout bounds the mDNS lookup before a call falls back to
@@ -55,8 +49,12 @@ type daemon struct {
 	peers *identity.Store
 	phone *call.Phone
 	ln    net.Listener
-	disc  *discovery.Node // nil when discovery is off
-	pair  *pairer
+	calls *callListener // owns the call port's accept loop and its limits
+	// friends is where paired peers were seen: the listener keeps slots
+	// for them.
+	friends *friendAddrs
+	disc    *discovery.Node // nil when discovery is off
+	pair    *pairer
 
 	cam    camera.Source
 	rec    io.Writer // where a simulated speaker records, or nil
@@ -72,15 +70,13 @@ type daemon struct {
 	// one, or smaller for a call whose peer asked for less (fitVideo).
 	camWant atomic.Pointer[media.VideoFormat]
 
-	mu         sync.Mutex
-	camState   string
-	micState   string
-	spkState   string
-	gpioState  string // empty when button and LED work
-	flashing   bool   // a 2 s flash is on the LED
-	flashSeq   int
-	drops      uint64 // connections refused before their handshake
-	dropLogged time.Time
+	// panel shows the box's state on the LED and keeps the devices'
+	// states.
+	panel *panel
+	// storeProblem says the peer store was found corrupt at start and
+	// what was done about it; the panel shows it until peers change.
+	storeProblem string
+	mu           sync.Mutex // guards the watchdog's progress counters
 
 	runCtx context.Context // the daemon's, for work a request starts (pairing)
 
@@ -93,11 +89,12 @@ type daemon struct {
 }
 
 func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log, camState: "starting", micState: "starting", spkState: "starting",
-		statusKick: make(chan struct{}, 1)}
+	d := &daemon{cfg: cfg, log: log, statusKick: make(chan struct{}, 1)}
 	id, created, err := identity.LoadOrCreate(cfg.StateDir, cfg.Name)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		// The key is never replaced, and a state directory we cannot
+		// write does not get better by restarting: exit 78 (see main).
+		return nil, &ConfigError{fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)}
 	}
 	if created {
 		log.Info("created a new identity", "fingerprint", id.Fingerprint.String(), "dir", cfg.StateDir)
@@ -111,10 +108,18 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 			return nil, &ConfigError{err}
 		}
 	}
-	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, "peers.json"))
+	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, identity.PeersFile))
 	if err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
+		return nil, err
 	}
+	if rec := d.peers.Recovered(); rec != nil {
+		// Loud but not fatal: a box that exits here is restarted into the
+		// same file forever; one that runs can be paired again by button.
+		d.storeProblem = rec.String()
+		log.Error("peer store recovered", "component", "identity", "err", rec.Err,
+			"kept_as", rec.KeptAs, "from_good_copy", rec.FromGood, "peers", len(d.peers.List()))
+	}
+	d.friends = newFriendAddrs(d.peers)
 	d.play, err = playout.New(playout.Config{
 		Format: cfg.audioFormat(),
 		Target: time.Duration(cfg.Audio.TargetMs) * time.Millisecond,
@@ -162,6 +167,7 @@ func (d *daemon) openDevices() error {
 	var err error
 	// The LED first: the others report their state through it.
 	g := cfg.GPIO
+	gpioState := "" // what is wrong with the button or LED
 	if g.Button == "sim" {
 		d.simBtn = gpio.NewSimButton()
 		d.button = d.simBtn
@@ -174,7 +180,7 @@ func (d *daemon) openDevices() error {
 			// Without its button the box still answers calls and can be
 			// driven with `callbox press`: keep running and say so.
 			d.log.Error("button unusable", "component", "gpio", "line", g.Button, "err", err)
-			d.gpioState = fmt.Sprintf("button %s failed: %v", g.Button, err)
+			gpioState = fmt.Sprintf("button %s failed: %v", g.Button, err)
 			d.simBtn = gpio.NewSimButton()
 			d.button = d.simBtn
 		}
@@ -188,10 +194,13 @@ func (d *daemon) openDevices() error {
 		d.led, err = gpio.OpenLED(gpio.PinConfig{Line: g.LED, ActiveLow: g.LEDActiveLow})
 		if err != nil {
 			d.log.Error("LED unusable", "component", "gpio", "line", g.LED, "err", err)
-			d.gpioState = strings.TrimPrefix(d.gpioState+fmt.Sprintf("; LED %s failed: %v", g.LED, err), "; ")
+			gpioState = strings.TrimPrefix(gpioState+fmt.Sprintf("; LED %s failed: %v", g.LED, err), "; ")
 			d.led = gpio.NewBlinker(func(bool) error { return nil })
 		}
 	}
+	d.panel = newPanel(d.led, func() (call.State, string) { return d.phone.Status().State, d.pair.status().State }, d.kickStatus)
+	d.panel.setGPIO(gpioState)
+	d.panel.setStore(d.storeProblem)
 	if cfg.Screen.Device != "" {
 		// A missing or unusable display is retried in the screen's own
 		// goroutine and shown in status; the box works without it.
@@ -247,6 +256,9 @@ func (d *daemon) closeDevices() {
 	if d.button != nil {
 		d.button.Close()
 	}
+	if d.panel != nil {
+		d.panel.Close() // no flash ends after this
+	}
 	if d.led != nil {
 		d.led.Close() // LED off when the daemon stops
 	}
@@ -272,6 +284,7 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
 	}
 	d.ln = ln
+	d.calls = newCallListener(ln, listenerConfig{Friend: d.friends.is, Logger: d.log}, d.handshake)
 	ctl, err := d.listenControl()
 	if err != nil {
 		ln.Close()
@@ -294,7 +307,7 @@ func (d *daemon) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	goDo := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	goDo(func() { d.phone.Run(ctx) })
-	goDo(func() { d.acceptLoop(ctx, ln) })
+	goDo(func() { d.calls.Run(ctx) })
 	goDo(func() { d.videoLoop(ctx) })
 	goDo(func() { d.audioLoop(ctx) })
 	goDo(func() { d.speakerLoop(ctx) })
@@ -331,6 +344,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	ln.Close()
 	wg.Wait()
+	d.pair.close() // its exchanges ran in the listener's goroutines, ended above
 	os.Remove(d.cfg.ControlSocket)
 	d.log.Info("callbox stopped")
 	return nil
@@ -418,119 +432,17 @@ func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
-// dial1 makes one attempt at one address.
+// dial1 connects to one address and checks the peer's key.
 func (d *daemon) dial1(ctx context.Context, peer call.Peer, addr string, want identity.Fingerprint) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	var nd net.Dialer
-	raw, err := nd.DialContext(dctx, "tcp", addr)
+	tc, err := dialTLS(ctx, addr, d.id.ClientTLS(want), handshakeTimeout)
+	if errors.Is(err, identity.ErrKeyMismatch) {
+		d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", addr, "err", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := call.TuneTCP(raw, notSentLowat); err != nil {
-		d.log.Warn("socket tuning failed", "err", err)
-	}
-	tc := tls.Client(raw, d.id.ClientTLS(want))
-	hctx, cancel2 := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel2()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		raw.Close()
-		if errors.Is(err, identity.ErrKeyMismatch) {
-			d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", addr, "err", err)
-		}
-		return nil, fmt.Errorf("tls: %w", err)
-	}
+	d.friends.saw(tc.RemoteAddr().String())
 	return tc, nil
-}
-
-// dropped closes a connection refused before its handshake, logging at
-// most one line a second about it (a flood must not flood the journal).
-func (d *daemon) dropped(conn net.Conn, why string) {
-	conn.Close()
-	d.mu.Lock()
-	d.drops++
-	n := d.drops
-	logNow := time.Since(d.dropLogged) >= time.Second
-	if logNow {
-		d.dropLogged = time.Now()
-	}
-	d.mu.Unlock()
-	if logNow {
-		d.log.Warn("connection dropped before its handshake", "reason", why, "remote", conn.RemoteAddr().String(), "dropped_so_far", n)
-	}
-}
-
-// sourceKey groups connections by where they come from: an IPv4 address
-// or an IPv6 /64 (one host usually has a whole /64).
-func sourceKey(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	ip := ap.Addr().Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
-
-func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
-	sem := make(chan struct{}, maxHandshakes)
-	var perMu sync.Mutex
-	per := map[string]int{} // handshakes under way per source
-	var wg sync.WaitGroup
-	defer wg.Wait() // handshakes end with ctx
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			d.log.Error("accept failed", "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond): // e.g. out of file descriptors
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		src := sourceKey(conn.RemoteAddr())
-		perMu.Lock()
-		tooMany := per[src] >= maxPerSource
-		if !tooMany {
-			per[src]++
-		}
-		perMu.Unlock()
-		if tooMany {
-			d.dropped(conn, "too many handshakes from one source")
-			continue
-		}
-		release := func() {
-			perMu.Lock()
-			if per[src]--; per[src] <= 0 {
-				delete(per, src)
-			}
-			perMu.Unlock()
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			release()
-			d.dropped(conn, "too many handshakes under way")
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem; release() }()
-			d.handshake(ctx, conn)
-		}()
-	}
 }
 
 func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
@@ -572,21 +484,28 @@ func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
 		tc.Close()
 		return
 	}
+	d.friends.saw(remote)
 	d.phone.Accept(tc, toCallPeer(p))
 }
 
 // cameraChanged runs in the re-opening camera's goroutine: keep it short.
+// The camera's state is a line for people ("ok 640x480 MJPEG 30 fps",
+// "down: …; retrying in 2s"); this is the one place that reads it.
 func (d *daemon) cameraChanged(state string) {
-	if strings.HasPrefix(state, "ok") {
-		state = "ok" // the chosen format is logged by the camera
+	switch {
+	case strings.HasPrefix(state, "ok"):
+		d.panel.setDevice(devCamera, stateUp()) // the chosen format is logged by the camera
+	case strings.HasPrefix(state, "down: "):
+		d.panel.setDevice(devCamera, stateDown(strings.TrimPrefix(state, "down: ")))
+	default:
+		d.panel.setDevice(devCamera, stateDown(state))
 	}
-	d.setCam(state)
 }
 
 // videoLoop feeds camera frames to the phone.
 func (d *daemon) videoLoop(ctx context.Context) {
 	if _, ok := d.cam.(*camera.Resilient); !ok {
-		d.setCam("ok")
+		d.panel.setDevice(devCamera, stateUp())
 	}
 	for {
 		f, err := d.cam.Read(ctx)
@@ -594,7 +513,7 @@ func (d *daemon) videoLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			d.setCam("failed: " + err.Error())
+			d.panel.setDevice(devCamera, stateFailed(err))
 			d.log.Error("camera stopped", "component", "camera", "err", err)
 			return
 		}
@@ -641,7 +560,7 @@ func (nopCloser) Close() error { return nil }
 // audioLoop feeds the microphone to the phone. A microphone that fails is
 // re-opened with backoff; meanwhile the call goes on without our audio.
 func (d *daemon) audioLoop(ctx context.Context) {
-	keepOpen(ctx, d.log, "microphone", d.setMic, func() (func() error, error) {
+	keepOpen(ctx, d.log, "microphone", func(s devState) { d.panel.setDevice(devMic, s) }, func() (func() error, error) {
 		mic, err := d.openMic()
 		if err != nil {
 			return nil, err
@@ -666,7 +585,7 @@ func (d *daemon) speakerLoop(ctx context.Context) {
 		d.fills.Add(1)
 		d.play.Read(dst)
 	}
-	keepOpen(ctx, d.log, "speaker", d.setSpk, func() (func() error, error) {
+	keepOpen(ctx, d.log, "speaker", func(s devState) { d.panel.setDevice(devSpeaker, s) }, func() (func() error, error) {
 		spk, err := d.openSpeaker()
 		if err != nil {
 			return nil, err
@@ -682,35 +601,29 @@ func (d *daemon) speakerLoop(ctx context.Context) {
 }
 
 // keepOpen opens a device and runs it until ctx ends. When opening or
-// running fails it reports the device down and tries again after a backoff
-// that doubles from 0.5 s to 10 s (with jitter), and starts again from
-// 0.5 s once the device has run well for a minute: no busy loop, and a
-// device that comes back is used again without a restart.
-func keepOpen(ctx context.Context, log *slog.Logger, name string, setState func(string), open func() (run func() error, err error)) {
-	const first, most, healthy = 500 * time.Millisecond, 10 * time.Second, time.Minute
-	wait := first
+// running fails it reports the device down and tries again on the backoff
+// schedule (0.5 s doubling to 10 s, jittered, from the start again once
+// the device has run well for a minute): no busy loop, and a device that
+// comes back is used again without a restart.
+func keepOpen(ctx context.Context, log *slog.Logger, name string, setState func(devState), open func() (run func() error, err error)) {
+	retry := backoff.New(backoff.Policy{})
 	for ctx.Err() == nil {
 		run, err := open()
 		if err == nil {
-			setState("ok")
+			setState(stateUp())
 			began := time.Now()
 			err = run()
 			if ctx.Err() != nil {
 				return
 			}
-			if time.Since(began) > healthy {
-				wait = first
-			}
+			retry.Ran(time.Since(began))
 		}
-		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		setState(fmt.Sprintf("down: %v; retrying in %v", err, jittered.Round(100*time.Millisecond)))
-		log.Error(name+" down", "component", "audio", "err", err, "retry_in", jittered.Round(100*time.Millisecond))
-		select {
-		case <-ctx.Done():
+		wait := retry.Next()
+		setState(stateDown(fmt.Sprintf("%v; retrying in %v", err, wait.Round(100*time.Millisecond))))
+		log.Error(name+" down", "component", "audio", "err", err, "retry_in", wait.Round(100*time.Millisecond))
+		if backoff.Wait(ctx, wait) != nil {
 			return
-		case <-time.After(jittered):
 		}
-		wait = min(2*wait, most)
 	}
 }
 
@@ -740,68 +653,15 @@ func (d *daemon) pressed(ctx context.Context, ev gpio.Event) {
 		}
 		if err := d.phone.Press(ctx); err != nil {
 			d.log.Warn("button press did nothing", "component", "gpio", "err", err)
-			d.flashError()
+			d.panel.flash(gpio.ErrorBlink)
 		}
 	case gpio.LongPress:
 		d.pair.start(d.runCtx)
 	}
 }
 
-// flashError shows the error pattern briefly, then the usual one.
-func (d *daemon) flashError() { d.flash(gpio.ErrorBlink) }
-
-// flash shows p for 2 s, then the usual pattern.
-func (d *daemon) flash(p gpio.Pattern) {
-	d.mu.Lock()
-	d.flashSeq++
-	seq := d.flashSeq
-	d.flashing = true
-	d.mu.Unlock()
-	d.led.Set(p)
-	time.AfterFunc(2*time.Second, func() {
-		d.mu.Lock()
-		if d.flashSeq == seq {
-			d.flashing = false
-		}
-		d.mu.Unlock()
-		d.refreshLED(d.phone.Status().State)
-	})
-}
-
-// refreshLED shows the call state: off when idle, fast blink when calling
-// or ringing, on in a call; and the error pattern when idle with a device
-// down, so a box by the door shows it needs a look.
-func (d *daemon) refreshLED(s call.State) {
-	d.mu.Lock()
-	flashing := d.flashing
-	d.mu.Unlock()
-	if flashing {
-		return // the flash's end shows the state
-	}
-	p := gpio.Off
-	switch s {
-	case call.Calling, call.Ringing:
-		p = gpio.FastBlink
-	case call.InCall:
-		p = gpio.On
-	default:
-		if st := d.pair.status().State; st == control.PairWaiting || st == control.PairConfirm {
-			p = gpio.PairBlink
-			break
-		}
-		d.mu.Lock()
-		for _, st := range []string{d.camState, d.micState, d.spkState} {
-			if strings.HasPrefix(st, "down") || strings.HasPrefix(st, "failed") {
-				p = gpio.ErrorBlink
-			}
-		}
-		if d.gpioState != "" {
-			p = gpio.ErrorBlink
-		}
-		d.mu.Unlock()
-	}
-	d.led.Set(p)
-}
+// refreshLED shows the call state on the LED (see panel.pattern).
+func (d *daemon) refreshLED(s call.State) { d.panel.show(s, d.pair.status().State) }
 
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
@@ -878,21 +738,6 @@ func (d *daemon) screenLines(st call.Status) []string {
 		state = "in call with " + peer
 	}
 	return []string{d.cfg.Name, state}
-}
-
-func (d *daemon) setCam(s string) { d.setDev(&d.camState, s) }
-func (d *daemon) setMic(s string) { d.setDev(&d.micState, s) }
-func (d *daemon) setSpk(s string) { d.setDev(&d.spkState, s) }
-
-func (d *daemon) setDev(field *string, s string) {
-	d.mu.Lock()
-	changed := *field != s
-	*field = s
-	d.mu.Unlock()
-	if changed && d.phone != nil {
-		d.refreshLED(d.phone.Status().State)
-	}
-	d.kickStatus()
 }
 
 // kickStatus tells the notify loop the human status may have changed.
