@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,17 +9,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
-	"github.com/callbox/callbox/internal/backoff"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
@@ -376,257 +372,6 @@ func toCallPeer(p identity.Peer) call.Peer {
 	return call.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Addr: p.Address}
 }
 
-// dial opens an authenticated connection to a paired peer: first where
-// discovery finds its key on the link, then at the last address a call
-// worked at, then at its configured address. The address that works is
-// stored as the last one (the configured one stays). Whoever answers
-// anywhere must have the peer's key: an address is only a hint.
-func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
-	want, err := identity.ParseFingerprint(peer.Fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	var cands []string
-	if d.disc != nil {
-		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-		f, err := d.disc.Lookup(lctx, want.String())
-		cancel()
-		if err == nil {
-			for _, a := range f.Addrs {
-				cands = append(cands, a.String())
-			}
-		} else {
-			d.log.Info("peer not found by discovery; trying its stored address", "component", "discovery", "peer", peer.Name, "err", err)
-		}
-	}
-	last := ""
-	if p, ok := d.peers.ByName(peer.Name); ok {
-		last = p.LastAddress
-	}
-	for _, a := range []string{last, peer.Addr} {
-		if a != "" && !slices.Contains(cands, a) {
-			cands = append(cands, a)
-		}
-	}
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("peer %s has no address and was not found on the link", peer.Name)
-	}
-	var errs []error
-	for _, addr := range cands {
-		conn, err := d.dial1(ctx, peer, addr, want)
-		if err == nil {
-			if addr != last {
-				if err := d.peers.SetLastAddress(peer.Name, addr); err != nil {
-					d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
-				} else {
-					d.log.Info("peer address updated", "component", "discovery", "peer", peer.Name, "address", addr)
-				}
-			}
-			return conn, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-// dial1 connects to one address and checks the peer's key.
-func (d *daemon) dial1(ctx context.Context, peer call.Peer, addr string, want identity.Fingerprint) (net.Conn, error) {
-	tc, err := dialTLS(ctx, addr, d.id.ClientTLS(want), handshakeTimeout)
-	if errors.Is(err, identity.ErrKeyMismatch) {
-		d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", addr, "err", err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	d.friends.saw(tc.RemoteAddr().String())
-	return tc, nil
-}
-
-func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
-	remote := raw.RemoteAddr().String()
-	if err := call.TuneTCP(raw, notSentLowat); err != nil {
-		d.log.Warn("socket tuning failed", "err", err)
-	}
-	tc := tls.Server(raw, d.id.ServerTLSWithPairing(d.peers, d.pair.isOpen))
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		raw.Close()
-		var ue *identity.UnpairedError
-		switch {
-		case errors.As(err, &ue):
-			d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", ue.Fingerprint.String())
-		case errors.Is(err, identity.ErrNotPairing):
-			d.log.Warn("refused pairing attempt: pairing window closed", "component", "pairing", "remote", remote)
-		case errors.Is(err, identity.ErrProtocolVersion):
-			d.log.Warn("refused peer speaking another protocol version", "component", "identity", "remote", remote, "err", err)
-		default:
-			d.log.Info("handshake failed", "component", "identity", "remote", remote, "err", err)
-		}
-		return
-	}
-	if tc.ConnectionState().NegotiatedProtocol == identity.PairALPN {
-		cancel()
-		d.pair.accept(ctx, tc)
-		return
-	}
-	fp, err := identity.PeerFingerprint(tc.ConnectionState())
-	if err != nil {
-		tc.Close()
-		return
-	}
-	p, ok := d.peers.ByFingerprint(fp)
-	if !ok { // removed between handshake and now
-		d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", fp.String())
-		tc.Close()
-		return
-	}
-	d.friends.saw(remote)
-	d.phone.Accept(tc, toCallPeer(p))
-}
-
-// cameraChanged runs in the re-opening camera's goroutine: keep it short.
-// The camera's state is a line for people ("ok 640x480 MJPEG 30 fps",
-// "down: …; retrying in 2s"); this is the one place that reads it.
-func (d *daemon) cameraChanged(state string) {
-	switch {
-	case strings.HasPrefix(state, "ok"):
-		d.panel.setDevice(devCamera, stateUp()) // the chosen format is logged by the camera
-	case strings.HasPrefix(state, "down: "):
-		d.panel.setDevice(devCamera, stateDown(strings.TrimPrefix(state, "down: ")))
-	default:
-		d.panel.setDevice(devCamera, stateDown(state))
-	}
-}
-
-// videoLoop feeds camera frames to the phone.
-func (d *daemon) videoLoop(ctx context.Context) {
-	if _, ok := d.cam.(*camera.Resilient); !ok {
-		d.panel.setDevice(devCamera, stateUp())
-	}
-	for {
-		f, err := d.cam.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d.panel.setDevice(devCamera, stateFailed(err))
-			d.log.Error("camera stopped", "component", "camera", "err", err)
-			return
-		}
-		d.self.Put(f.JPEG)
-		if d.screen != nil {
-			d.screen.Self(f.JPEG)
-		}
-		d.frames.Add(1)
-		d.phone.SendVideo(f)
-	}
-}
-
-func (d *daemon) openMic() (audio.Source, error) {
-	f := d.cfg.audioFormat()
-	switch d.cfg.Audio.Capture {
-	case "sim":
-		return audio.NewTestSource(f), nil
-	case "silent":
-		return audio.NewSilentSource(f), nil
-	}
-	return audio.OpenCapture(audio.ALSAConfig{Device: d.cfg.Audio.Capture, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log})
-}
-
-type closingSpeaker interface {
-	audio.Speaker
-	Close() error
-}
-
-func (d *daemon) openSpeaker() (closingSpeaker, error) {
-	f := d.cfg.audioFormat()
-	switch d.cfg.Audio.Playback {
-	case "sim", "silent":
-		return nopCloser{audio.NewClockedSpeaker(f, d.rec)}, nil
-	}
-	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log})
-}
-
-type nopCloser struct{ *audio.ClockedSpeaker }
-
-func (nopCloser) Close() error { return nil }
-
-// audioLoop feeds the microphone to the phone. A microphone that fails is
-// re-opened with backoff; meanwhile the call goes on without our audio.
-func (d *daemon) audioLoop(ctx context.Context) {
-	keepOpen(ctx, d.log, "microphone", func(s devState) { d.panel.setDevice(devMic, s) }, func() (func() error, error) {
-		mic, err := d.openMic()
-		if err != nil {
-			return nil, err
-		}
-		return func() error {
-			defer mic.Close()
-			for {
-				a, err := mic.Read(ctx)
-				if err != nil {
-					return err
-				}
-				d.phone.SendAudio(a)
-			}
-		}, nil
-	})
-}
-
-// speakerLoop plays the peer through the playout buffer, re-opening a
-// speaker that fails.
-func (d *daemon) speakerLoop(ctx context.Context) {
-	fill := func(dst []int16) {
-		d.fills.Add(1)
-		d.play.Read(dst)
-	}
-	keepOpen(ctx, d.log, "speaker", func(s devState) { d.panel.setDevice(devSpeaker, s) }, func() (func() error, error) {
-		spk, err := d.openSpeaker()
-		if err != nil {
-			return nil, err
-		}
-		return func() error {
-			defer spk.Close()
-			if err := spk.Run(ctx, fill); err != nil {
-				return err
-			}
-			return ctx.Err()
-		}, nil
-	})
-}
-
-// keepOpen opens a device and runs it until ctx ends. When opening or
-// running fails it reports the device down and tries again on the backoff
-// schedule (0.5 s doubling to 10 s, jittered, from the start again once
-// the device has run well for a minute): no busy loop, and a device that
-// comes back is used again without a restart.
-func keepOpen(ctx context.Context, log *slog.Logger, name string, setState func(devState), open func() (run func() error, err error)) {
-	retry := backoff.New(backoff.Policy{})
-	for ctx.Err() == nil {
-		run, err := open()
-		if err == nil {
-			setState(stateUp())
-			began := time.Now()
-			err = run()
-			if ctx.Err() != nil {
-				return
-			}
-			retry.Ran(time.Since(began))
-		}
-		wait := retry.Next()
-		setState(stateDown(fmt.Sprintf("%v; retrying in %v", err, wait.Round(100*time.Millisecond))))
-		log.Error(name+" down", "component", "audio", "err", err, "retry_in", wait.Round(100*time.Millisecond))
-		if backoff.Wait(ctx, wait) != nil {
-			return
-		}
-	}
-}
-
 func (d *daemon) buttonLoop(ctx context.Context) {
 	for {
 		select {
@@ -682,44 +427,6 @@ func (d *daemon) stateChanged(st call.Status) {
 	}
 }
 
-// fitVideo makes the camera capture no larger than the peer asked for
-// (its aspect kept) for the call, or at the configured size again (nil).
-// A V4L2 camera is re-opened for it (a short gap in our video); the test
-// pattern just draws smaller; a file replay stays as it is. It runs in the
-// phone's goroutine and does not block.
-func (d *daemon) fitVideo(prefer *media.Size) {
-	want := d.cfg.videoFormat()
-	if prefer != nil {
-		s := want.Fit(*prefer)
-		want.Width, want.Height = s.Width, s.Height
-	}
-	switch cam := d.cam.(type) {
-	case *camera.Synthetic:
-		if cam.Format() == want {
-			return
-		}
-		cam.SetFormat(want)
-	case *camera.Resilient:
-		cur := d.cfg.videoFormat()
-		if f := d.camWant.Load(); f != nil {
-			cur = *f
-		}
-		if cur == want {
-			return
-		}
-		d.camWant.Store(&want)
-		cam.Reopen()
-	default:
-		return
-	}
-	if prefer != nil {
-		d.log.Info("peer prefers smaller video: capturing less for this call", "component", "camera",
-			"prefers", fmt.Sprintf("%dx%d", prefer.Width, prefer.Height), "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
-	} else {
-		d.log.Info("capturing at the configured size again", "component", "camera", "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
-	}
-}
-
 // screenLines is the idle screen's text: this box's name and the call
 // state ("calling door", "door rings", "in call with door").
 func (d *daemon) screenLines(st call.Status) []string {
@@ -745,85 +452,5 @@ func (d *daemon) kickStatus() {
 	select {
 	case d.statusKick <- struct{}{}:
 	default:
-	}
-}
-
-// peerSink receives the peer's media: audio to the playout buffer, the
-// latest frame kept for the control API, and optional recordings.
-type peerSink struct {
-	play   *playout.Buffer
-	log    *slog.Logger
-	screen *screen.Screen // set before the phone runs; nil without a screen
-
-	mu     sync.Mutex
-	frames web.Latest // the peer's latest frame: control API and web page
-
-	// rec queues frames for the recorder goroutine: 8 frames, and a full
-	// queue drops the new frame (recording must never slow the call).
-	rec      chan media.Frame
-	recDrops uint64
-	vrec     *camera.Recorder
-	arec     *audio.Recorder
-	recDone  chan struct{}
-}
-
-func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peerSink, error) {
-	s := &peerSink{play: play, log: log}
-	max := int64(rc.MaxMB) << 20
-	var err error
-	if rc.Video != "" {
-		if s.vrec, err = camera.NewRecorder(rc.Video, max); err != nil {
-			return nil, fmt.Errorf("record video: %w", err)
-		}
-		s.rec = make(chan media.Frame, 8)
-		s.recDone = make(chan struct{})
-		go func() {
-			defer close(s.recDone)
-			for f := range s.rec {
-				if err := s.vrec.Write(f); err != nil {
-					log.Warn("video recording stopped", "err", err)
-					return
-				}
-			}
-		}()
-	}
-	if rc.Audio != "" {
-		if s.arec, err = audio.NewRecorder(rc.Audio, max); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("record audio: %w", err)
-		}
-	}
-	return s, nil
-}
-
-func (s *peerSink) Video(f media.Frame) {
-	s.frames.Put(f.JPEG)
-	if s.screen != nil {
-		s.screen.Peer(f.JPEG) // never blocks: latest wins
-	}
-	if s.rec != nil {
-		select {
-		case s.rec <- f:
-		default:
-			s.mu.Lock()
-			s.recDrops++
-			s.mu.Unlock()
-		}
-	}
-}
-
-func (s *peerSink) Audio(a media.Audio) { s.play.Push(a) }
-
-func (s *peerSink) Close() {
-	if s.rec != nil {
-		close(s.rec)
-		<-s.recDone
-		s.rec = nil
-	}
-	if s.vrec != nil {
-		s.vrec.Close()
-	}
-	if s.arec != nil {
-		s.arec.Close()
 	}
 }

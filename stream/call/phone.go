@@ -231,8 +231,6 @@ type Phone struct {
 	// closed; each with when it got here. Every one leaves within a bound
 	// (see Check).
 	pending map[*session]time.Time
-	ringer  *time.Timer
-	ringSeq int
 	ctx     context.Context
 }
 
