@@ -58,6 +58,10 @@ import (
 	"github.com/vladimirvivien/go4vl/v4l2"
 )
 
+// v4l2Buffers is how many kernel buffers are queued. The pump drains them
+// as fast as they fill, so more would only add memory, not latency.
+const v4l2Buffers = 3
+
 // openDriver opens a V4L2 capture node through go4vl.
 //
 // go4vl's device.Open leaks its file descriptor when the node cannot
