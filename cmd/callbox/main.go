@@ -274,6 +274,9 @@ func printStatus(out io.Writer, st control.Status) {
 	if st.GPIO != "" {
 		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
 	}
+	if st.PeerStore != "" {
+		fmt.Fprintf(out, "WARNING: %s\n", st.PeerStore)
+	}
 	if pr := st.Pairing; pr.State != control.PairOff && pr.State != "" {
 		line := "pairing: " + pr.State
 		if pr.Peer != "" {
@@ -302,5 +305,13 @@ func printStatus(out io.Writer, st control.Status) {
 		if cs.In.VideoSinkDrops > 0 || cs.Out.LinkKbps > 0 {
 			fmt.Fprintf(out, "  link: %.0f kbit/s seen; %d peer frames replaced before shown\n", cs.Out.LinkKbps, cs.In.VideoSinkDrops)
 		}
+		if cs.In.VideoBad > 0 || cs.In.AudioBad > 0 {
+			fmt.Fprintf(out, "  bad media from the peer, dropped: %d video frames (not JPEG), %d audio frames (wrong size)\n", cs.In.VideoBad, cs.In.AudioBad)
+		}
 	}
+	l := st.Listener
+	fmt.Fprintf(out, "call port: %d handshakes under way (%d in slots kept for paired peers), %d accepted, %d dropped for lack of a slot\n",
+		l.InUse, l.Friends, l.Accepted, l.Dropped)
+	pr := st.Process
+	fmt.Fprintf(out, "process: %d goroutines, %.1f MB heap, %d open files\n", pr.Goroutines, float64(pr.HeapBytes)/1e6, pr.OpenFDs)
 }

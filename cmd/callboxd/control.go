@@ -44,156 +44,193 @@ func (d *daemon) listenControl() (net.Listener, error) {
 	return ln, nil
 }
 
+// controlRoutes is the control API: one handler per route, each a method
+// of the daemon. docs/design.md lists them with what they do.
+var controlRoutes = []struct {
+	pattern string
+	serve   func(d *daemon, w http.ResponseWriter, r *http.Request)
+}{
+	{"GET /v1/status", (*daemon).serveStatus},
+	{"GET /v1/id", (*daemon).serveID},
+	{"POST /v1/call", (*daemon).serveCall},
+	{"POST /v1/hangup", (*daemon).serveHangup},
+	{"POST /v1/answer", (*daemon).serveAnswer},
+	{"POST /v1/press", (*daemon).servePress},
+	{"POST /v1/pair", (*daemon).servePair},
+	{"GET /v1/peers", (*daemon).servePeers},
+	{"POST /v1/peers", (*daemon).serveAddPeer},
+	{"DELETE /v1/peers/{name}", (*daemon).serveRemovePeer},
+	{"GET /v1/devices", (*daemon).serveDevices},
+	{"GET /v1/frame/{which}", (*daemon).serveFrame},
+}
+
 func (d *daemon) controlServer() *http.Server {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", d.handleStatus)
-	mux.HandleFunc("GET /v1/id", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, control.ID{Name: d.cfg.Name, Fingerprint: d.id.Fingerprint.String(), Listen: d.ln.Addr().String()})
-	})
-	mux.HandleFunc("POST /v1/call", func(w http.ResponseWriter, r *http.Request) {
-		var req control.CallRequest
-		if !readJSON(w, r, &req) {
-			return
-		}
-		var peer call.Peer
-		var err error
-		if req.Peer == "" {
-			peer, err = d.defaultPeer()
-		} else {
-			peer, err = d.peerByName(req.Peer)
-		}
-		if err != nil {
-			writeErr(w, http.StatusNotFound, err)
-			return
-		}
-		d.reply(w, d.phone.Call(r.Context(), peer))
-	})
-	mux.HandleFunc("POST /v1/hangup", func(w http.ResponseWriter, r *http.Request) {
-		d.reply(w, d.phone.Hangup(r.Context()))
-	})
-	mux.HandleFunc("POST /v1/answer", func(w http.ResponseWriter, r *http.Request) {
-		d.reply(w, d.phone.Answer(r.Context()))
-	})
-	mux.HandleFunc("POST /v1/press", func(w http.ResponseWriter, r *http.Request) {
-		var req control.PressRequest
-		if !readJSON(w, r, &req) {
-			return
-		}
-		// A simulated button is pressed through its own event path, exactly
-		// as a finger would; with a real button the press acts directly.
-		if d.simBtn == nil {
-			ev := gpio.Press
-			if req.Long {
-				ev = gpio.LongPress
-			}
-			d.pressed(r.Context(), ev)
-		} else if !d.simBtn.Press(req.Long) {
-			writeErr(w, http.StatusServiceUnavailable, errors.New("button events queue full"))
-			return
-		}
-		writeJSON(w, http.StatusOK, struct{}{})
-	})
-	mux.HandleFunc("POST /v1/pair", func(w http.ResponseWriter, r *http.Request) {
-		var req control.PairRequest
-		if !readJSON(w, r, &req) {
-			return
-		}
-		switch {
-		case req.Confirm:
-			if err := d.pair.userConfirm(); err != nil {
-				writeErr(w, http.StatusConflict, err)
-				return
-			}
-		case req.Cancel:
-			d.pair.stop()
-		default:
-			d.pair.start(d.runCtx)
-		}
-		writeJSON(w, http.StatusOK, d.pair.status())
-	})
-	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
-		var out []control.Peer
-		for _, p := range d.peers.List() {
-			out = append(out, control.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Address: p.Address, LastAddress: p.LastAddress})
-		}
-		writeJSON(w, http.StatusOK, out)
-	})
-	mux.HandleFunc("POST /v1/peers", func(w http.ResponseWriter, r *http.Request) {
-		var req control.Peer
-		if !readJSON(w, r, &req) {
-			return
-		}
-		fp, err := identity.ParseFingerprint(req.Fingerprint)
-		if err != nil {
-			writeErr(w, http.StatusBadRequest, err)
-			return
-		}
-		if fp == d.id.Fingerprint {
-			writeErr(w, http.StatusBadRequest, errors.New("that is this box's own fingerprint"))
-			return
-		}
-		if err := d.peers.Add(identity.Peer{Name: req.Name, Fingerprint: fp, Address: req.Address}); err != nil {
-			code := http.StatusBadRequest
-			if errors.Is(err, identity.ErrNameTaken) || errors.Is(err, identity.ErrFingerprintTaken) {
-				code = http.StatusConflict
-			}
-			writeErr(w, code, err)
-			return
-		}
-		d.log.Info("paired peer added", "component", "identity", "peer", req.Name, "fingerprint", fp.String(), "address", req.Address)
-		writeJSON(w, http.StatusOK, struct{}{})
-	})
-	mux.HandleFunc("DELETE /v1/peers/{name}", func(w http.ResponseWriter, r *http.Request) {
-		name := r.PathValue("name")
-		if err := d.peers.Remove(name); err != nil {
-			code := http.StatusBadRequest
-			if errors.Is(err, identity.ErrNoPeer) {
-				code = http.StatusNotFound
-			}
-			writeErr(w, code, err)
-			return
-		}
-		d.log.Info("paired peer removed", "component", "identity", "peer", name)
-		writeJSON(w, http.StatusOK, struct{}{})
-	})
-	mux.HandleFunc("GET /v1/devices", func(w http.ResponseWriter, r *http.Request) {
-		devs, err := listDevices()
-		if err != nil {
-			writeErr(w, http.StatusInternalServerError, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, devs)
-	})
-	mux.HandleFunc("GET /v1/frame/{which}", func(w http.ResponseWriter, r *http.Request) {
-		var jpeg []byte
-		switch r.PathValue("which") {
-		case "peer":
-			jpeg, _, _ = d.sink.frames.Get()
-		case "self":
-			jpeg, _, _ = d.self.Get()
-		default:
-			writeErr(w, http.StatusNotFound, errors.New(`frame: want "peer" or "self"`))
-			return
-		}
-		if len(jpeg) == 0 {
-			writeErr(w, http.StatusNotFound, errors.New("no frame yet"))
-			return
-		}
-		w.Header().Set("Content-Type", "image/jpeg")
-		w.Write(jpeg)
-	})
+	for _, rt := range controlRoutes {
+		serve := rt.serve
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { serve(d, w, r) })
+	}
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }
 
-func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+func (d *daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.status())
+}
+
+func (d *daemon) serveID(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, control.ID{Name: d.cfg.Name, Fingerprint: d.id.Fingerprint.String(), Listen: d.ln.Addr().String()})
+}
+
+func (d *daemon) serveCall(w http.ResponseWriter, r *http.Request) {
+	var req control.CallRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	var peer call.Peer
+	var err error
+	if req.Peer == "" {
+		peer, err = d.defaultPeer()
+	} else {
+		peer, err = d.peerByName(req.Peer)
+	}
+	if err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	d.reply(w, d.phone.Call(r.Context(), peer))
+}
+
+func (d *daemon) serveHangup(w http.ResponseWriter, r *http.Request) {
+	d.reply(w, d.phone.Hangup(r.Context()))
+}
+
+func (d *daemon) serveAnswer(w http.ResponseWriter, r *http.Request) {
+	d.reply(w, d.phone.Answer(r.Context()))
+}
+
+func (d *daemon) servePress(w http.ResponseWriter, r *http.Request) {
+	var req control.PressRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	// A simulated button is pressed through its own event path, exactly
+	// as a finger would; with a real button the press acts directly.
+	if d.simBtn == nil {
+		ev := gpio.Press
+		if req.Long {
+			ev = gpio.LongPress
+		}
+		d.pressed(r.Context(), ev)
+	} else if !d.simBtn.Press(req.Long) {
+		writeErr(w, http.StatusServiceUnavailable, errors.New("button events queue full"))
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (d *daemon) servePair(w http.ResponseWriter, r *http.Request) {
+	var req control.PairRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	switch {
+	case req.Confirm:
+		if err := d.pair.userConfirm(); err != nil {
+			writeErr(w, http.StatusConflict, err)
+			return
+		}
+	case req.Cancel:
+		d.pair.stop()
+	default:
+		d.pair.start(d.runCtx)
+	}
+	writeJSON(w, http.StatusOK, d.pair.status())
+}
+
+func (d *daemon) servePeers(w http.ResponseWriter, r *http.Request) {
+	var out []control.Peer
+	for _, p := range d.peers.List() {
+		out = append(out, control.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Address: p.Address, LastAddress: p.LastAddress})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *daemon) serveAddPeer(w http.ResponseWriter, r *http.Request) {
+	var req control.Peer
+	if !readJSON(w, r, &req) {
+		return
+	}
+	fp, err := identity.ParseFingerprint(req.Fingerprint)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if fp == d.id.Fingerprint {
+		writeErr(w, http.StatusBadRequest, errors.New("that is this box's own fingerprint"))
+		return
+	}
+	if err := d.peers.Add(identity.Peer{Name: req.Name, Fingerprint: fp, Address: req.Address}); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, identity.ErrNameTaken) || errors.Is(err, identity.ErrFingerprintTaken) {
+			code = http.StatusConflict
+		}
+		writeErr(w, code, err)
+		return
+	}
+	d.log.Info("paired peer added", "component", "identity", "peer", req.Name, "fingerprint", fp.String(), "address", req.Address)
+	d.panel.setStore("") // someone looked after the peers: a recovery is settled
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (d *daemon) serveRemovePeer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := d.peers.Remove(name); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, identity.ErrNoPeer) {
+			code = http.StatusNotFound
+		}
+		writeErr(w, code, err)
+		return
+	}
+	d.log.Info("paired peer removed", "component", "identity", "peer", name)
+	d.panel.setStore("")
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (d *daemon) serveDevices(w http.ResponseWriter, r *http.Request) {
+	devs, err := listDevices()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, devs)
+}
+
+// serveFrame serves the latest frame of ours or the peer's; only frames
+// that passed the media checks ever get here.
+func (d *daemon) serveFrame(w http.ResponseWriter, r *http.Request) {
+	var jpeg []byte
+	switch r.PathValue("which") {
+	case "peer":
+		jpeg, _, _ = d.sink.frames.Get()
+	case "self":
+		jpeg, _, _ = d.self.Get()
+	default:
+		writeErr(w, http.StatusNotFound, errors.New(`frame: want "peer" or "self"`))
+		return
+	}
+	if len(jpeg) == 0 {
+		writeErr(w, http.StatusNotFound, errors.New("no frame yet"))
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Write(jpeg)
 }
 
 func (d *daemon) status() control.Status {
 	ps := d.play.Stats()
-	d.mu.Lock()
-	cam, mic, spk, gp := d.camState, d.micState, d.spkState, d.gpioState
-	d.mu.Unlock()
+	gp, store, dev := d.panel.problems()
+	ls := d.calls.Stats()
 	var scr *control.Screen
 	if d.screen != nil {
 		st := d.screen.Stats()
@@ -208,10 +245,13 @@ func (d *daemon) status() control.Status {
 		Version:     version,
 		Phone:       d.phone.Status(),
 		LED:         d.led.Pattern().String(),
-		Camera:      d.cfg.Video.Device + ": " + cam,
-		Microphone:  d.cfg.Audio.Capture + ": " + mic,
-		Speaker:     d.cfg.Audio.Playback + ": " + spk,
+		Camera:      d.cfg.Video.Device + ": " + dev[devCamera].String(),
+		Microphone:  d.cfg.Audio.Capture + ": " + dev[devMic].String(),
+		Speaker:     d.cfg.Audio.Playback + ": " + dev[devSpeaker].String(),
+		Devices:     d.panel.devices([numDevs]string{d.cfg.Video.Device, d.cfg.Audio.Capture, d.cfg.Audio.Playback}),
 		GPIO:        gp,
+		PeerStore:   store,
+		Listener:    control.Listener{InUse: ls.InUse, Friends: ls.Friends, Accepted: ls.Accepted, Dropped: ls.Dropped},
 		Pairing:     d.pair.status(),
 		Discovery:   d.discoveryState(),
 		Playout: control.Playout{

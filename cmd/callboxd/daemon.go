@@ -2,23 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
@@ -31,14 +26,9 @@ import (
 	"github.com/callbox/callbox/stream/playout"
 )
 
-// Limits of the call listener: handshakes under way at once, and how long
-// one may take. Beyond the first, connections are closed at once so that a
-// flood cannot hold the daemon's memory or starve a real call.
-// A source (an IPv4 address, an IPv6 /64) may have maxPerSource of them,
-// so one flooding host cannot take every slot from a paired peer.
 const (
-	maxHandshakes    = 16
-	maxPerSource     = 4
+	// handshakeTimeout bounds one TLS handshake on the call port, either
+	// way.
 	handshakeTimeout = 5 * time.Second
 	notSentLowat     = 16 << 10
 	// lookupTimeout bounds the mDNS lookup before a call falls back to
@@ -55,8 +45,12 @@ type daemon struct {
 	peers *identity.Store
 	phone *call.Phone
 	ln    net.Listener
-	disc  *discovery.Node // nil when discovery is off
-	pair  *pairer
+	calls *callListener // owns the call port's accept loop and its limits
+	// friends is where paired peers were seen: the listener keeps slots
+	// for them.
+	friends *friendAddrs
+	disc    *discovery.Node // nil when discovery is off
+	pair    *pairer
 
 	cam    camera.Source
 	rec    io.Writer // where a simulated speaker records, or nil
@@ -72,15 +66,13 @@ type daemon struct {
 	// one, or smaller for a call whose peer asked for less (fitVideo).
 	camWant atomic.Pointer[media.VideoFormat]
 
-	mu         sync.Mutex
-	camState   string
-	micState   string
-	spkState   string
-	gpioState  string // empty when button and LED work
-	flashing   bool   // a 2 s flash is on the LED
-	flashSeq   int
-	drops      uint64 // connections refused before their handshake
-	dropLogged time.Time
+	// panel shows the box's state on the LED and keeps the devices'
+	// states.
+	panel *panel
+	// storeProblem says the peer store was found corrupt at start and
+	// what was done about it; the panel shows it until peers change.
+	storeProblem string
+	mu           sync.Mutex // guards the watchdog's progress counters
 
 	runCtx context.Context // the daemon's, for work a request starts (pairing)
 
@@ -93,11 +85,12 @@ type daemon struct {
 }
 
 func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
-	d := &daemon{cfg: cfg, log: log, camState: "starting", micState: "starting", spkState: "starting",
-		statusKick: make(chan struct{}, 1)}
+	d := &daemon{cfg: cfg, log: log, statusKick: make(chan struct{}, 1)}
 	id, created, err := identity.LoadOrCreate(cfg.StateDir, cfg.Name)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		// The key is never replaced, and a state directory we cannot
+		// write does not get better by restarting: exit 78 (see main).
+		return nil, &ConfigError{fmt.Errorf("state_dir %s: %w", cfg.StateDir, err)}
 	}
 	if created {
 		log.Info("created a new identity", "fingerprint", id.Fingerprint.String(), "dir", cfg.StateDir)
@@ -111,10 +104,18 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 			return nil, &ConfigError{err}
 		}
 	}
-	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, "peers.json"))
+	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, identity.PeersFile))
 	if err != nil {
-		return nil, fmt.Errorf("peers: %w", err)
+		return nil, err
 	}
+	if rec := d.peers.Recovered(); rec != nil {
+		// Loud but not fatal: a box that exits here is restarted into the
+		// same file forever; one that runs can be paired again by button.
+		d.storeProblem = rec.String()
+		log.Error("peer store recovered", "component", "identity", "err", rec.Err,
+			"kept_as", rec.KeptAs, "from_good_copy", rec.FromGood, "peers", len(d.peers.List()))
+	}
+	d.friends = newFriendAddrs(d.peers)
 	d.play, err = playout.New(playout.Config{
 		Format: cfg.audioFormat(),
 		Target: time.Duration(cfg.Audio.TargetMs) * time.Millisecond,
@@ -162,6 +163,7 @@ func (d *daemon) openDevices() error {
 	var err error
 	// The LED first: the others report their state through it.
 	g := cfg.GPIO
+	gpioState := "" // what is wrong with the button or LED
 	if g.Button == "sim" {
 		d.simBtn = gpio.NewSimButton()
 		d.button = d.simBtn
@@ -174,7 +176,7 @@ func (d *daemon) openDevices() error {
 			// Without its button the box still answers calls and can be
 			// driven with `callbox press`: keep running and say so.
 			d.log.Error("button unusable", "component", "gpio", "line", g.Button, "err", err)
-			d.gpioState = fmt.Sprintf("button %s failed: %v", g.Button, err)
+			gpioState = fmt.Sprintf("button %s failed: %v", g.Button, err)
 			d.simBtn = gpio.NewSimButton()
 			d.button = d.simBtn
 		}
@@ -188,10 +190,13 @@ func (d *daemon) openDevices() error {
 		d.led, err = gpio.OpenLED(gpio.PinConfig{Line: g.LED, ActiveLow: g.LEDActiveLow})
 		if err != nil {
 			d.log.Error("LED unusable", "component", "gpio", "line", g.LED, "err", err)
-			d.gpioState = strings.TrimPrefix(d.gpioState+fmt.Sprintf("; LED %s failed: %v", g.LED, err), "; ")
+			gpioState = strings.TrimPrefix(gpioState+fmt.Sprintf("; LED %s failed: %v", g.LED, err), "; ")
 			d.led = gpio.NewBlinker(func(bool) error { return nil })
 		}
 	}
+	d.panel = newPanel(d.led, func() (call.State, string) { return d.phone.Status().State, d.pair.status().State }, d.kickStatus)
+	d.panel.setGPIO(gpioState)
+	d.panel.setStore(d.storeProblem)
 	if cfg.Screen.Device != "" {
 		// A missing or unusable display is retried in the screen's own
 		// goroutine and shown in status; the box works without it.
@@ -247,6 +252,9 @@ func (d *daemon) closeDevices() {
 	if d.button != nil {
 		d.button.Close()
 	}
+	if d.panel != nil {
+		d.panel.Close() // no flash ends after this
+	}
 	if d.led != nil {
 		d.led.Close() // LED off when the daemon stops
 	}
@@ -272,6 +280,7 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
 	}
 	d.ln = ln
+	d.calls = newCallListener(ln, listenerConfig{Friend: d.friends.is, Logger: d.log}, d.handshake)
 	ctl, err := d.listenControl()
 	if err != nil {
 		ln.Close()
@@ -294,7 +303,7 @@ func (d *daemon) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	goDo := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	goDo(func() { d.phone.Run(ctx) })
-	goDo(func() { d.acceptLoop(ctx, ln) })
+	goDo(func() { d.calls.Run(ctx) })
 	goDo(func() { d.videoLoop(ctx) })
 	goDo(func() { d.audioLoop(ctx) })
 	goDo(func() { d.speakerLoop(ctx) })
@@ -331,6 +340,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	ln.Close()
 	wg.Wait()
+	d.pair.close() // its exchanges ran in the listener's goroutines, ended above
 	os.Remove(d.cfg.ControlSocket)
 	d.log.Info("callbox stopped")
 	return nil
@@ -362,358 +372,6 @@ func toCallPeer(p identity.Peer) call.Peer {
 	return call.Peer{Name: p.Name, Fingerprint: p.Fingerprint.String(), Addr: p.Address}
 }
 
-// dial opens an authenticated connection to a paired peer: first where
-// discovery finds its key on the link, then at the last address a call
-// worked at, then at its configured address. The address that works is
-// stored as the last one (the configured one stays). Whoever answers
-// anywhere must have the peer's key: an address is only a hint.
-func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
-	want, err := identity.ParseFingerprint(peer.Fingerprint)
-	if err != nil {
-		return nil, err
-	}
-	var cands []string
-	if d.disc != nil {
-		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-		f, err := d.disc.Lookup(lctx, want.String())
-		cancel()
-		if err == nil {
-			for _, a := range f.Addrs {
-				cands = append(cands, a.String())
-			}
-		} else {
-			d.log.Info("peer not found by discovery; trying its stored address", "component", "discovery", "peer", peer.Name, "err", err)
-		}
-	}
-	last := ""
-	if p, ok := d.peers.ByName(peer.Name); ok {
-		last = p.LastAddress
-	}
-	for _, a := range []string{last, peer.Addr} {
-		if a != "" && !slices.Contains(cands, a) {
-			cands = append(cands, a)
-		}
-	}
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("peer %s has no address and was not found on the link", peer.Name)
-	}
-	var errs []error
-	for _, addr := range cands {
-		conn, err := d.dial1(ctx, peer, addr, want)
-		if err == nil {
-			if addr != last {
-				if err := d.peers.SetLastAddress(peer.Name, addr); err != nil {
-					d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
-				} else {
-					d.log.Info("peer address updated", "component", "discovery", "peer", peer.Name, "address", addr)
-				}
-			}
-			return conn, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-// dial1 makes one attempt at one address.
-func (d *daemon) dial1(ctx context.Context, peer call.Peer, addr string, want identity.Fingerprint) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	var nd net.Dialer
-	raw, err := nd.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if err := call.TuneTCP(raw, notSentLowat); err != nil {
-		d.log.Warn("socket tuning failed", "err", err)
-	}
-	tc := tls.Client(raw, d.id.ClientTLS(want))
-	hctx, cancel2 := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel2()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		raw.Close()
-		if errors.Is(err, identity.ErrKeyMismatch) {
-			d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", addr, "err", err)
-		}
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	return tc, nil
-}
-
-// dropped closes a connection refused before its handshake, logging at
-// most one line a second about it (a flood must not flood the journal).
-func (d *daemon) dropped(conn net.Conn, why string) {
-	conn.Close()
-	d.mu.Lock()
-	d.drops++
-	n := d.drops
-	logNow := time.Since(d.dropLogged) >= time.Second
-	if logNow {
-		d.dropLogged = time.Now()
-	}
-	d.mu.Unlock()
-	if logNow {
-		d.log.Warn("connection dropped before its handshake", "reason", why, "remote", conn.RemoteAddr().String(), "dropped_so_far", n)
-	}
-}
-
-// sourceKey groups connections by where they come from: an IPv4 address
-// or an IPv6 /64 (one host usually has a whole /64).
-func sourceKey(a net.Addr) string {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	ip := ap.Addr().Unmap().WithZone("")
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
-
-func (d *daemon) acceptLoop(ctx context.Context, ln net.Listener) {
-	sem := make(chan struct{}, maxHandshakes)
-	var perMu sync.Mutex
-	per := map[string]int{} // handshakes under way per source
-	var wg sync.WaitGroup
-	defer wg.Wait() // handshakes end with ctx
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			d.log.Error("accept failed", "err", err)
-			select {
-			case <-time.After(100 * time.Millisecond): // e.g. out of file descriptors
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		src := sourceKey(conn.RemoteAddr())
-		perMu.Lock()
-		tooMany := per[src] >= maxPerSource
-		if !tooMany {
-			per[src]++
-		}
-		perMu.Unlock()
-		if tooMany {
-			d.dropped(conn, "too many handshakes from one source")
-			continue
-		}
-		release := func() {
-			perMu.Lock()
-			if per[src]--; per[src] <= 0 {
-				delete(per, src)
-			}
-			perMu.Unlock()
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			release()
-			d.dropped(conn, "too many handshakes under way")
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem; release() }()
-			d.handshake(ctx, conn)
-		}()
-	}
-}
-
-func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
-	remote := raw.RemoteAddr().String()
-	if err := call.TuneTCP(raw, notSentLowat); err != nil {
-		d.log.Warn("socket tuning failed", "err", err)
-	}
-	tc := tls.Server(raw, d.id.ServerTLSWithPairing(d.peers, d.pair.isOpen))
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		raw.Close()
-		var ue *identity.UnpairedError
-		switch {
-		case errors.As(err, &ue):
-			d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", ue.Fingerprint.String())
-		case errors.Is(err, identity.ErrNotPairing):
-			d.log.Warn("refused pairing attempt: pairing window closed", "component", "pairing", "remote", remote)
-		case errors.Is(err, identity.ErrProtocolVersion):
-			d.log.Warn("refused peer speaking another protocol version", "component", "identity", "remote", remote, "err", err)
-		default:
-			d.log.Info("handshake failed", "component", "identity", "remote", remote, "err", err)
-		}
-		return
-	}
-	if tc.ConnectionState().NegotiatedProtocol == identity.PairALPN {
-		cancel()
-		d.pair.accept(ctx, tc)
-		return
-	}
-	fp, err := identity.PeerFingerprint(tc.ConnectionState())
-	if err != nil {
-		tc.Close()
-		return
-	}
-	p, ok := d.peers.ByFingerprint(fp)
-	if !ok { // removed between handshake and now
-		d.log.Warn("refused unpaired peer", "component", "identity", "remote", remote, "fingerprint", fp.String())
-		tc.Close()
-		return
-	}
-	d.phone.Accept(tc, toCallPeer(p))
-}
-
-// cameraChanged runs in the re-opening camera's goroutine: keep it short.
-func (d *daemon) cameraChanged(state string) {
-	if strings.HasPrefix(state, "ok") {
-		state = "ok" // the chosen format is logged by the camera
-	}
-	d.setCam(state)
-}
-
-// videoLoop feeds camera frames to the phone.
-func (d *daemon) videoLoop(ctx context.Context) {
-	if _, ok := d.cam.(*camera.Resilient); !ok {
-		d.setCam("ok")
-	}
-	for {
-		f, err := d.cam.Read(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d.setCam("failed: " + err.Error())
-			d.log.Error("camera stopped", "component", "camera", "err", err)
-			return
-		}
-		d.self.Put(f.JPEG)
-		if d.screen != nil {
-			d.screen.Self(f.JPEG)
-		}
-		d.frames.Add(1)
-		d.phone.SendVideo(f)
-	}
-}
-
-func (d *daemon) openMic() (audio.Source, error) {
-	f := d.cfg.audioFormat()
-	switch d.cfg.Audio.Capture {
-	case "sim":
-		return audio.NewTestSource(f), nil
-	case "silent":
-		return audio.NewSilentSource(f), nil
-	}
-	return audio.OpenCapture(audio.ALSAConfig{Device: d.cfg.Audio.Capture, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log})
-}
-
-type closingSpeaker interface {
-	audio.Speaker
-	Close() error
-}
-
-func (d *daemon) openSpeaker() (closingSpeaker, error) {
-	f := d.cfg.audioFormat()
-	switch d.cfg.Audio.Playback {
-	case "sim", "silent":
-		return nopCloser{audio.NewClockedSpeaker(f, d.rec)}, nil
-	}
-	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log})
-}
-
-type nopCloser struct{ *audio.ClockedSpeaker }
-
-func (nopCloser) Close() error { return nil }
-
-// audioLoop feeds the microphone to the phone. A microphone that fails is
-// re-opened with backoff; meanwhile the call goes on without our audio.
-func (d *daemon) audioLoop(ctx context.Context) {
-	keepOpen(ctx, d.log, "microphone", d.setMic, func() (func() error, error) {
-		mic, err := d.openMic()
-		if err != nil {
-			return nil, err
-		}
-		return func() error {
-			defer mic.Close()
-			for {
-				a, err := mic.Read(ctx)
-				if err != nil {
-					return err
-				}
-				d.phone.SendAudio(a)
-			}
-		}, nil
-	})
-}
-
-// speakerLoop plays the peer through the playout buffer, re-opening a
-// speaker that fails.
-func (d *daemon) speakerLoop(ctx context.Context) {
-	fill := func(dst []int16) {
-		d.fills.Add(1)
-		d.play.Read(dst)
-	}
-	keepOpen(ctx, d.log, "speaker", d.setSpk, func() (func() error, error) {
-		spk, err := d.openSpeaker()
-		if err != nil {
-			return nil, err
-		}
-		return func() error {
-			defer spk.Close()
-			if err := spk.Run(ctx, fill); err != nil {
-				return err
-			}
-			return ctx.Err()
-		}, nil
-	})
-}
-
-// keepOpen opens a device and runs it until ctx ends. When opening or
-// running fails it reports the device down and tries again after a backoff
-// that doubles from 0.5 s to 10 s (with jitter), and starts again from
-// 0.5 s once the device has run well for a minute: no busy loop, and a
-// device that comes back is used again without a restart.
-func keepOpen(ctx context.Context, log *slog.Logger, name string, setState func(string), open func() (run func() error, err error)) {
-	const first, most, healthy = 500 * time.Millisecond, 10 * time.Second, time.Minute
-	wait := first
-	for ctx.Err() == nil {
-		run, err := open()
-		if err == nil {
-			setState("ok")
-			began := time.Now()
-			err = run()
-			if ctx.Err() != nil {
-				return
-			}
-			if time.Since(began) > healthy {
-				wait = first
-			}
-		}
-		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		setState(fmt.Sprintf("down: %v; retrying in %v", err, jittered.Round(100*time.Millisecond)))
-		log.Error(name+" down", "component", "audio", "err", err, "retry_in", jittered.Round(100*time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(jittered):
-		}
-		wait = min(2*wait, most)
-	}
-}
-
 func (d *daemon) buttonLoop(ctx context.Context) {
 	for {
 		select {
@@ -740,68 +398,15 @@ func (d *daemon) pressed(ctx context.Context, ev gpio.Event) {
 		}
 		if err := d.phone.Press(ctx); err != nil {
 			d.log.Warn("button press did nothing", "component", "gpio", "err", err)
-			d.flashError()
+			d.panel.flash(gpio.ErrorBlink)
 		}
 	case gpio.LongPress:
 		d.pair.start(d.runCtx)
 	}
 }
 
-// flashError shows the error pattern briefly, then the usual one.
-func (d *daemon) flashError() { d.flash(gpio.ErrorBlink) }
-
-// flash shows p for 2 s, then the usual pattern.
-func (d *daemon) flash(p gpio.Pattern) {
-	d.mu.Lock()
-	d.flashSeq++
-	seq := d.flashSeq
-	d.flashing = true
-	d.mu.Unlock()
-	d.led.Set(p)
-	time.AfterFunc(2*time.Second, func() {
-		d.mu.Lock()
-		if d.flashSeq == seq {
-			d.flashing = false
-		}
-		d.mu.Unlock()
-		d.refreshLED(d.phone.Status().State)
-	})
-}
-
-// refreshLED shows the call state: off when idle, fast blink when calling
-// or ringing, on in a call; and the error pattern when idle with a device
-// down, so a box by the door shows it needs a look.
-func (d *daemon) refreshLED(s call.State) {
-	d.mu.Lock()
-	flashing := d.flashing
-	d.mu.Unlock()
-	if flashing {
-		return // the flash's end shows the state
-	}
-	p := gpio.Off
-	switch s {
-	case call.Calling, call.Ringing:
-		p = gpio.FastBlink
-	case call.InCall:
-		p = gpio.On
-	default:
-		if st := d.pair.status().State; st == control.PairWaiting || st == control.PairConfirm {
-			p = gpio.PairBlink
-			break
-		}
-		d.mu.Lock()
-		for _, st := range []string{d.camState, d.micState, d.spkState} {
-			if strings.HasPrefix(st, "down") || strings.HasPrefix(st, "failed") {
-				p = gpio.ErrorBlink
-			}
-		}
-		if d.gpioState != "" {
-			p = gpio.ErrorBlink
-		}
-		d.mu.Unlock()
-	}
-	d.led.Set(p)
-}
+// refreshLED shows the call state on the LED (see panel.pattern).
+func (d *daemon) refreshLED(s call.State) { d.panel.show(s, d.pair.status().State) }
 
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
@@ -819,44 +424,6 @@ func (d *daemon) stateChanged(st call.Status) {
 	d.kickStatus()
 	if st.State == call.InCall {
 		d.play.Reset()
-	}
-}
-
-// fitVideo makes the camera capture no larger than the peer asked for
-// (its aspect kept) for the call, or at the configured size again (nil).
-// A V4L2 camera is re-opened for it (a short gap in our video); the test
-// pattern just draws smaller; a file replay stays as it is. It runs in the
-// phone's goroutine and does not block.
-func (d *daemon) fitVideo(prefer *media.Size) {
-	want := d.cfg.videoFormat()
-	if prefer != nil {
-		s := want.Fit(*prefer)
-		want.Width, want.Height = s.Width, s.Height
-	}
-	switch cam := d.cam.(type) {
-	case *camera.Synthetic:
-		if cam.Format() == want {
-			return
-		}
-		cam.SetFormat(want)
-	case *camera.Resilient:
-		cur := d.cfg.videoFormat()
-		if f := d.camWant.Load(); f != nil {
-			cur = *f
-		}
-		if cur == want {
-			return
-		}
-		d.camWant.Store(&want)
-		cam.Reopen()
-	default:
-		return
-	}
-	if prefer != nil {
-		d.log.Info("peer prefers smaller video: capturing less for this call", "component", "camera",
-			"prefers", fmt.Sprintf("%dx%d", prefer.Width, prefer.Height), "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
-	} else {
-		d.log.Info("capturing at the configured size again", "component", "camera", "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
 	}
 }
 
@@ -880,105 +447,10 @@ func (d *daemon) screenLines(st call.Status) []string {
 	return []string{d.cfg.Name, state}
 }
 
-func (d *daemon) setCam(s string) { d.setDev(&d.camState, s) }
-func (d *daemon) setMic(s string) { d.setDev(&d.micState, s) }
-func (d *daemon) setSpk(s string) { d.setDev(&d.spkState, s) }
-
-func (d *daemon) setDev(field *string, s string) {
-	d.mu.Lock()
-	changed := *field != s
-	*field = s
-	d.mu.Unlock()
-	if changed && d.phone != nil {
-		d.refreshLED(d.phone.Status().State)
-	}
-	d.kickStatus()
-}
-
 // kickStatus tells the notify loop the human status may have changed.
 func (d *daemon) kickStatus() {
 	select {
 	case d.statusKick <- struct{}{}:
 	default:
-	}
-}
-
-// peerSink receives the peer's media: audio to the playout buffer, the
-// latest frame kept for the control API, and optional recordings.
-type peerSink struct {
-	play   *playout.Buffer
-	log    *slog.Logger
-	screen *screen.Screen // set before the phone runs; nil without a screen
-
-	mu     sync.Mutex
-	frames web.Latest // the peer's latest frame: control API and web page
-
-	// rec queues frames for the recorder goroutine: 8 frames, and a full
-	// queue drops the new frame (recording must never slow the call).
-	rec      chan media.Frame
-	recDrops uint64
-	vrec     *camera.Recorder
-	arec     *audio.Recorder
-	recDone  chan struct{}
-}
-
-func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peerSink, error) {
-	s := &peerSink{play: play, log: log}
-	max := int64(rc.MaxMB) << 20
-	var err error
-	if rc.Video != "" {
-		if s.vrec, err = camera.NewRecorder(rc.Video, max); err != nil {
-			return nil, fmt.Errorf("record video: %w", err)
-		}
-		s.rec = make(chan media.Frame, 8)
-		s.recDone = make(chan struct{})
-		go func() {
-			defer close(s.recDone)
-			for f := range s.rec {
-				if err := s.vrec.Write(f); err != nil {
-					log.Warn("video recording stopped", "err", err)
-					return
-				}
-			}
-		}()
-	}
-	if rc.Audio != "" {
-		if s.arec, err = audio.NewRecorder(rc.Audio, max); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("record audio: %w", err)
-		}
-	}
-	return s, nil
-}
-
-func (s *peerSink) Video(f media.Frame) {
-	s.frames.Put(f.JPEG)
-	if s.screen != nil {
-		s.screen.Peer(f.JPEG) // never blocks: latest wins
-	}
-	if s.rec != nil {
-		select {
-		case s.rec <- f:
-		default:
-			s.mu.Lock()
-			s.recDrops++
-			s.mu.Unlock()
-		}
-	}
-}
-
-func (s *peerSink) Audio(a media.Audio) { s.play.Push(a) }
-
-func (s *peerSink) Close() {
-	if s.rec != nil {
-		close(s.rec)
-		<-s.recDone
-		s.rec = nil
-	}
-	if s.vrec != nil {
-		s.vrec.Close()
-	}
-	if s.arec != nil {
-		s.arec.Close()
 	}
 }

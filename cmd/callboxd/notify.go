@@ -128,10 +128,7 @@ func (d *daemon) humanStatus() string {
 		b.WriteString(st.State.String())
 	case st.State.String() == "in call" && st.Call != nil:
 		fmt.Fprintf(&b, "in call with %s, %.0f/%.0f fps", st.Peer.Name, st.Call.Out.VideoFPS, st.Call.In.VideoFPS)
-		d.mu.Lock()
-		camDown := d.camState != "ok"
-		d.mu.Unlock()
-		if camDown {
+		if !d.panel.device(devCamera).is(devUp) {
 			b.WriteString(", audio-only")
 		}
 	case st.State.String() == "ringing":
@@ -139,17 +136,7 @@ func (d *daemon) humanStatus() string {
 	default:
 		fmt.Fprintf(&b, "%s %s", st.State, st.Peer.Name)
 	}
-	d.mu.Lock()
-	cam, mic, spk, gp := d.camState, d.micState, d.spkState, d.gpioState
-	d.mu.Unlock()
-	if gp != "" {
-		fmt.Fprintf(&b, "; %s", gp)
-	}
-	for _, dev := range []struct{ name, state string }{{"camera", cam}, {"microphone", mic}, {"speaker", spk}} {
-		if dev.state != "ok" && dev.state != "starting" {
-			fmt.Fprintf(&b, "; %s %s", dev.name, dev.state)
-		}
-	}
+	d.panel.statusLine(&b)
 	return b.String()
 }
 
@@ -157,25 +144,33 @@ func (d *daemon) humanStatus() string {
 // delivering before the daemon counts as hung.
 const stallAfter = 3 * time.Second
 
-// healthy checks that the parts of the daemon that must keep moving do:
-// the call loop answers, and each device either delivers or is known to be
-// down (a device being re-opened is alive; a hung one is not).
+// healthy checks that the box can take a call and that the parts that
+// must keep moving do: the call listener accepts, the call loop answers
+// and its bookkeeping of waiting connections is within its bounds, and
+// each device either delivers or is known to be down (a device being
+// re-opened is alive; a hung one is not).
 func (d *daemon) healthy(ctx context.Context) error {
-	if err := d.phone.Ping(ctx); err != nil {
-		return fmt.Errorf("call loop does not answer: %w", err)
+	if err := d.calls.Check(); err != nil {
+		return err
+	}
+	if err := d.phone.Check(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("call loop does not answer: %w", err)
+		}
+		return err
 	}
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if f := d.fills.Load(); f != d.seenFills || d.fillsAt.IsZero() {
 		d.seenFills, d.fillsAt = f, now
-	} else if d.spkState == "ok" && now.Sub(d.fillsAt) > stallAfter {
+	} else if d.panel.device(devSpeaker).is(devUp) && now.Sub(d.fillsAt) > stallAfter {
 		return fmt.Errorf("speaker clock stalled for %v", now.Sub(d.fillsAt).Round(time.Second))
 	}
 	frameGap := stallAfter + 3*time.Second/time.Duration(d.cfg.Video.FPS)
 	if f := d.frames.Load(); f != d.seenFrames || d.framesAt.IsZero() {
 		d.seenFrames, d.framesAt = f, now
-	} else if d.camState == "ok" && now.Sub(d.framesAt) > frameGap {
+	} else if d.panel.device(devCamera).is(devUp) && now.Sub(d.framesAt) > frameGap {
 		return fmt.Errorf("camera delivered nothing for %v", now.Sub(d.framesAt).Round(time.Second))
 	}
 	return nil

@@ -37,6 +37,23 @@ type pairer struct {
 	busy    bool // an exchange is under way: others are refused
 	cancel  context.CancelFunc
 	confirm chan struct{} // closed by the user's confirmation
+	stopped bool          // close was called: no window opens again
+
+	// work counts the window's goroutines (the browser and the timer);
+	// close waits for them, so none outlives the daemon's run.
+	work sync.WaitGroup
+}
+
+// close ends an open window and waits for the window's goroutines. After
+// it, start does nothing and nothing more is stored.
+func (p *pairer) close() {
+	p.mu.Lock()
+	p.stopped = true
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.mu.Unlock()
+	p.work.Wait()
 }
 
 // isOpen reports whether the window is open and no exchange is under way:
@@ -59,7 +76,7 @@ func (p *pairer) start(ctx context.Context) control.Pairing {
 	d := p.d
 	window := time.Duration(d.cfg.Pairing.WindowS) * time.Second
 	p.mu.Lock()
-	if p.busy {
+	if p.busy || p.stopped {
 		st := p.st
 		p.mu.Unlock()
 		return st
@@ -73,13 +90,15 @@ func (p *pairer) start(ctx context.Context) control.Pairing {
 	p.confirm = make(chan struct{})
 	p.st = control.Pairing{State: control.PairWaiting, Window: p.st.Window + 1, Until: time.Now().Add(window)}
 	st := p.st
+	p.work.Add(2) // under the lock: close cannot be waiting yet
 	p.mu.Unlock()
 	d.log.Info("pairing window open", "component", "pairing", "seconds", int(window.Seconds()))
 	d.advertise()
 	d.refreshLED(d.phone.Status().State)
 	d.kickStatus()
-	go p.look(wctx, st.Window)
+	go func() { defer p.work.Done(); p.look(wctx, st.Window) }()
 	go func() {
+		defer p.work.Done()
 		<-wctx.Done()
 		if errors.Is(wctx.Err(), context.DeadlineExceeded) {
 			p.finish(st.Window, pairing.Peer{}, "", fmt.Errorf("no other box in pairing mode answered within %v", window))
@@ -138,10 +157,10 @@ func (p *pairer) finish(w int, peer pairing.Peer, addr string, err error) {
 	p.mu.Unlock()
 	if err != nil {
 		d.log.Warn("pairing failed", "component", "pairing", "err", err)
-		d.flash(gpio.ErrorBlink)
+		d.panel.flash(gpio.ErrorBlink)
 	} else {
 		d.log.Info("paired", "component", "pairing", "peer", peer.Name, "fingerprint", peer.Fingerprint.String(), "address", addr)
-		d.flash(gpio.On)
+		d.panel.flash(gpio.On)
 	}
 	d.advertise()
 	d.kickStatus()
@@ -224,22 +243,11 @@ func (p *pairer) initiate(ctx context.Context, w int, c discovery.Found, fp iden
 }
 
 func (p *pairer) dialPair(ctx context.Context, addr string, fp identity.Fingerprint) (*tls.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	var nd net.Dialer
-	raw, err := nd.DialContext(dctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+	tc, err := dialTLS(ctx, addr, p.d.id.PairClientTLS(fp), handshakeTimeout)
+	if errors.Is(err, identity.ErrKeyMismatch) {
+		p.d.log.Warn("refused pairing: the box at that address has another key than it advertised", "component", "pairing", "addr", addr, "err", err)
 	}
-	tc := tls.Client(raw, p.d.id.PairClientTLS(fp))
-	if err := tc.HandshakeContext(dctx); err != nil {
-		raw.Close()
-		if errors.Is(err, identity.ErrKeyMismatch) {
-			p.d.log.Warn("refused pairing: the box at that address has another key than it advertised", "component", "pairing", "addr", addr, "err", err)
-		}
-		return nil, err
-	}
-	return tc, nil
+	return tc, err
 }
 
 // begin marks an exchange under way; false if one already is or the
@@ -367,6 +375,9 @@ func (d *daemon) storePaired(peer pairing.Peer, addr string) error {
 	err := d.peers.Add(identity.Peer{Name: peer.Name, Fingerprint: peer.Fingerprint, LastAddress: addr})
 	if errors.Is(err, identity.ErrNameTaken) {
 		d.log.Warn("refused pairing: name is paired with another key", "component", "pairing", "peer", peer.Name)
+	}
+	if err == nil {
+		d.panel.setStore("") // paired again: a store recovery is settled
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callbox/callbox/internal/backoff"
 	"github.com/callbox/callbox/stream/media"
 )
 
@@ -150,20 +151,11 @@ func NewResilient(open func(ctx context.Context) (Source, error), cfg ResilientC
 	return r
 }
 
-// backoff returns the wait before retry number n (0 for the first).
-func (r *Resilient) backoff(n int) time.Duration {
-	d := r.cfg.MinBackoff
-	for i := 0; i < n && d < r.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, r.cfg.MaxBackoff)
-	return time.Duration(float64(d) * (0.8 + 0.4*r.jit()))
-}
-
 // run is the owner goroutine: open, read until failure, back off, repeat.
 func (r *Resilient) run() {
 	defer close(r.done)
-	retry := 0
+	retry := backoff.New(backoff.Policy{First: r.cfg.MinBackoff, Max: r.cfg.MaxBackoff, Healthy: r.cfg.HealthyAfter})
+	retry.Jitter = r.jit
 	for {
 		r.mu.Lock()
 		r.reopen = false // this open sees what Reopen was asked for
@@ -202,19 +194,12 @@ func (r *Resilient) run() {
 			if again {
 				continue // at once: not a failure
 			}
-			if time.Since(opened) >= r.cfg.HealthyAfter {
-				retry = 0
-			}
+			retry.Ran(time.Since(opened))
 		}
 		r.failures.Add(1)
-		d := r.backoff(retry)
-		retry++
+		d := retry.Next()
 		r.setState(fmt.Sprintf("down: %v; retrying in %v", err, d.Round(100*time.Millisecond)))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.ctx.Done():
-			t.Stop()
+		if backoff.Wait(r.ctx, d) != nil {
 			return
 		}
 	}

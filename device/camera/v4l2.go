@@ -27,10 +27,6 @@ var ErrNoV4L2 = errors.New("compiled without cgo: V4L2 cameras need linux and cg
 // before it counts as gone, unless V4L2Config.StallTimeout says otherwise.
 const DefaultStallTimeout = 5 * time.Second
 
-// v4l2Buffers is how many kernel buffers are queued. The pump drains them
-// as fast as they fill, so more would only add memory, not latency.
-const v4l2Buffers = 3
-
 // V4L2Config configures a V4L2 camera. The zero value is valid and opens
 // /dev/video0 at media.DefaultVideo.
 type V4L2Config struct {

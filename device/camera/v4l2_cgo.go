@@ -58,6 +58,10 @@ import (
 	"github.com/vladimirvivien/go4vl/v4l2"
 )
 
+// v4l2Buffers is how many kernel buffers are queued. The pump drains them
+// as fast as they fill, so more would only add memory, not latency.
+const v4l2Buffers = 3
+
 // openDriver opens a V4L2 capture node through go4vl.
 //
 // go4vl's device.Open leaks its file descriptor when the node cannot
@@ -167,10 +171,14 @@ func enumIntervals(fd uintptr, fourcc uint32, fs *FrameSize) {
 }
 
 // go4vlDriver is the driver of a real device, through go4vl v0.5.0. Its
-// lifecycle works around go4vl's traps (notes/devices.md): Stop before the
-// stream context ends, read the format back with v4l2.GetPixFormat, leave
-// HSVEnc/Quantization zero, and unmap the buffers itself when go4vl's
-// capture loop ended on its own.
+// lifecycle works around four traps in go4vl: once the stream's context
+// ends go4vl considers itself stopped and Stop skips STREAMOFF and munmap,
+// so stop calls Stop before cancelling; dev.GetPixFormat returns the
+// format asked for, so the chosen one is read back with v4l2.GetPixFormat
+// (VIDIOC_G_FMT); HSVEnc and Quantization stay zero, because go4vl's
+// PixFormat is laid out larger than C's and they would land in other C
+// fields; and when go4vl's capture loop ended on its own (a device error)
+// it has marked itself stopped, so the driver unmaps the buffers itself.
 type go4vlDriver struct {
 	path   string
 	dev    *device.Device

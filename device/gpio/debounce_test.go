@@ -54,10 +54,10 @@ func debounce(t *testing.T, edges []rawEdge, outCap int) ([]timedEvent, *Debounc
 	}
 
 	for _, e := range edges {
-		time.Sleep(start.Add(e.at).Sub(time.Now()))
+		time.Sleep(time.Until(start.Add(e.at)))
 		in <- Edge{Pressed: e.pressed, Time: time.Now()}
 	}
-	time.Sleep(start.Add(10 * time.Second).Sub(time.Now()))
+	time.Sleep(time.Until(start.Add(10 * time.Second)))
 	cancel()
 	if err := <-runErr; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)

@@ -34,6 +34,37 @@ type Status struct {
 	Pairing     Pairing     `json:"pairing"`
 	Discovery   string      `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
 	Process     Process     `json:"process"`
+	// Devices holds the camera's, microphone's and speaker's state in a
+	// form to branch on; Camera, Microphone and Speaker say the same for
+	// people.
+	Devices []Device `json:"devices,omitempty"`
+	// PeerStore says what was done about a corrupt peer store at start
+	// (restored from its good copy, or started empty); empty when it was
+	// fine. The LED shows the error pattern while it is set.
+	PeerStore string `json:"peer_store,omitempty"`
+	// Listener is the call port's handshake slots.
+	Listener Listener `json:"listener"`
+}
+
+// Device is one device's state.
+type Device struct {
+	Name   string `json:"name"`   // camera, microphone, speaker
+	Device string `json:"device"` // as configured: /dev/video0, hw:1,0, sim
+	Health string `json:"health"` // starting, up, down (being retried), failed (given up)
+	Detail string `json:"detail,omitempty"`
+}
+
+// Up reports whether the device works.
+func (d Device) Up() bool { return d.Health == "up" }
+
+// Listener is the call port's handshake slots: in use now (of them, the
+// ones kept for paired peers' addresses), and the connections accepted
+// and dropped for lack of a slot since the start.
+type Listener struct {
+	InUse    int    `json:"in_use"`
+	Friends  int    `json:"friends"`
+	Accepted uint64 `json:"accepted"`
+	Dropped  uint64 `json:"dropped"`
 }
 
 // Process is what the daemon process itself holds: a soak test watches

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/stream/call"
 )
 
@@ -25,6 +26,9 @@ func TestMetrics(t *testing.T) {
 	f.st.Camera = "sim: ok"
 	f.st.Microphone = "hw:1,0: down: no such device; retrying in 1s"
 	f.st.Speaker = "default: ok"
+	f.st.Devices = []control.Device{{Name: "camera", Device: "sim", Health: "up"},
+		{Name: "microphone", Device: "hw:1,0", Health: "down", Detail: "no such device; retrying in 1s"},
+		{Name: "speaker", Device: "default", Health: "up"}}
 	f.st.LED = "on"
 	f.st.Playout.Underruns = 3
 	f.st.Playout.DepthMs = 40

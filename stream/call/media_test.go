@@ -147,3 +147,42 @@ func TestLostCallsLeaveNoLeftovers(t *testing.T) {
 		wantState(t, b, InCall)
 	})
 }
+
+// TestCheckSeesStuckBookkeeping: a session that stays among the waiting
+// connections past any legitimate bound (as every lost call once did) makes
+// Check fail, so the daemon stops pinging the watchdog.
+func TestCheckSeesStuckBookkeeping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n network
+		a, b := n.add(t, "a", nil), n.add(t, "b", nil)
+		if err := b.Check(context.Background()); err != nil {
+			t.Fatalf("Check on a fresh phone: %v", err)
+		}
+		if err := a.Call(context.Background(), peerOf(b)); err != nil {
+			t.Fatal(err)
+		}
+		wantState(t, b, InCall)
+		if err := b.Check(context.Background()); err != nil {
+			t.Fatalf("Check in a call: %v", err)
+		}
+		// Put the call's session back among the waiting, as the old
+		// evClosed/endCall order did, then let time pass.
+		b.do(context.Background(), func() error { b.pending[b.sess] = time.Now(); return nil })
+		a.Hangup(context.Background())
+		time.Sleep(30 * time.Second)
+		wantState(t, b, Idle)
+		b.do(context.Background(), func() error {
+			for s := range b.pending {
+				b.pending[s] = time.Now().Add(-time.Minute)
+			}
+			if len(b.pending) == 0 { // closed already: plant a stale one
+				b.pending[&session{}] = time.Now().Add(-time.Minute)
+			}
+			return nil
+		})
+		if err := b.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "kept waiting") {
+			t.Fatalf("Check with a stuck session: %v, want it to say so", err)
+		}
+		b.do(context.Background(), func() error { clear(b.pending); return nil })
+	})
+}

@@ -226,10 +226,12 @@ type Phone struct {
 	sess     *session // the session of the current call, nil when idle or dialling
 	dialStop context.CancelFunc
 	dialSeq  int
-	pending  map[*session]bool // incoming sessions not (yet) the current call
-	ringer   *time.Timer
-	ringSeq  int
-	ctx      context.Context
+	// pending holds the sessions that are not the current call: incoming
+	// ones before their call request, and ended ones until they have
+	// closed; each with when it got here. Every one leaves within a bound
+	// (see Check).
+	pending map[*session]time.Time
+	ctx     context.Context
 }
 
 // New makes a phone; Run must be called for it to work.
@@ -248,7 +250,7 @@ func New(cfg Config, dial Dialer, sink Sink) (*Phone, error) {
 		events:   make(chan event, 16),
 		done:     make(chan struct{}),
 		stopping: make(chan struct{}),
-		pending:  make(map[*session]bool),
+		pending:  make(map[*session]time.Time),
 	}
 	p.hello = wire.Hello{
 		Version: wire.Version,
@@ -382,7 +384,7 @@ func (p *Phone) Accept(conn net.Conn, peer Peer) {
 			return errors.New("too many connections waiting")
 		}
 		s := newSession(p.ctx, p, conn, peer, false)
-		p.pending[s] = true
+		p.pending[s] = time.Now()
 		s.ringTimer(p.cfg.HandshakeTimeout, func() {
 			s.end(wire.Hangup{Reason: wire.ReasonProtocol, Text: "no call request in time"})
 		})
@@ -433,10 +435,34 @@ func (p *Phone) Status() Status {
 	return st
 }
 
-// Ping returns once the owner goroutine has run a request: proof that the
-// phone is not stuck. It fails when ctx ends first.
-func (p *Phone) Ping(ctx context.Context) error {
-	return p.do(ctx, func() error { return nil })
+// Check reports whether the phone can take a call: its owner goroutine
+// answers, and its bookkeeping of connections that are not the current
+// call is within its bounds — at most MaxPending of them, and none kept
+// longer than it can legitimately take to get a call request or to close.
+// A phone failing it refuses calls it should take; the daemon stops
+// pinging the watchdog then, so that systemd restarts it.
+func (p *Phone) Check(ctx context.Context) error {
+	return p.do(ctx, func() error {
+		if n := len(p.pending); n > p.cfg.MaxPending {
+			return fmt.Errorf("call: %d connections waiting, limit %d", n, p.cfg.MaxPending)
+		}
+		// An incoming one gets HandshakeTimeout for its call request; an
+		// ended one closes within lingerTime, or PeerTimeout when the peer
+		// neither reads nor closes. Twice the sum leaves room for a busy
+		// machine.
+		bound := 2 * (p.cfg.HandshakeTimeout + p.cfg.PeerTimeout + lingerTime)
+		now := time.Now()
+		stuck := 0
+		for _, since := range p.pending {
+			if now.Sub(since) > bound {
+				stuck++
+			}
+		}
+		if stuck > 0 {
+			return fmt.Errorf("call: %d connections kept waiting over %v", stuck, bound)
+		}
+		return nil
+	})
 }
 
 // Done is closed when Run has returned.
@@ -584,7 +610,7 @@ func (p *Phone) endCall(why string) {
 		// Wait for its evClosed like other leftovers (handle removes it
 		// then); a session whose evClosed is being handled is removed
 		// right after this returns.
-		p.pending[p.sess] = true
+		p.pending[p.sess] = time.Now()
 	}
 	p.sess = nil
 	p.active.Store(nil)
@@ -606,7 +632,7 @@ func (p *Phone) handle(e event) {
 			s.end(wire.Hangup{Reason: wire.ReasonMedia, Text: "audio formats differ"})
 		}
 	case evCall:
-		if !p.pending[s] {
+		if _, ok := p.pending[s]; !ok {
 			return
 		}
 		switch {
@@ -631,7 +657,7 @@ func (p *Phone) handle(e event) {
 			}
 			old := p.sess
 			old.end(wire.Hangup{Reason: wire.ReasonNormal, Text: "crossed calls"})
-			p.pending[old] = true
+			p.pending[old] = time.Now()
 			delete(p.pending, s)
 			s.stopRing()
 			p.sess = s

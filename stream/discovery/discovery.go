@@ -549,7 +549,7 @@ func systemInterfaces() ([]Iface, error) {
 // sortSmall sorts the short lists here (a few interfaces, addresses or
 // boxes), stably. An insertion sort: the slices package's generic sorts
 // cost kilobytes of binary per element type, and the arm64 binary has a
-// size budget.
+// size budget (12 MiB).
 func sortSmall[T any](s []T, less func(a, b T) bool) {
 	for i := 1; i < len(s); i++ {
 		for j := i; j > 0 && less(s[j], s[j-1]); j-- {

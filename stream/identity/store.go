@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // PeersFile is the conventional name of the paired-peer store file.
@@ -83,10 +84,12 @@ func ValidateAddress(addr string) error {
 }
 
 // Store is the paired-peer list, kept in a JSON file. Every change is
-// written to disk before it becomes visible. Safe for concurrent use within
-// one process; only one process may write the file.
+// written to disk before it becomes visible, and then to a last good copy
+// beside it (GoodSuffix) that OpenStore falls back to. Safe for concurrent
+// use within one process; only one process may write the file.
 type Store struct {
 	path string
+	rec  *Recovery // what OpenStore did about a corrupt file; nil if nothing
 
 	mu    sync.Mutex // held across saves, so writes reach the file in order
 	peers []Peer     // sorted by name
@@ -96,10 +99,36 @@ type storeFile struct {
 	Peers []Peer `json:"peers"`
 }
 
+// GoodSuffix names the last good copy of a store file: path+GoodSuffix.
+const GoodSuffix = ".good"
+
+// Recovery says what OpenStore did about a store file it could not use.
+type Recovery struct {
+	Err    error  // why the file was refused
+	KeptAs string // where the refused file now is (it is never deleted); empty if it could not be moved
+	// FromGood is true when the last good copy was loaded; false means the
+	// store starts empty (no good copy, or it was refused too).
+	FromGood bool
+	Peers    int // peers loaded from the good copy
+}
+
+func (r *Recovery) String() string {
+	kept := "left in place (could not be moved aside)"
+	if r.KeptAs != "" {
+		kept = "kept as " + r.KeptAs
+	}
+	if r.FromGood {
+		return fmt.Sprintf("peer store was corrupt (%v; %s): restored %d peers from the last good copy", r.Err, kept, r.Peers)
+	}
+	return fmt.Sprintf("peer store was corrupt (%v; %s) and no good copy exists: no paired peers until the boxes are paired again", r.Err, kept)
+}
+
 // OpenStore loads the store at path. A missing file is an empty store (the
 // file is created on the first change). A file that does not parse or holds
-// invalid or duplicate entries is an error naming the file: it is never
-// overwritten, since that would silently unpair peers.
+// invalid or duplicate entries is moved aside (never deleted: it may be
+// repaired by hand) and the last good copy is loaded instead, or, without
+// one, the store starts empty; Recovered says which. Only an error reading
+// the file is an error.
 func OpenStore(path string) (*Store, error) {
 	s := &Store{path: path}
 	data, err := os.ReadFile(path)
@@ -110,12 +139,40 @@ func OpenStore(path string) (*Store, error) {
 		return nil, fmt.Errorf("identity: open peer store: %w", err)
 	}
 	peers, err := parseStore(data)
-	if err != nil {
-		return nil, fmt.Errorf("identity: peer store %s is corrupt (not overwritten): %w", path, err)
+	if err == nil {
+		s.peers = peers
+		if good, gerr := os.ReadFile(path + GoodSuffix); gerr != nil || !bytes.Equal(good, data) {
+			// A store from before good copies existed, or a copy that
+			// missed the last save: best effort, the next save retries.
+			writeAtomic(path+GoodSuffix, data)
+		}
+		return s, nil
 	}
-	s.peers = peers
+	rec := &Recovery{Err: fmt.Errorf("%s: %w", path, err)}
+	s.rec = rec
+	aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405.000"))
+	if os.Rename(path, aside) == nil {
+		rec.KeptAs = aside
+	}
+	good, gerr := os.ReadFile(path + GoodSuffix)
+	if gerr != nil {
+		return s, nil
+	}
+	peers, gerr = parseStore(good)
+	if gerr != nil {
+		rec.Err = fmt.Errorf("%w; its good copy too: %v", rec.Err, gerr)
+		return s, nil
+	}
+	s.peers, rec.FromGood, rec.Peers = peers, true, len(peers)
+	if rec.KeptAs != "" {
+		writeAtomic(path, good) // best effort: memory has it, the next save writes it anyway
+	}
 	return s, nil
 }
+
+// Recovered reports what OpenStore did about a corrupt file, or nil when
+// the file was fine (or missing).
+func (s *Store) Recovered() *Recovery { return s.rec }
 
 func parseStore(data []byte) ([]Peer, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -269,10 +326,15 @@ func (s *Store) commit(next []Peer) error {
 	if err != nil {
 		return fmt.Errorf("identity: save peer store: %w", err)
 	}
-	if err := writeAtomic(s.path, append(data, '\n')); err != nil {
+	data = append(data, '\n')
+	if err := writeAtomic(s.path, data); err != nil {
 		return fmt.Errorf("identity: save peer store: %w", err)
 	}
 	s.peers = next
+	// The good copy second: a crash between the two leaves it one change
+	// behind, never ahead of what was saved. Failing to write it loses
+	// nothing now; OpenStore and the next save write it again.
+	writeAtomic(s.path+GoodSuffix, data)
 	return nil
 }
 

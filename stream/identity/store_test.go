@@ -1,8 +1,10 @@
 package identity
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,9 +94,9 @@ func TestStorePersistence(t *testing.T) {
 	if _, ok := re.ByFingerprint(fp(2)); ok {
 		t.Error("removed peer still found by fingerprint")
 	}
-	// No temp files left behind.
-	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
-		t.Errorf("store dir holds %d entries, want 1", len(ents))
+	// No temp files left behind: the store and its good copy.
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 2 {
+		t.Errorf("store dir holds %d entries, want 2", len(ents))
 	}
 }
 
@@ -203,15 +205,22 @@ func TestStoreCorrupt(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.data), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := OpenStore(path)
-			if err == nil {
-				t.Fatal("corrupt store opened")
+			s, err := OpenStore(path)
+			if err != nil {
+				t.Fatalf("a corrupt store with no good copy: %v, want an empty store", err)
 			}
-			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %q, want it to name %s and contain %q", err, path, tc.msg)
+			rec := s.Recovered()
+			if rec == nil || rec.FromGood || len(s.List()) != 0 {
+				t.Fatalf("recovery %+v with %d peers, want an empty store that says so", rec, len(s.List()))
 			}
-			if after, _ := os.ReadFile(path); string(after) != tc.data {
-				t.Error("corrupt file was changed")
+			if msg := rec.String(); !strings.Contains(msg, path) || !strings.Contains(msg, tc.msg) || !strings.Contains(msg, "no good copy") {
+				t.Errorf("recovery %q, want it to name %s, contain %q and say there is no good copy", msg, path, tc.msg)
+			}
+			if after, _ := os.ReadFile(rec.KeptAs); string(after) != tc.data {
+				t.Errorf("corrupt file not kept as %q", rec.KeptAs)
+			}
+			if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("corrupt file still at %s: %v", path, err)
 			}
 		})
 	}
@@ -270,5 +279,64 @@ func TestStoreConcurrent(t *testing.T) {
 	}
 	if got, want := re.List(), s.List(); !slices.Equal(got, want) || len(got) != 16 {
 		t.Errorf("file holds %v, memory %v", got, want)
+	}
+}
+
+// TestStoreFallsBackToGoodCopy: every save leaves a good copy beside the
+// store; a store corrupted afterwards (a bad SD card, a hand edit) is moved
+// aside and the good copy restored, in memory and on disk.
+func TestStoreFallsBackToGoodCopy(t *testing.T) {
+	s, path := openTemp(t)
+	for i, name := range []string{"gate", "hall"} {
+		if err := s.Add(Peer{Name: name, Fingerprint: fp(byte(i + 1)), Address: "10.0.0.1:7000"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved, _ := os.ReadFile(path)
+	if good, _ := os.ReadFile(path + GoodSuffix); !bytes.Equal(good, saved) {
+		t.Fatalf("good copy %q, want the saved store %q", good, saved)
+	}
+	if err := os.WriteFile(path, saved[:len(saved)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	re, err := OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := re.Recovered()
+	if rec == nil || !rec.FromGood || rec.Peers != 2 || len(re.List()) != 2 {
+		t.Fatalf("recovery %+v, %d peers; want both peers from the good copy", rec, len(re.List()))
+	}
+	if !strings.Contains(rec.String(), "restored 2 peers") {
+		t.Errorf("recovery says %q", rec)
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, saved) {
+		t.Errorf("store file not restored from the good copy")
+	}
+	if kept, _ := os.ReadFile(rec.KeptAs); !bytes.Equal(kept, saved[:len(saved)/2]) {
+		t.Errorf("corrupt file not kept aside")
+	}
+	// Both corrupt: empty, and both kept.
+	os.WriteFile(path, []byte("{"), 0o600)
+	os.WriteFile(path+GoodSuffix, []byte("}"), 0o600)
+	re, err = OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := re.Recovered(); rec == nil || rec.FromGood || len(re.List()) != 0 || !strings.Contains(rec.String(), "good copy too") {
+		t.Fatalf("recovery %v, want empty and both named", rec)
+	}
+	// A fine store is not a recovery, and its missing good copy is made.
+	os.Remove(path + GoodSuffix)
+	if err := re.Add(Peer{Name: "gate", Fingerprint: fp(1)}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + GoodSuffix)
+	re, err = OpenStore(path)
+	if err != nil || re.Recovered() != nil {
+		t.Fatalf("open a good store: %v, %v", err, re.Recovered())
+	}
+	if _, err := os.Stat(path + GoodSuffix); err != nil {
+		t.Errorf("good copy not written at open: %v", err)
 	}
 }

@@ -295,7 +295,7 @@ func TestVersionAtLeast(t *testing.T) {
 // recipeVars are the variables of callbox.mk the tests read.
 var recipeVars = []string{
 	"CALLBOX_SITE", "CALLBOX_SITE_METHOD", "CALLBOX_VERSION", "CALLBOX_GOMOD",
-	"CALLBOX_BUILD_TARGETS", "CALLBOX_LDFLAGS", "CALLBOX_GO_ENV", "CALLBOX_USERS",
+	"CALLBOX_BUILD_TARGETS", "CALLBOX_BUILD_OPTS", "CALLBOX_LDFLAGS", "CALLBOX_GO_ENV", "CALLBOX_USERS",
 	"CALLBOX_PERMISSIONS", "CALLBOX_INSTALL_INIT_SYSTEMD",
 	"CALLBOX_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS",
 }
@@ -432,13 +432,26 @@ func TestRecipeMatchesRepository(t *testing.T) {
 		t.Errorf("CALLBOX_LDFLAGS = %q does not stamp CALLBOX_VERSION", v["CALLBOX_LDFLAGS"])
 	}
 
+	// The same hardening as the Makefile's builds: its build mode (PIE)
+	// and BIND_NOW.
+	mkf := read(t, filepath.Join(root, "Makefile"))
+	goBuild := regexp.MustCompile(`(?m)^GOBUILD\s*:?=.*$`).FindString(mkf)
+	if mode := regexp.MustCompile(`-buildmode=\S+`).FindString(goBuild); mode != "" &&
+		!slices.Contains(strings.Fields(v["CALLBOX_BUILD_OPTS"]), mode) {
+		t.Errorf("CALLBOX_BUILD_OPTS = %q lacks %s (the Makefile builds with it)", v["CALLBOX_BUILD_OPTS"], mode)
+	}
+	if slices.Contains(strings.Fields(mkLine), "-bindnow") &&
+		!slices.Contains(strings.Fields(v["CALLBOX_LDFLAGS"]), "-bindnow") {
+		t.Errorf("CALLBOX_LDFLAGS = %q lacks -bindnow (the Makefile links with it)", v["CALLBOX_LDFLAGS"])
+	}
+
 	// cgo, with the go4vl header shim where the Makefile has it.
 	goEnv := v["CALLBOX_GO_ENV"]
 	shim := filepath.Join(abs(t, root), "device", "camera", "v4l2shim")
 	if !strings.Contains(goEnv, "CGO_ENABLED=1") || !strings.Contains(goEnv, "-I"+shim) {
 		t.Errorf("CALLBOX_GO_ENV = %q, want CGO_ENABLED=1 and -I%s", goEnv, shim)
 	}
-	if mkf := read(t, filepath.Join(root, "Makefile")); strings.Contains(mkf, "v4l2shim") &&
+	if strings.Contains(mkf, "v4l2shim") &&
 		!strings.Contains(mkf, "/device/camera/v4l2shim") {
 		t.Error("the Makefile's v4l2shim is not device/camera/v4l2shim")
 	}

@@ -85,11 +85,11 @@ else
 	bindir=$work/bin
 	version=0.1.0+test
 	echo "building callboxd and callbox into $bindir"
-	# The flags the Makefile uses: RELRO with BIND_NOW, the C parts
-	# fortified (not PIE: see packaging/deb/lintian-overrides).
+	# The flags the Makefile uses: PIE, RELRO with BIND_NOW, the C parts
+	# fortified.
 	(cd "$top" && CGO_ENABLED=1 \
 		CGO_CFLAGS="-O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -I$top/device/camera/v4l2shim" \
-		"${GO:-$(command -v go || echo /usr/local/go/bin/go)}" build -trimpath -ldflags "-s -w -bindnow -X main.version=$version" \
+		"${GO:-$(command -v go || echo /usr/local/go/bin/go)}" build -buildmode=pie -trimpath -ldflags "-s -w -bindnow -X main.version=$version" \
 		-o "$bindir/" ./cmd/callboxd ./cmd/callbox)
 fi
 # The upgrade: the same binaries under a higher version.

@@ -44,8 +44,10 @@ func list(t *testing.T, pattern string) []pkg {
 	return pkgs
 }
 
-// The protocol side must build and test without any device or hardware
-// library: DESIGN.md's one hard layering rule.
+// The one hard layering rule: the protocol side (stream/...) builds and
+// tests without any device or hardware library, neither callbox's device
+// packages nor go4vl, malgo or periph, so it runs on any machine, with no
+// camera, sound card or GPIO and no C library behind them.
 func TestStreamImportsNoDevice(t *testing.T) {
 	forbidden := []string{
 		"github.com/callbox/callbox/device",

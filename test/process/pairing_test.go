@@ -121,15 +121,6 @@ func TestPairingOnlyInsideTheWindow(t *testing.T) {
 	}
 }
 
-func mustFP(t *testing.T, s string) identity.Fingerprint {
-	t.Helper()
-	f, err := identity.ParseFingerprint(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 // A box that pairs under a name already paired with another key is
 // refused and logged; the old pairing stays.
 func TestPairingWithReplacedKeyRefused(t *testing.T) {

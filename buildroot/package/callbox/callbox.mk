@@ -22,7 +22,12 @@ CALLBOX_COMMIT = $(shell git -C '$(CALLBOX_SITE)' rev-parse --short=8 HEAD 2>/de
 
 CALLBOX_GOMOD = github.com/callbox/callbox
 CALLBOX_BUILD_TARGETS = cmd/callboxd cmd/callbox
+# As the repository's Makefile: a position-independent executable with
+# full RELRO and BIND_NOW. The golang infrastructure appends its own
+# options (-ldflags, -tags, -trimpath) to CALLBOX_BUILD_OPTS.
+CALLBOX_BUILD_OPTS = -buildmode=pie
 CALLBOX_LDFLAGS = \
+	-bindnow \
 	-X main.version=$(CALLBOX_VERSION) \
 	-X main.commit=$(CALLBOX_COMMIT)
 
