@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,7 +72,7 @@ func peerStopped(ctx context.Context, r *Rig, rep int) error {
 	if err := establishBetween(ctx, victim, survivor, survivorCalls); err != nil {
 		return err
 	}
-	if err := victim.Signal(syscall.SIGSTOP); err != nil {
+	if err := freeze(ctx, victim); err != nil {
 		return err
 	}
 	resumed := false
@@ -115,7 +116,7 @@ func peerKilled(ctx context.Context, r *Rig, rep int) error {
 // then a fake peer sends the victim half a ClientHello and resets.
 func killedInHandshake(ctx context.Context, r *Rig, rep int) error {
 	victim, survivor, _ := roles(r, rep)
-	if err := victim.Signal(syscall.SIGSTOP); err != nil {
+	if err := freeze(ctx, victim); err != nil {
 		return err
 	}
 	killed := false
@@ -163,6 +164,33 @@ func killedInHandshake(ctx context.Context, r *Rig, rep int) error {
 		reset(c)
 	}
 	return WaitIdle(ctx, IdleWithin, victim, survivor)
+}
+
+// freeze stops b with SIGSTOP and waits until every thread of it is
+// stopped: the signal is delivered to each thread on its own time.
+func freeze(ctx context.Context, b *testbox.Box) error {
+	if err := b.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid := b.PID()
+	return WaitFor(ctx, IdleWithin, b.Name+" stopped", func() (bool, error) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			return false, fmt.Errorf("no threads of pid %d: %v", pid, err)
+		}
+		for _, t := range tasks {
+			data, err := os.ReadFile(t)
+			if err != nil {
+				return false, err
+			}
+			// pid (comm) state ...: comm may hold spaces, so after the last ')'.
+			i := strings.LastIndexByte(string(data), ')')
+			if i < 0 || i+2 >= len(data) || data[i+2] != 'T' {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // portOf is the port of host:port, 0 if none.
