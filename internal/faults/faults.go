@@ -522,16 +522,23 @@ func tlsAlert(ctx context.Context, r *Rig, rep int) error {
 }
 
 // simultaneousCall has both boxes call each other at the same instant:
-// the crossed calls must end in one call between them.
+// the crossed calls must end in one call between them. The second call
+// is placed 0 to 12 ms after the first, a step further each run (and the
+// boxes take turns to go first), so that the runs sweep the moments where
+// one box's call meets the other's still being dialled.
 func simultaneousCall(ctx context.Context, r *Rig, rep int) error {
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
+	lag := time.Duration((rep/2)%5) * 3 * time.Millisecond
 	for i, b := range r.Boxes() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
+			if i != rep%2 {
+				time.Sleep(lag)
+			}
 			errs[i] = b.Client.Do(ctx, "POST", "/v1/call", control.CallRequest{Peer: r.Other(b).Name}, nil)
 		}()
 	}
