@@ -475,13 +475,16 @@ func linkDown(ctx context.Context, r *Rig, rep int) error {
 	if err != nil {
 		return err
 	}
+	// The network itself must work again before the boxes are judged: a
+	// carrier on both ends and packets through both ways (once in the
+	// soak, ARP still failed for 3 s after the carrier came back).
 	return WaitFor(ctx, IdleWithin, "the link back up", func() (bool, error) {
 		a, err := r.Net.LinkUp(0)
 		if err != nil {
 			return false, err
 		}
 		b, err := r.Net.LinkUp(1)
-		return a && b, err
+		return a && b && r.Net.Reaches(0) && r.Net.Reaches(1), err
 	})
 }
 

@@ -80,6 +80,15 @@ func (n *Netns) LinkUp(i int) (bool, error) {
 	return strings.Contains(string(out), "LOWER_UP"), nil
 }
 
+// Reaches says whether a packet from namespace i gets to the other one
+// and back: a TCP connection to port 9 there (nothing listens) must be
+// refused, not unreachable or lost. The boxes are not touched.
+func (n *Netns) Reaches(i int) bool {
+	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/9", n.IP[1-i])
+	out, _ := exec.Command("timeout", "2", "ip", "netns", "exec", n.NS[i], "bash", "-c", script).CombinedOutput()
+	return strings.Contains(string(out), "refused")
+}
+
 // Delete removes both namespaces (and so the veth pair).
 func (n *Netns) Delete() {
 	for _, ns := range n.NS {
