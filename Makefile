@@ -152,10 +152,10 @@ test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA via 
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -help >/dev/null 2>&1 && echo "callbox -help: exit 0"
-	# test/process and test/netns run daemons, not test binaries: they stay native.
+	# test/process, test/netns and test/faults run daemons, not test binaries: they stay native.
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
 	LD_LIBRARY_PATH=$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu \
-	$(GO) test -count=1 -timeout 20m -exec '$(QEMU_ARM64)' $$($(GO) list ./... | grep -v -e /test/process -e /test/netns)
+	$(GO) test -count=1 -timeout 20m -exec '$(QEMU_ARM64)' $$($(GO) list ./... | grep -v -e /test/process -e /test/netns -e /test/faults)
 
 deb: build arm64 ## Debian packages for amd64 and arm64 into bin/deb/, linted
 	sh packaging/deb/build.sh amd64 $(BIN)/linux-amd64 $(VERSION) $(BIN)/deb
