@@ -648,16 +648,26 @@ func (p *Phone) handle(e event) {
 			s.ringTimer(p.cfg.RingTimeout, func() {
 				s.end(wire.Reject{Reason: wire.ReasonTimeout, Text: "not answered"})
 			})
-		case p.state == Calling && p.sess != nil && s.peer.Fingerprint == p.peer.Fingerprint:
+		case p.state == Calling && s.peer.Fingerprint == p.peer.Fingerprint:
 			// Both boxes called each other at once. Keep the call placed by
-			// the box with the smaller fingerprint; both sides decide alike.
+			// the box with the smaller fingerprint; both sides decide alike,
+			// whether or not their own dial has connected yet.
 			if p.cfg.ID < s.peer.Fingerprint {
+				p.log.Info("crossed calls: keeping ours", "peer", s.peer.Name)
 				s.end(wire.Busy{})
 				return
 			}
-			old := p.sess
-			old.end(wire.Hangup{Reason: wire.ReasonNormal, Text: "crossed calls"})
-			p.pending[old] = time.Now()
+			p.log.Info("crossed calls: taking theirs", "peer", s.peer.Name)
+			if old := p.sess; old != nil {
+				old.end(wire.Hangup{Reason: wire.ReasonNormal, Text: "crossed calls"})
+				p.pending[old] = time.Now()
+			} else {
+				p.dialSeq++ // the dial in flight is closed when it ends
+				if p.dialStop != nil {
+					p.dialStop()
+					p.dialStop = nil
+				}
+			}
 			delete(p.pending, s)
 			s.stopRing()
 			p.sess = s

@@ -46,6 +46,9 @@ type network struct {
 	mu    sync.Mutex
 	boxes map[string]*box
 	wrap  func(c net.Conn) net.Conn // optional: interpose on the caller's end
+	// slow makes the named box's dials take this long (a TLS handshake
+	// still under way).
+	slow map[string]time.Duration
 }
 
 func (n *network) dialer(from string) Dialer {
@@ -53,7 +56,15 @@ func (n *network) dialer(from string) Dialer {
 		n.mu.Lock()
 		b, ok := n.boxes[peer.Name]
 		wrap := n.wrap
+		delay := n.slow[from]
 		n.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
 		if !ok {
 			return nil, errors.New("connection refused")
 		}
@@ -248,6 +259,36 @@ func TestBusy(t *testing.T) {
 			t.Errorf("call while in a call: %v, want ErrBusy", err)
 		}
 	})
+}
+
+// TestCrossedCallsWhileDialling: when one box's call request arrives while
+// the other's own dial is still connecting, both still end up in one call
+// (the one the smaller fingerprint placed), whichever box is slower.
+func TestCrossedCallsWhileDialling(t *testing.T) {
+	for _, slow := range []string{"a", "b"} {
+		t.Run(slow+" dials slowly", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := network{slow: map[string]time.Duration{slow: 200 * time.Millisecond}}
+				a, b := n.add(t, "a", nil), n.add(t, "b", nil)
+				a.Call(context.Background(), peerOf(b))
+				b.Call(context.Background(), peerOf(a))
+				time.Sleep(time.Second)
+				wantState(t, a, InCall)
+				wantState(t, b, InCall)
+				// a has the smaller fingerprint: its call is the one kept,
+				// never refused as busy (a busy on both sides left both
+				// boxes idle when the two refusals crossed).
+				if le := a.Status().LastEnd; le != "" {
+					t.Errorf("a's own call ended (%q); want it kept", le)
+				}
+				a.SendAudio(media.Audio{Samples: testPCM(1)})
+				synctest.Wait()
+				if _, au := b.sink.counts(); au != 1 {
+					t.Fatalf("b got %d audio frames over the surviving call, want 1", au)
+				}
+			})
+		})
+	}
 }
 
 func TestCrossedCalls(t *testing.T) {
