@@ -107,10 +107,12 @@ func run(ctx context.Context, bin string, cycles int, maxDur time.Duration, seed
 	prev := map[*testbox.Box]sample{}
 	restarts := map[*testbox.Box]int{}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// The figures are taken even after an interrupt.
+	figCtx := context.WithoutCancel(ctx)
 	figures := func(cycle int) {
 		fmt.Fprintf(tw, "cycle\tbox\tpid\tgoroutines\topen fds\tRSS KiB\theap KiB\tΔgoroutines/%d\tΔfds/%d\tΔRSS KiB/%d\tΔheap KiB/%d\trestarts\t\n", every, every, every, every)
 		for _, b := range boxes {
-			s, err := measure(ctx, b)
+			s, err := measure(figCtx, b)
 			if err != nil {
 				fmt.Fprintf(tw, "%d\t%s\t\t%v\t\t\t\t\t\t\t\t\t\n", cycle, b.Name, err)
 				continue
@@ -156,6 +158,10 @@ func run(ctx context.Context, bin string, cycles int, maxDur time.Duration, seed
 			}
 			faultT[name].runs++
 			if err := f.Run(ctx, r, rep); err != nil {
+				if ctx.Err() != nil {
+					faultT[name].runs--
+					break // interrupted: not a failure of the box
+				}
 				faultT[name].failed++
 				failures++
 				report(c, name, err, r)
@@ -172,6 +178,10 @@ func run(ctx context.Context, bin string, cycles int, maxDur time.Duration, seed
 		}
 		calls[key].runs++
 		if err := faults.NormalCall(ctx, caller, callee); err != nil {
+			if ctx.Err() != nil {
+				calls[key].runs--
+				break
+			}
 			calls[key].failed++
 			failures++
 			report(c, "normal call after "+name, err, r)
