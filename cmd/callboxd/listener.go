@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -71,7 +72,11 @@ type callListener struct {
 	st         listenerStats
 	dropLogged time.Time
 	running    bool
-	failing    time.Time // since when Accept keeps failing; zero when it works
+	// A run of Accept failures (out of file descriptors, say): when it
+	// began, the last one and its error; zero once Accept works again.
+	failSince, failLast, failLogged time.Time
+	failErr                         error
+	failCount                       int
 }
 
 func newCallListener(ln net.Listener, cfg listenerConfig, serve func(ctx context.Context, conn net.Conn)) *callListener {
@@ -154,12 +159,7 @@ func (l *callListener) Run(ctx context.Context) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			l.mu.Lock()
-			if l.failing.IsZero() {
-				l.failing = time.Now()
-			}
-			l.mu.Unlock()
-			l.cfg.Logger.Error("accept failed", "err", err)
+			l.acceptFailed(err)
 			select {
 			case <-time.After(100 * time.Millisecond): // e.g. out of file descriptors
 			case <-ctx.Done():
@@ -168,7 +168,7 @@ func (l *callListener) Run(ctx context.Context) {
 			continue
 		}
 		l.mu.Lock()
-		l.failing = time.Time{}
+		l.failSince, l.failLast, l.failErr, l.failCount = time.Time{}, time.Time{}, nil, 0
 		l.mu.Unlock()
 		src, ip := sourceKey(conn.RemoteAddr())
 		release, why := l.take(src, ip)
@@ -202,19 +202,44 @@ func (l *callListener) dropped(conn net.Conn, why string) {
 	}
 }
 
+// acceptFailed records a failed Accept, logging the first of a run and
+// then at most one line every 10 s (a loop retrying every 100 ms must not
+// flood the journal).
+func (l *callListener) acceptFailed(err error) {
+	now := time.Now()
+	l.mu.Lock()
+	if l.failSince.IsZero() {
+		l.failSince = now
+	}
+	l.failLast, l.failErr = now, err
+	l.failCount++
+	n := l.failCount
+	logNow := now.Sub(l.failLogged) >= 10*time.Second
+	if logNow {
+		l.failLogged = now
+	}
+	l.mu.Unlock()
+	if logNow {
+		l.cfg.Logger.Error("accept failed", "err", err, "failures_in_a_row", n)
+	}
+}
+
 // acceptFailingFor is how long Accept may keep failing (out of file
 // descriptors, say) before the listener counts as not accepting.
 const acceptFailingFor = 10 * time.Second
 
-// Check reports why the listener does not accept calls, or nil.
+// Check reports why the listener does not accept calls, or nil: its loop
+// is not running, or Accept has kept failing for acceptFailingFor and
+// still fails (a failure older than a second with none since means the
+// loop is waiting for a caller again).
 func (l *callListener) Check() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case !l.running:
 		return errors.New("call listener: accept loop not running")
-	case !l.failing.IsZero() && time.Since(l.failing) > acceptFailingFor:
-		return errors.New("call listener: accept has failed for " + time.Since(l.failing).Round(time.Second).String())
+	case !l.failLast.IsZero() && time.Since(l.failLast) < time.Second && l.failLast.Sub(l.failSince) >= acceptFailingFor:
+		return fmt.Errorf("call listener: accept keeps failing since %s: %v", l.failSince.Format(time.TimeOnly), l.failErr)
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package process
 
 import (
+	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,4 +54,81 @@ func TestSystemdNotify(t *testing.T) {
 	}, "in-call status")
 	a.Stop()
 	wait(func(m string) bool { return m == "STOPPING=1" }, "STOPPING=1")
+}
+
+// The watchdog is pinged only while the box can take a call: a daemon
+// whose call port cannot accept (here: out of file descriptors, its limit
+// lowered under it to what it holds) stops pinging, so systemd restarts
+// it; given descriptors again, it pings again.
+func TestWatchdogStopsWhileTheCallPortCannotAccept(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("prlimit (util-linux) not installed")
+	}
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	sys, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sys.Close()
+	a := start(t, "hall", testbox.Options{Env: []string{"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=1000000"}})
+	// pings counts the WATCHDOG=1 messages that arrive within d.
+	pings := func(d time.Duration) int {
+		n := 0
+		buf := make([]byte, 4096)
+		end := time.Now().Add(d)
+		for {
+			sys.SetReadDeadline(end)
+			m, err := sys.Read(buf)
+			if err != nil {
+				return n
+			}
+			if string(buf[:m]) == "WATCHDOG=1" {
+				n++
+			}
+		}
+	}
+	if n := pings(3 * time.Second); n < 2 {
+		t.Fatalf("%d watchdog pings in 3 s from a healthy daemon", n)
+	}
+	st, err := a.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// OpenFDs counted the status request's own connection, closed by now:
+	// one less leaves room for nothing more.
+	limit := fmt.Sprint(st.Process.OpenFDs - 1)
+	pid := fmt.Sprint(a.PID())
+	if out, err := exec.Command("prlimit", "--pid", pid, "--nofile="+limit+":4096").CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v %s", err, out)
+	}
+	// Callers wait in the listen backlog; every accept fails.
+	for range 2 {
+		c, err := net.Dial("tcp", a.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	// Accept may fail for 10 s before the box counts as deaf, then the
+	// pings stop.
+	quiet := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for quiet < 3 && time.Now().Before(deadline) {
+		if pings(time.Second) == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	if quiet < 3 {
+		t.Fatal("the daemon kept pinging the watchdog while its call port could not accept")
+	}
+	waitLog(t, a, "not pinging the watchdog", "call listener: accept keeps failing", "too many open files")
+	if out, err := exec.Command("prlimit", "--pid", pid, "--nofile=4096:4096").CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v %s", err, out)
+	}
+	if n := pings(3 * time.Second); n < 2 {
+		t.Fatalf("%d watchdog pings in 3 s after the descriptors came back", n)
+	}
+	waitLog(t, a, "healthy again")
 }
