@@ -70,7 +70,9 @@ func (d *daemon) controlServer() *http.Server {
 		serve := rt.serve
 		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { serve(d, w, r) })
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// An idle client's connection is closed after a minute: connections
+	// kept open forever would hold descriptors the call port needs.
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 }
 
 func (d *daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
