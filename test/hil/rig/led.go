@@ -85,6 +85,34 @@ func (b Blink) String() string {
 	return fmt.Sprintf("%d changes, on %s, off %s", b.Changes, span(b.On), span(b.Off))
 }
 
+// Blinks reports whether the line blinked with on and off times of want
+// ms, measured by a sampler that shares a (possibly emulated and starved)
+// CPU with the daemon driving the line: the median on and the median off
+// time within tol ms of want, at least min of each, and every single one
+// between half and twice want. A late sample stretches one time and
+// shortens the next, so single times say little about the pattern; the
+// medians do, and tol below the distance to the nearest other pattern
+// keeps them apart (fast blink's 125 ms from error blink's 100 ms flashes
+// and pair blink's 62.5 ms), and the bounds on single times reject a
+// pattern with a long pause (error blink's 700 ms, slow blink's 500 ms)
+// or a short flash among them.
+func (b Blink) Blinks(want, tol float64, min int) bool {
+	if len(b.On) < min || len(b.Off) < min {
+		return false
+	}
+	for _, on := range []bool{true, false} {
+		if m := b.Median(on); m < want-tol || m > want+tol {
+			return false
+		}
+	}
+	for _, d := range append(slices.Clone(b.On), b.Off...) {
+		if d < want/2 || d > 2*want {
+			return false
+		}
+	}
+	return true
+}
+
 func medianOf(d []float64) float64 {
 	d = slices.Clone(d)
 	slices.Sort(d)

@@ -39,3 +39,39 @@ func TestSettled(t *testing.T) {
 		t.Errorf("steady on: %+v", b)
 	}
 }
+
+func TestBlinks(t *testing.T) {
+	// changes makes samples from on/off times, starting on at 10 ms.
+	changes := func(times ...float64) guest.Samples {
+		s := guest.Samples{}
+		at, v := 10.0, true
+		for _, d := range times {
+			s.Changes = append(s.Changes, guest.Change{AtMs: at, Value: v})
+			at += d
+			v = !v
+		}
+		s.Changes = append(s.Changes, guest.Change{AtMs: at, Value: v})
+		return s
+	}
+	cases := []struct {
+		name  string
+		times []float64
+		want  bool
+	}{
+		{"fast blink", []float64{125, 125, 126, 124, 125, 125, 125}, true},
+		// Seen on arm64 under TCG: a late sample stretched single times
+		// to 171 and 178 ms.
+		{"fast blink sampled in a starved guest", []float64{130, 121, 171, 136, 128, 178, 134, 133, 140, 126, 135, 137, 129}, true},
+		{"pair blink", []float64{62, 63, 62, 63, 62, 63, 62}, false},
+		{"error blink", []float64{100, 100, 100, 700, 100, 100, 100}, false},
+		{"slow blink", []float64{500, 500, 500, 500}, false},
+		{"fast blink with a long pause", []float64{125, 125, 125, 400, 125, 125, 125}, false},
+		{"fast blink with a short flash", []float64{125, 125, 40, 125, 125, 125, 125}, false},
+		{"too few", []float64{125, 125, 125}, false},
+	}
+	for _, c := range cases {
+		if got := BlinkOf(changes(c.times...)).Blinks(125, 20, 3); got != c.want {
+			t.Errorf("%s: Blinks = %v, want %v (%v)", c.name, got, c.want, BlinkOf(changes(c.times...)))
+		}
+	}
+}
