@@ -24,7 +24,7 @@ import (
 func scenarios() []scenario {
 	return []scenario{
 		{"button-call", "amd64", "gpio-sim lines named like a Pi's: pull the button → call to the host peer, LED pattern, press again → hangup", buttonCall},
-		{"camera-mjpeg", "amd64", "v4l2loopback MJPEG camera: ≥ 90% of the fed frames reach the host peer, decodable", cameraMJPEG},
+		{"camera-mjpeg", "amd64", "v4l2loopback MJPEG camera: every frame the guest sent reaches the host peer, decodable, in order; ≥ 1/3 of the feed", cameraMJPEG},
 		{"camera-yuyv", "amd64", "vivid YUYV camera encoded in the guest: decodable frames of the configured size", cameraYUYV},
 		{"audio", "amd64", "snd-aloop both ways: test signal in at the guest's microphone and out of its speaker, checked sample by sample", audioBothWays},
 		{"camera-unplug", "amd64", "v4l2loopback removed mid-call: the call goes on audio-only, video resumes after re-adding it, no restart", cameraUnplug},
@@ -228,15 +228,17 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 		feed.FPS = 15
 	case s.env.accel == "tcg":
 		// Emulated x86 (no KVM) on a 2-core host that also runs the host
-		// peer: at 30 fps the guest's CPU is the bottleneck and 86-90 % of
-		// the frames get through (the rest replaced, latest wins, before
-		// they could be sent). The capture path is what is checked here.
+		// peer: at 30 fps the guest's CPU is the bottleneck.
 		feed.FPS = 20
 	}
 	if err := loopbackCall(ctx, s, feed, ""); err != nil {
 		return err
 	}
 	if err := sleep(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	vc, err := s.videoCheckpoint(ctx)
+	if err != nil {
 		return err
 	}
 	hs, err := s.hostHangup(ctx)
@@ -255,30 +257,83 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	if v.frames < 30 {
-		return fmt.Errorf("host peer recorded %d frames, want at least 30", v.frames)
-	}
-	// The share of the frames fed while the call ran that arrived.
+	// The frames fed while the call ran: between the first and the last
+	// one recorded.
 	lo, hi := slices.Min(v.numbers), slices.Max(v.numbers)
-	var during int
 	for _, n := range fed.Numbers {
 		if n >= lo && n <= hi {
-			during++
+			vc.Fed++
 		}
 	}
-	share := float64(v.distinct) / float64(during)
-	c := hs.Phone.LastCall
-	s.figure("host peer received %d of the %d frames fed during the call (%.1f%%), all decodable %dx%d; its own count %d frames in %.1fs, in-call latency p50 %.0f ms p99 %.0f ms",
-		v.distinct, during, 100*share, v.width, v.height, c.In.VideoFrames, c.Seconds, c.In.VideoLatAll.P50, c.In.VideoLatAll.P99)
-	// Where the others went: replaced in the guest's latest-wins video
-	// queue before they could be sent (a starved guest CPU), or lost on
-	// the way.
-	if gs, err := s.agent.Status(ctx); err == nil && gs.Phone.LastCall != nil {
-		o := gs.Phone.LastCall.Out
-		s.figure("guest sent %d frames, replaced %d unsent ones (latest wins)", o.VideoFrames, o.VideoDrops)
+	// A third: on a quiet 2-core machine 86-90 % of the feed arrives, with
+	// the same machine busy compiling 59 %; the rest the guest's capture
+	// skipped or replaced (latest wins) before it could send them, as a
+	// starved CPU does. A pipeline that stalls or sends a frame now and
+	// then falls below a third.
+	vc.MinShare = 1.0 / 3
+	return s.judgeVideo(ctx, vc, v, hs)
+}
+
+// videoCheckpoint notes how many frames the guest has sent so far in the
+// call and waits (up to 20 s) until the host peer has received as many:
+// whatever the emulator's speed, every frame sent must arrive.
+func (s *session) videoCheckpoint(ctx context.Context) (rig.VideoCounts, error) {
+	var vc rig.VideoCounts
+	gs, err := s.agent.Status(ctx)
+	if err != nil {
+		return vc, err
 	}
-	if share < 0.9 {
-		return fmt.Errorf("only %.1f%% of the fed frames reached the host peer, want ≥ 90%%", 100*share)
+	if gs.Phone.Call == nil {
+		return vc, fmt.Errorf("guest not in a call at the checkpoint: state %q, last end %q", gs.Phone.State, gs.Phone.LastEnd)
+	}
+	vc.SentAt = int(gs.Phone.Call.Out.VideoFrames)
+	t := time.Now()
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return vc, err
+		}
+		if hs.Phone.Call == nil {
+			return vc, fmt.Errorf("host peer left the call at the checkpoint: %q", hs.Phone.LastEnd)
+		}
+		vc.ArrivedBy = int(hs.Phone.Call.In.VideoFrames)
+		if vc.ArrivedBy >= vc.SentAt {
+			s.figure("checkpoint: the guest had sent %d frames, the host peer had received them all %.0f ms later", vc.SentAt, float64(time.Since(t).Microseconds())/1000)
+			return vc, nil
+		}
+		if time.Since(t) > 20*time.Second {
+			s.figure("checkpoint: the guest had sent %d frames, the host peer received %d of them in 20s", vc.SentAt, vc.ArrivedBy)
+			return vc, nil // Check fails it
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return vc, err
+		}
+	}
+}
+
+// judgeVideo completes vc with the call's end counts (hs: the host
+// peer's status after the hangup) and the recording v, reports them and
+// applies rig.VideoCounts.Check.
+func (s *session) judgeVideo(ctx context.Context, vc rig.VideoCounts, v video, hs control.Status) error {
+	c := hs.Phone.LastCall
+	vc.Received, vc.SinkDrops = int(c.In.VideoFrames), int(c.In.VideoSinkDrops)
+	vc.Recorded, vc.Numbers = v.frames, v.numbers
+	o := rig.OrderOf(v.numbers)
+	s.figure("host peer received %d frames in %.1fs (%.1f fps), %d replaced before its sink took them, recorded %d, all decodable %dx%d; in-call latency p50 %.0f ms p99 %.0f ms",
+		vc.Received, c.Seconds, float64(vc.Received)/c.Seconds, vc.SinkDrops, vc.Recorded, v.width, v.height, c.In.VideoLatAll.P50, c.In.VideoLatAll.P99)
+	if vc.Fed > 0 {
+		s.figure("recorded %d of the %d frames fed during the call (%.1f%%), %d backwards, %d repeated",
+			o.Distinct, vc.Fed, 100*vc.Share(), o.Backwards, o.Repeats)
+	}
+	// Where the others went: skipped by the guest's capture, or replaced
+	// in its latest-wins video queue before they could be sent (a starved
+	// guest CPU).
+	if gs, err := s.agent.Status(ctx); err == nil && gs.Phone.LastCall != nil {
+		out := gs.Phone.LastCall.Out
+		s.figure("guest sent %d frames, replaced %d unsent ones (latest wins)", out.VideoFrames, out.VideoDrops)
+	}
+	if err := vc.Check(); err != nil {
+		return err
 	}
 	return s.daemonUnchanged(ctx)
 }
@@ -307,7 +362,34 @@ playback = "sim"
 	if err := s.hostCall(ctx); err != nil {
 		return err
 	}
+	// The guest encodes 640x480 itself: 1-5 fps under TCG, depending on
+	// what else the machine runs. The call lasts 8 s, and longer (up to
+	// 60 s) until the host peer has 10 frames, so the recording always
+	// holds enough frames to judge.
+	began := time.Now()
 	if err := sleep(ctx, 8*time.Second); err != nil {
+		return err
+	}
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.Phone.Call == nil {
+			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
+		}
+		if hs.Phone.Call.In.VideoFrames >= 10 {
+			break
+		}
+		if time.Since(began) > 60*time.Second {
+			return fmt.Errorf("host peer received %d frames in 60s of call, want 10", hs.Phone.Call.In.VideoFrames)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	vc, err := s.videoCheckpoint(ctx)
+	if err != nil {
 		return err
 	}
 	hs, err := s.hostHangup(ctx)
@@ -318,20 +400,16 @@ playback = "sim"
 	if err != nil {
 		return err
 	}
-	c := hs.Phone.LastCall
-	s.figure("host peer recorded %d frames, all decodable %dx%d (%.1f fps over the %.1fs call; the guest encodes vivid's YUYV itself)",
-		v.frames, v.width, v.height, float64(c.In.VideoFrames)/c.Seconds, c.Seconds)
-	if v.frames < 10 {
-		return fmt.Errorf("host peer recorded %d frames, want at least 10", v.frames)
-	}
-	return s.daemonUnchanged(ctx)
+	// vivid's frames carry no numbers: no share of a feed, only that the
+	// guest's frames all arrive, decode and were recorded.
+	return s.judgeVideo(ctx, vc, v, hs)
 }
 
 // video is what checkVideo found in a recording.
 type video struct {
-	frames, distinct int
-	width, height    int
-	numbers          []uint32 // frame numbers, where frames carry them
+	frames        int
+	width, height int
+	numbers       []uint32 // frame numbers, where frames carry them
 }
 
 // checkVideo decodes every frame of an MJPEG recording and requires the
@@ -342,7 +420,6 @@ func checkVideo(path string, w, h int) (video, error) {
 		return video{}, err
 	}
 	v := video{frames: len(frames), width: w, height: h}
-	seen := map[uint32]bool{}
 	for i, f := range frames {
 		img, err := jpeg.Decode(bytes.NewReader(f))
 		if err != nil {
@@ -353,10 +430,6 @@ func checkVideo(path string, w, h int) (video, error) {
 		}
 		if n, ok := camera.FrameNumber(f); ok {
 			v.numbers = append(v.numbers, n)
-			if !seen[n] {
-				seen[n] = true
-				v.distinct++
-			}
 		}
 	}
 	if len(frames) == 0 {
@@ -428,6 +501,17 @@ playback = %q
 		return fmt.Errorf("feeding the microphone: %s", played.Err)
 	}
 	c := hs.Phone.LastCall
+	// Both daemons' counts: what the guest sent and received, what the
+	// host peer received, and the two playout buffers.
+	gs, err := s.agent.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if gc := gs.Phone.LastCall; gc != nil {
+		s.figure("guest sent %d audio frames (%d dropped from a full queue), host peer received %d (%d gaps); host peer sent %d, guest received %d (%d gaps)",
+			gc.Out.AudioFrames, gc.Out.AudioDrops, c.In.AudioFrames, c.In.AudioDrops, c.Out.AudioFrames, gc.In.AudioFrames, gc.In.AudioDrops)
+	}
+	s.figure("playout: host peer %+v; guest %+v", hs.Playout, gs.Playout)
 	// Guest microphone → host speaker.
 	hostPlayed, err := audio.ReadRecording(s.host.AudioRecording())
 	if err != nil {
@@ -589,9 +673,15 @@ func cameraUnplug(ctx context.Context, s *session) error {
 			afterReplug++
 		}
 	}
-	s.figure("host peer recorded %d frames, all decodable 640x480, %d of them fed after the camera came back", v.frames, afterReplug)
+	// The feed's numbers go on across the unplug, so the whole recording
+	// is in feed order.
+	o := rig.OrderOf(v.numbers)
+	s.figure("host peer recorded %d frames, all decodable 640x480, %d of them fed after the camera came back; %d backwards, %d repeated", v.frames, afterReplug, o.Backwards, o.Repeats)
 	if afterReplug < 30 {
 		return fmt.Errorf("only %d frames from after the replug reached the host peer", afterReplug)
+	}
+	if o.Backwards > 0 || o.Repeats > 0 {
+		return fmt.Errorf("recorded frames out of the order they were fed: %d went backwards, %d repeated the one before", o.Backwards, o.Repeats)
 	}
 	return s.daemonUnchanged(ctx)
 }
