@@ -143,17 +143,32 @@ led = %q
 		return fmt.Errorf("in call: LED line %v, want on (within 100 ms) and steady", b)
 	}
 	s.figure("in call: LED line %v", b)
+	// Audio and video flow: 3 s, and longer (up to 30 s) until the host
+	// peer has 100 audio and 5 video frames from the guest (a guest
+	// starved by a busy machine sends at a fraction of real time).
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
-	hs, err := s.host.Status(ctx)
-	if err != nil {
-		return err
-	}
-	if c := hs.Phone.Call; c == nil || c.In.AudioFrames < 100 || c.In.VideoFrames < 5 {
-		return fmt.Errorf("host peer in call: %+v; want the guest's audio and video", hs.Phone.Call)
-	} else {
-		s.figure("host peer received %d audio and %d video frames from the guest (session %.1fs, ringing included)", c.In.AudioFrames, c.In.VideoFrames, c.Seconds)
+	flowing := time.Now()
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		c := hs.Phone.Call
+		if c == nil {
+			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
+		}
+		if c.In.AudioFrames >= 100 && c.In.VideoFrames >= 5 {
+			s.figure("host peer received %d audio and %d video frames from the guest (session %.1fs, ringing included)", c.In.AudioFrames, c.In.VideoFrames, c.Seconds)
+			break
+		}
+		if time.Since(flowing) > 30*time.Second {
+			return fmt.Errorf("host peer in call: %+v; want the guest's audio and video (100 and 5 frames)", c)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
 
 	// Press again: hangup, LED off.
@@ -161,7 +176,7 @@ led = %q
 		return err
 	}
 	released = time.Now()
-	hs, err = s.host.WaitState(ctx, "idle", 10*time.Second)
+	hs, err := s.host.WaitState(ctx, "idle", 10*time.Second)
 	if err != nil {
 		return fmt.Errorf("after the second press: %w", err)
 	}
@@ -481,9 +496,37 @@ playback = %q
 	if err := s.hostCall(ctx); err != nil {
 		return err
 	}
-	const call = 8 * time.Second
-	if err := sleep(ctx, call); err != nil {
+	// The call lasts 8 s, and longer (up to 60 s) until each daemon has
+	// received 3 s of the other's audio: a guest starved by a busy machine
+	// captures and reads less than real time (20-45 % seen), and the rule
+	// below needs enough audio to judge.
+	began := time.Now()
+	if err := sleep(ctx, 8*time.Second); err != nil {
 		return err
+	}
+	const enough = 3000 // ms of audio received each way
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		gs, err := s.agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.Phone.Call == nil || gs.Phone.Call == nil {
+			return fmt.Errorf("a daemon left the call: host peer %q, guest %q", hs.Phone.LastEnd, gs.Phone.LastEnd)
+		}
+		up, down := int(hs.Phone.Call.In.AudioFrames)*f.FrameMs, int(gs.Phone.Call.In.AudioFrames)*f.FrameMs
+		if up >= enough && down >= enough {
+			break
+		}
+		if time.Since(began) > 60*time.Second {
+			return fmt.Errorf("in 60s of call the host peer received %d ms of the guest's audio and the guest %d ms of the host's, want %d ms each", up, down, enough)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
 	hs, err := s.hostHangup(ctx)
 	if err != nil {
@@ -508,8 +551,8 @@ playback = %q
 		return err
 	}
 	if gc := gs.Phone.LastCall; gc != nil {
-		s.figure("guest sent %d audio frames (%d dropped from a full queue), host peer received %d (%d gaps); host peer sent %d, guest received %d (%d gaps)",
-			gc.Out.AudioFrames, gc.Out.AudioDrops, c.In.AudioFrames, c.In.AudioDrops, c.Out.AudioFrames, gc.In.AudioFrames, gc.In.AudioDrops)
+		s.figure("in the %.1fs call the guest sent %d audio frames (%d dropped from a full queue), the host peer received %d (%d gaps); the host peer sent %d, the guest received %d (%d gaps)",
+			c.Seconds, gc.Out.AudioFrames, gc.Out.AudioDrops, c.In.AudioFrames, c.In.AudioDrops, c.Out.AudioFrames, gc.In.AudioFrames, gc.In.AudioDrops)
 	}
 	s.figure("playout: host peer %+v; guest %+v", hs.Playout, gs.Playout)
 	// Guest microphone → host speaker.
@@ -523,26 +566,36 @@ playback = %q
 	// Host test signal → guest speaker.
 	down := rig.CheckStream(f, s16(raw))
 	s.figure("host test signal → guest speaker (arecord from %s): %v", speakerTap, down)
-	// Both ways: nothing but the test signal and silence, in order, and
-	// most of the call's audio there. Audio lost on the way (a capture
-	// overrun, a late packet) is counted, not failed. A speaker that
-	// underran and replayed its stale ALSA buffer is reported (a known
-	// daemon defect, see test/hil/README.md), not failed: how often it
+	// Both ways: nothing but the test signal and silence, in order
+	// (rig.AudioRule), and most of what the receiving playout buffer
+	// played good: 90 % into the host peer (its speaker path is native;
+	// what is missing are fade-ins after underruns), 80 % into the guest
+	// (its sound card's ring loses some of what the playout gave it when
+	// the daemon's fill callback is late: see test/hil/README.md). Audio
+	// lost on the way (a capture overrun, a late packet) is counted, not
+	// failed. A speaker that underran and replayed its stale ALSA buffer
+	// is reported (a known daemon defect), not failed: how often it
 	// happens depends on how starved the emulated CPU is.
-	min := 0.6 * float64(c.Seconds) * 1000
+	frameMs := float64(f.FrameMs)
 	for _, d := range []struct {
-		name string
-		r    rig.StreamReport
-	}{{"guest → host", up}, {"host → guest", down}} {
-		if d.r.Bad != 0 || d.r.OutOfOrder != 0 || d.r.GoodMs < min {
+		name     string
+		r        rig.StreamReport
+		playedMs float64
+		rule     rig.AudioRule
+	}{
+		{"guest → host", up, float64(hs.Playout.Played) * frameMs, rig.AudioRule{MinShare: 0.9}},
+		{"host → guest", down, float64(gs.Playout.Played) * frameMs, rig.AudioRule{MinShare: 0.8}},
+	} {
+		s.figure("%s: %.0f ms good of the %.0f ms its receiver's playout played", d.name, d.r.GoodMs, d.playedMs)
+		if err := d.rule.Check(d.r, d.playedMs); err != nil {
 			// Keep both recordings next to the console log.
 			out := filepath.Join(s.env.out, s.sc.name)
 			os.WriteFile(out+".guest-speaker.s16", raw, 0o644)
 			if b, err := os.ReadFile(s.host.AudioRecording()); err == nil {
 				os.WriteFile(out+".host-speaker.s16", b, 0o644)
 			}
-			return fmt.Errorf("%s: %v (bad at samples %v); want no bad or out-of-order audio and ≥ %.0f ms good; recordings kept in %s.*.s16",
-				d.name, d.r, d.r.BadAt, min, out)
+			return fmt.Errorf("%s: %v (bad at samples %v): %w; recordings kept in %s.*.s16",
+				d.name, d.r, d.r.BadAt, err, out)
 		}
 		if d.r.Replayed > 0 {
 			s.figure("WARNING %s: %d replayed stretches: a sound card underran and played its stale buffer again", d.name, d.r.Replayed)
@@ -601,21 +654,37 @@ func cameraUnplug(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
+	down := time.Now()
+	// Audio only: 3 s, and longer (up to 30 s) until 2 s of audio (200
+	// frames) arrived, since a starved guest sends at a fraction of real
+	// time; no video throughout.
+	if before.Phone.Call == nil {
+		return fmt.Errorf("host peer after the unplug: state %q, want in call", before.Phone.State)
+	}
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
-	after, err := s.host.Status(ctx)
-	if err != nil {
-		return err
+	var da, dv uint64
+	for {
+		after, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if after.Phone.Call == nil {
+			return fmt.Errorf("host peer after the unplug: state %q, want in call", after.Phone.State)
+		}
+		dv = after.Phone.Call.In.VideoFrames - before.Phone.Call.In.VideoFrames
+		da = after.Phone.Call.In.AudioFrames - before.Phone.Call.In.AudioFrames
+		if da >= 200 || dv != 0 || time.Since(down) > 30*time.Second {
+			break
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	if after.Phone.State.String() != "in call" || before.Phone.Call == nil || after.Phone.Call == nil {
-		return fmt.Errorf("host peer after the unplug: state %q, want in call", after.Phone.State)
-	}
-	dv := after.Phone.Call.In.VideoFrames - before.Phone.Call.In.VideoFrames
-	da := after.Phone.Call.In.AudioFrames - before.Phone.Call.In.AudioFrames
-	s.figure("while unplugged, 3s: host peer received %d audio and %d video frames", da, dv)
+	s.figure("while unplugged, %.1fs: host peer received %d audio and %d video frames", time.Since(down).Seconds(), da, dv)
 	if dv != 0 || da < 200 {
-		return fmt.Errorf("while unplugged the host peer received %d audio and %d video frames in 3s; want audio only (≥ 200)", da, dv)
+		return fmt.Errorf("while unplugged the host peer received %d audio and %d video frames; want audio only (≥ 200 within 30s)", da, dv)
 	}
 
 	// Plug it back.
@@ -643,7 +712,7 @@ func cameraUnplug(ctx context.Context, s *session) error {
 			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
 		}
 		// Two seconds of video; the recording is checked for one.
-		if hs.Phone.Call.In.VideoFrames >= after.Phone.Call.In.VideoFrames+60 {
+		if hs.Phone.Call.In.VideoFrames >= before.Phone.Call.In.VideoFrames+60 {
 			resumed = time.Since(replugged)
 			break
 		}
