@@ -272,6 +272,9 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
+	if len(v.numbers) != v.frames {
+		return fmt.Errorf("%d of the %d recorded frames carry no frame number: not the fed JPEGs", v.frames-len(v.numbers), v.frames)
+	}
 	// The frames fed while the call ran: between the first and the last
 	// one recorded.
 	lo, hi := slices.Min(v.numbers), slices.Max(v.numbers)
