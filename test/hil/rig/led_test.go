@@ -62,15 +62,21 @@ func TestBlinks(t *testing.T) {
 		// Seen on arm64 under TCG: a late sample stretched single times
 		// to 171 and 178 ms.
 		{"fast blink sampled in a starved guest", []float64{130, 121, 171, 136, 128, 178, 134, 133, 140, 126, 135, 137, 129}, true},
+		// Seen at load 14 on 2 cores: every step stretched (medians 151
+		// and 142 ms), and a guest stall (an on time of 396 ms, the off
+		// time after it 30 ms).
+		{"fast blink in a guest starved harder", []float64{151, 142, 198, 89, 108, 242, 151, 140, 160, 144, 150, 139}, true},
+		{"fast blink across a stall", []float64{128, 139, 396, 30, 99, 144, 130, 141}, true},
 		{"pair blink", []float64{62, 63, 62, 63, 62, 63, 62}, false},
+		{"pair blink stretched by a starved guest", []float64{88, 89, 88, 89, 88, 89, 88, 89}, false},
 		{"error blink", []float64{100, 100, 100, 700, 100, 100, 100}, false},
-		{"slow blink", []float64{500, 500, 500, 500}, false},
-		{"fast blink with a long pause", []float64{125, 125, 125, 400, 125, 125, 125}, false},
-		{"fast blink with a short flash", []float64{125, 125, 40, 125, 125, 125, 125}, false},
+		{"error blink stretched by a starved guest", []float64{126, 126, 126, 726, 126, 126, 126}, false},
+		{"slow blink", []float64{500, 500, 500, 500, 500, 500, 500}, false},
+		{"fast blink with a long pause", []float64{125, 125, 125, 700, 125, 125, 125}, false},
 		{"too few", []float64{125, 125, 125}, false},
 	}
 	for _, c := range cases {
-		if got := BlinkOf(changes(c.times...)).Blinks(125, 20, 3); got != c.want {
+		if got := BlinkOf(changes(c.times...)).Blinks(125, 20, 75, 600, 3); got != c.want {
 			t.Errorf("%s: Blinks = %v, want %v (%v)", c.name, got, c.want, BlinkOf(changes(c.times...)))
 		}
 	}

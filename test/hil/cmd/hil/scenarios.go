@@ -118,8 +118,8 @@ led = %q
 	// FastBlink is 125 ms on, 125 ms off. The medians tell the pattern;
 	// single times, sampled inside an emulated guest, jitter with its
 	// scheduling (see rig.Blink.Blinks).
-	if !b.Blinks(125, 20, 3) {
-		return fmt.Errorf("calling: LED line %v; want 125 ms on and off (medians ±20 ms, every time 62..250 ms), at least 3 of each", b)
+	if !b.Blinks(125, 20, 75, 600, 3) {
+		return fmt.Errorf("calling: LED line %v; want 125 ms on and off (medians 105..200 ms, none over 600 ms), at least 3 of each", b)
 	}
 
 	// The host answers: in call, LED steady on.
