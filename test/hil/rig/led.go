@@ -15,6 +15,11 @@ type Blink struct {
 	Changes    int
 	LastMs     float64   // when the last change was seen
 	On, Off    []float64 // ms
+	// Unstalled are the on and off times during which the sampler never
+	// stalled (guest.Samples.Stalls): a stall of the guest stretches the
+	// time it falls in, for the sampler and the daemon alike.
+	Unstalled []float64
+	Stalls    int
 }
 
 // BlinkOf measures a sampled line.
@@ -23,12 +28,19 @@ func BlinkOf(s guest.Samples) Blink {
 	if n := len(s.Changes); n > 0 {
 		b.End, b.LastMs = s.Changes[n-1].Value, s.Changes[n-1].AtMs
 	}
+	b.Stalls = len(s.Stalls)
 	for i := 1; i < len(s.Changes); i++ {
-		d := s.Changes[i].AtMs - s.Changes[i-1].AtMs
+		t0, t1 := s.Changes[i-1].AtMs, s.Changes[i].AtMs
+		d := t1 - t0
 		if s.Changes[i-1].Value {
 			b.On = append(b.On, d)
 		} else {
 			b.Off = append(b.Off, d)
+		}
+		// A stall ending at t0 delayed seeing that change: the time from
+		// it is shortened, not stretched.
+		if !slices.ContainsFunc(s.Stalls, func(st guest.Stall) bool { return st.AtMs > t0 && st.AtMs <= t1 }) {
+			b.Unstalled = append(b.Unstalled, d)
 		}
 	}
 	return b
@@ -82,7 +94,11 @@ func (b Blink) String() string {
 		}
 		return fmt.Sprintf("%.0f ms (%.0f..%.0f, n=%d)", medianOf(d), slices.Min(d), slices.Max(d), len(d))
 	}
-	return fmt.Sprintf("%d changes, on %s, off %s", b.Changes, span(b.On), span(b.Off))
+	stalls := ""
+	if b.Stalls > 0 {
+		stalls = fmt.Sprintf(", %d sampler stalls", b.Stalls)
+	}
+	return fmt.Sprintf("%d changes, on %s, off %s%s", b.Changes, span(b.On), span(b.Off), stalls)
 }
 
 // Blinks reports whether the line blinked with on and off times of want
@@ -95,9 +111,11 @@ func (b Blink) String() string {
 // for 125 ms steps on a 2-core machine at load 14): late is generous,
 // early is not. A stalled sample stretches one time and shortens the next
 // (396 ms then 30 ms seen), so single times only bound the pattern from
-// above. The medians tell fast blink (125 ms) from pair blink (62.5 ms)
-// and slow blink (500 ms); longest rejects error blink, whose 700 ms
-// pause a median of three off times may hide.
+// above, and only those the sampler saw without a stall of its own (a
+// stall of the guest stretches them for the daemon too: 593 ms seen). The
+// medians tell fast blink (125 ms) from pair blink (62.5 ms) and slow
+// blink (500 ms); longest rejects error blink, whose 700 ms pause a median
+// of three off times may hide.
 func (b Blink) Blinks(want, early, late, longest float64, min int) bool {
 	if len(b.On) < min || len(b.Off) < min {
 		return false
@@ -107,7 +125,7 @@ func (b Blink) Blinks(want, early, late, longest float64, min int) bool {
 			return false
 		}
 	}
-	return slices.Max(append(slices.Clone(b.On), b.Off...)) <= longest
+	return len(b.Unstalled) == 0 || slices.Max(b.Unstalled) <= longest
 }
 
 func medianOf(d []float64) float64 {

@@ -75,6 +75,17 @@ func TestBlinks(t *testing.T) {
 		{"fast blink with a long pause", []float64{125, 125, 125, 700, 125, 125, 125}, false},
 		{"too few", []float64{125, 125, 125}, false},
 	}
+	// Seen on arm64 at load 9: an on time of 593 ms, the guest stalled
+	// for most of it (the sampler too: 470 ms between two reads).
+	stalled := changes(125, 130, 593, 85, 112, 192, 191, 125, 130)
+	stalled.Stalls = []guest.Stall{{AtMs: 10 + 125 + 130 + 500, Ms: 470}}
+	if b := BlinkOf(stalled); !b.Blinks(125, 20, 75, 600, 3) || len(b.Unstalled) != len(b.On)+len(b.Off)-1 {
+		t.Errorf("fast blink with a guest stall: %v, unstalled %v", b, b.Unstalled)
+	}
+	unstalled := changes(125, 130, 700, 85, 112, 192, 191, 125, 130)
+	if b := BlinkOf(unstalled); b.Blinks(125, 20, 75, 600, 3) {
+		t.Errorf("a 700 ms pause without a stall passes: %v", b)
+	}
 	for _, c := range cases {
 		if got := BlinkOf(changes(c.times...)).Blinks(125, 20, 75, 600, 3); got != c.want {
 			t.Errorf("%s: Blinks = %v, want %v (%v)", c.name, got, c.want, BlinkOf(changes(c.times...)))
