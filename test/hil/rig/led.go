@@ -19,7 +19,7 @@ type Blink struct {
 	// stalled (guest.Samples.Stalls): a stall of the guest stretches the
 	// time it falls in, for the sampler and the daemon alike.
 	Unstalled []float64
-	Stalls    int
+	Stalls    []guest.Stall
 }
 
 // BlinkOf measures a sampled line.
@@ -28,7 +28,7 @@ func BlinkOf(s guest.Samples) Blink {
 	if n := len(s.Changes); n > 0 {
 		b.End, b.LastMs = s.Changes[n-1].Value, s.Changes[n-1].AtMs
 	}
-	b.Stalls = len(s.Stalls)
+	b.Stalls = s.Stalls
 	for i := 1; i < len(s.Changes); i++ {
 		t0, t1 := s.Changes[i-1].AtMs, s.Changes[i].AtMs
 		d := t1 - t0
@@ -51,9 +51,19 @@ func (b Blink) Steady(v bool) bool { return b.Changes == 0 && b.Start == v }
 
 // Settled reports whether the line reached v with at most one change, seen
 // within ms of the start (the sampling began as the pattern was being
-// switched), and kept it.
+// switched), not counting the time the sampler stalled before it (the
+// guest did not run then), and kept it.
 func (b Blink) Settled(v bool, ms float64) bool {
-	return b.End == v && (b.Changes == 0 || b.Changes == 1 && b.LastMs <= ms)
+	if b.End != v || b.Changes > 1 {
+		return false
+	}
+	stalled := 0.0
+	for _, st := range b.Stalls {
+		if st.AtMs <= b.LastMs {
+			stalled += st.Ms
+		}
+	}
+	return b.Changes == 0 || b.LastMs-stalled <= ms
 }
 
 // Median returns the median on (or off) time in ms, 0 if none was seen.
@@ -95,8 +105,8 @@ func (b Blink) String() string {
 		return fmt.Sprintf("%.0f ms (%.0f..%.0f, n=%d)", medianOf(d), slices.Min(d), slices.Max(d), len(d))
 	}
 	stalls := ""
-	if b.Stalls > 0 {
-		stalls = fmt.Sprintf(", %d sampler stalls", b.Stalls)
+	if len(b.Stalls) > 0 {
+		stalls = fmt.Sprintf(", %d sampler stalls", len(b.Stalls))
 	}
 	return fmt.Sprintf("%d changes, on %s, off %s%s", b.Changes, span(b.On), span(b.Off), stalls)
 }

@@ -35,6 +35,13 @@ func TestSettled(t *testing.T) {
 	if b := BlinkOf(blinking); b.Settled(true, 1000) {
 		t.Errorf("blinking line counts as settled: %+v", b)
 	}
+	stalled := guest.Samples{Start: false, Changes: []guest.Change{{AtMs: 400, Value: true}}, Stalls: []guest.Stall{{AtMs: 390, Ms: 350}}}
+	if b := BlinkOf(stalled); !b.Settled(true, 100) {
+		t.Errorf("switched on at 400 ms after a 350 ms stall: %+v", b)
+	}
+	if b := BlinkOf(guest.Samples{Start: false, Changes: []guest.Change{{AtMs: 400, Value: true}}}); b.Settled(true, 100) {
+		t.Errorf("switched on at 400 ms without a stall counts as settled: %+v", b)
+	}
 	if b := BlinkOf(guest.Samples{Start: true}); !b.Settled(true, 0) {
 		t.Errorf("steady on: %+v", b)
 	}
