@@ -106,7 +106,7 @@ func (t *Tally) Failed() bool {
 }
 
 // Figures returns the scenario's figures with every number that varied
-// between runs shown as its range, "lo..hi", in the order they were first
+// between runs shown as its range, "[lo..hi]", in the order they were first
 // reported. A figure not reported in every run that ran (a warning, or one
 // measured past the point where a run failed) says in how many it was.
 func (s *ScenarioTally) Figures() []string {
@@ -121,10 +121,10 @@ func (s *ScenarioTally) Figures() []string {
 			if !hole {
 				continue
 			}
-			b.WriteString(r.lo[i].text)
 			if r.hi[i].v != r.lo[i].v {
-				b.WriteString("..")
-				b.WriteString(r.hi[i].text)
+				fmt.Fprintf(&b, "[%s..%s]", r.lo[i].text, r.hi[i].text)
+			} else {
+				b.WriteString(r.lo[i].text)
 			}
 			i++
 		}

@@ -47,7 +47,7 @@ func TestTally(t *testing.T) {
 	if a.Pass != 2 || a.Fail != 1 || a.Skip != 0 || !slices.Equal(a.Failures, []string{"run 2: 1 bad"}) {
 		t.Errorf("audio: %v, failures %q", a, a.Failures)
 	}
-	want := []string{"booted in 4.1..12.0s", "4800..5100 ms good, 0..10 replayed", "WARNING 10 replayed (in 1 of 3 runs)"}
+	want := []string{"booted in [4.1..12.0]s", "[4800..5100] ms good, [0..10] replayed", "WARNING 10 replayed (in 1 of 3 runs)"}
 	if got := a.Figures(); !slices.Equal(got, want) {
 		t.Errorf("audio figures %q, want %q", got, want)
 	}
