@@ -36,7 +36,7 @@ type StreamReport struct {
 	BadMs      float64
 	Adjusted   int     // samples a playout buffer squeezed or stretched for drift (followed, not counted as breaks)
 	OutOfOrder int     // runs starting before the furthest point of the stream reached, other than replays
-	Replayed   int     // runs repeating stream heard before, or starting at most maxReplayMs before the furthest point (a replayed buffer)
+	Replayed   int     // runs repeating stream heard before (at least half of it), or starting at most maxReplayMs before the furthest point (a replayed buffer)
 	LoneRamps  int     // underrun ramps with silence before them (their run was lost), counted as silence
 	BadAt      []int   // recording positions (samples) of the first bad stretches, at most 8
 	First      float64 // stream position of the first good sample, in test frames
@@ -68,8 +68,9 @@ func (r StreamReport) String() string {
 // device whose stop threshold is its boundary plays after an underrun, its
 // stale ring buffer. Parts of that ring the late daemon does not rewrite
 // can hold audio seconds old (seen in the rig: 1.5 s); it is still audio
-// heard before. A run of stream never heard before that starts before the
-// furthest point reached is out of order. Everything else is bad. It is a
+// heard before, at least half of it (seen: a period whose first play had
+// 2 ms of it overwritten). A run of stream not heard before that starts
+// before the furthest point reached is out of order. Everything else is bad. It is a
 // pure function; it allocates a cache of test frames.
 func CheckStream(f media.AudioFormat, samples []int16) StreamReport {
 	c := &streamChecker{f: f, n: f.FrameLen(), ch: f.Channels, window: f.Rate * fadeMs / 1000 * f.Channels,
@@ -557,7 +558,7 @@ func (c *streamChecker) check(r []int16) StreamReport {
 		start, stop := rn.a-rn.d, rn.b-rn.dEnd
 		if prevEnd >= 0 {
 			switch {
-			case start < prevEnd && (ms(prevEnd-start) <= maxReplayMs || heard.covers(start, min(stop, prevEnd))):
+			case start < prevEnd && (ms(prevEnd-start) <= maxReplayMs || 2*heard.covered(start, min(stop, prevEnd)) >= min(stop, prevEnd)-start):
 				rep.Replayed++
 			case start < prevEnd:
 				rep.OutOfOrder++
@@ -705,17 +706,13 @@ func (s *spans) add(a, b int) {
 	*s = out
 }
 
-// covers reports whether [a, b) lies within the set.
-func (s spans) covers(a, b int) bool {
-	if a >= b {
-		return true
-	}
+// covered returns how much of [a, b) lies within the set.
+func (s spans) covered(a, b int) int {
+	n := 0
 	for _, v := range s {
-		if v.a <= a && b <= v.b {
-			return true
-		}
+		n += max(0, min(b, v.b)-max(a, v.a))
 	}
-	return false
+	return n
 }
 
 // AudioRule is the pass rule of one direction of the audio scenario,

@@ -238,6 +238,13 @@ func TestCheckStreamStaleRing(t *testing.T) {
 	if r := CheckStream(f, stale); r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 1 {
 		t.Errorf("a period heard 1.6 s before, replayed: %v; want 1 replayed", r)
 	}
+	// Seen in the rig: the period's first play had 2 ms of it overwritten
+	// (the rest heard), then the ring replayed it whole, 320 ms later.
+	cut := 2 * f.Rate / 1000
+	partly := cat(cat(u[:20]...), make([]int16, cut), u[20][cut:], cat(u[21:180]...), u[20], u[180], cat(u[181:]...))
+	if r := CheckStream(f, partly); r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 1 {
+		t.Errorf("a period heard but for 2 ms, replayed: %v; want 1 replayed", r)
+	}
 	// The same period never heard before (it was skipped, then came late)
 	// is out of order, however it got there.
 	late := cat(cat(u[:20]...), cat(u[21:180]...), u[20], u[180], cat(u[181:]...))
