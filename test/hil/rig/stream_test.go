@@ -325,3 +325,17 @@ func TestCheckStreamLonePeriodFarAhead(t *testing.T) {
 		t.Errorf("a lone period from after the run after it: %v; want 1 bad", r)
 	}
 }
+
+func TestCheckStreamDriftAtACut(t *testing.T) {
+	// Seen in the rig: the playout buffer squeezed a sample two samples
+	// before its speaker's ring replayed a stale period, so the run ended
+	// in a squeeze with one stream sample after it.
+	f := media.DefaultAudio
+	n := f.FrameLen()
+	a := drifted(f, 300*n+7, 40*n, 250, true)
+	cut := 75*250 + 2 // the adjusted sample at 75*250, one more, then the cut
+	rec := cat(a[:cut], a[cut-3*n:cut-2*n], make([]int16, 2*n))
+	if r := CheckStream(f, rec); r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 1 {
+		t.Errorf("a squeeze 2 samples before a replay: %v; want 1 replayed, nothing bad", r)
+	}
+}
