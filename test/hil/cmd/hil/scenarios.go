@@ -234,7 +234,8 @@ playback = "sim"
 	return s.hostCall(ctx)
 }
 
-func cameraMJPEG(ctx context.Context, s *session) error {
+// feedFor is the loopback camera's feed for the scenario's guest.
+func feedFor(s *session) guest.Video {
 	feed := feed
 	switch {
 	case s.sc.arch == "arm64":
@@ -246,6 +247,11 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 		// peer: at 30 fps the guest's CPU is the bottleneck.
 		feed.FPS = 20
 	}
+	return feed
+}
+
+func cameraMJPEG(ctx context.Context, s *session) error {
+	feed := feedFor(s)
 	if err := loopbackCall(ctx, s, feed, ""); err != nil {
 		return err
 	}
@@ -616,6 +622,7 @@ func s16(b []byte) []int16 {
 }
 
 func cameraUnplug(ctx context.Context, s *session) error {
+	feed := feedFor(s)
 	if err := loopbackCall(ctx, s, feed, "stall_ms = 1000\n"); err != nil {
 		return err
 	}
