@@ -46,6 +46,19 @@ func BlinkOf(s guest.Samples) Blink {
 	return b
 }
 
+// Join adds the on and off times of a later sampling window of the same
+// line (and its stalls, timed from its own start): more times for the
+// medians when a starved guest blinked or sampled too few in one window.
+func (b Blink) Join(o Blink) Blink {
+	b.Changes += o.Changes
+	b.End, b.LastMs = o.End, o.LastMs
+	b.On = append(slices.Clone(b.On), o.On...)
+	b.Off = append(slices.Clone(b.Off), o.Off...)
+	b.Unstalled = append(slices.Clone(b.Unstalled), o.Unstalled...)
+	b.Stalls = append(slices.Clone(b.Stalls), o.Stalls...)
+	return b
+}
+
 // Steady reports whether the line kept one level: v.
 func (b Blink) Steady(v bool) bool { return b.Changes == 0 && b.Start == v }
 

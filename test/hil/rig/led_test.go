@@ -99,3 +99,17 @@ func TestBlinks(t *testing.T) {
 		}
 	}
 }
+
+func TestBlinkJoin(t *testing.T) {
+	// Seen at load 7: a starved guest blinked 6 times in a 2 s window,
+	// two on times only; a second window adds to them.
+	a := BlinkOf(guest.Samples{Changes: []guest.Change{{AtMs: 10, Value: true}, {AtMs: 179, Value: false}, {AtMs: 308, Value: true}, {AtMs: 438, Value: false}, {AtMs: 750, Value: true}}})
+	if a.Blinks(125, 20, 75, 600, 3) {
+		t.Fatalf("one window with 2 on times passes: %v", a)
+	}
+	b := BlinkOf(guest.Samples{Changes: []guest.Change{{AtMs: 5, Value: true}, {AtMs: 140, Value: false}, {AtMs: 270, Value: true}, {AtMs: 400, Value: false}}})
+	j := a.Join(b)
+	if len(j.On) != 4 || len(j.Off) != 3 || j.Changes != 9 || !j.Blinks(125, 20, 75, 600, 3) {
+		t.Errorf("joined: %v (on %v, off %v)", j, j.On, j.Off)
+	}
+}
