@@ -168,7 +168,7 @@ test-deb: build ## install, upgrade, remove, purge the amd64 .deb in a throwaway
 	$(call need-pkgs,debootstrap lintian systemd)
 	bash test/deb/run.sh $(BIN)/linux-amd64 $(VERSION)
 
-hil: build arm64 ## hardware in the loop: the real daemon against real kernel drivers in QEMU (amd64 and arm64); logs in test/hil/out/
+hil: build arm64 ## hardware in the loop: the real daemon against real kernel drivers in QEMU (amd64 and arm64; HIL_REPEAT=N runs it N times); logs in test/hil/out/
 	test/hil/run -bin-amd64 $(BIN)/linux-amd64/callboxd -bin-arm64 $(BIN)/linux-arm64/callboxd $(HIL_FLAGS)
 
 test-buildroot: ## check buildroot/ in a real buildroot 2026.02.3 checkout (cloned once into the cache; network)

@@ -344,12 +344,17 @@ func (a *Agent) sample(ctx context.Context, s Sample) (Samples, error) {
 	begin := time.Now()
 	end := begin.Add(time.Duration(s.Ms) * time.Millisecond)
 	last := false
+	var prev time.Duration
 	for {
 		v, err := readValue(f)
 		if err != nil {
 			return res, fmt.Errorf("gpio-sim: read %s: %w", s.Line, err)
 		}
 		at := time.Since(begin)
+		if gap := at - prev; res.Reads > 0 && gap > 10*time.Duration(s.EveryMs)*time.Millisecond && len(res.Stalls) < 100 {
+			res.Stalls = append(res.Stalls, Stall{AtMs: float64(at.Microseconds()) / 1000, Ms: float64(gap.Microseconds()) / 1000})
+		}
+		prev = at
 		switch {
 		case res.Reads == 0:
 			res.Start = v

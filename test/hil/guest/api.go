@@ -77,6 +77,16 @@ type Samples struct {
 	Reads   int      `json:"reads"`   // how many reads were made
 	Changes []Change `json:"changes"` // every change seen, in order
 	Ms      float64  `json:"ms"`      // how long it sampled
+	// Stalls are the pauses between two reads of over 10 times EveryMs
+	// (at most 100): the guest did not run the sampler, and likely not
+	// the program driving the line either, for that long.
+	Stalls []Stall `json:"stalls,omitempty"`
+}
+
+// Stall is a pause of the sampler.
+type Stall struct {
+	AtMs float64 `json:"at_ms"` // the read after it, since the first read
+	Ms   float64 `json:"ms"`    // since the read before
 }
 
 // Change is one level change of a sampled line.

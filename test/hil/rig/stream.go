@@ -2,18 +2,24 @@ package rig
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/playout"
 )
 
 // fadeMs is the window in which a playout buffer may fade audio in after
 // silence or ramp it to zero on an underrun; the same rule as audio.Check.
 const fadeMs = 2
 
-// maxReplayMs is how far back a repeated run may start and still count as
-// a replay: a sound card that underruns replays its stale ring buffer,
-// at most 8 periods (the daemon's largest ALSA buffer) of 10 ms.
+// maxReplayMs is how far back a stretch of the recording is looked for
+// when a piece that is not the stream may repeat it (a replayed fill), and
+// how far back of the run before a short piece of the stream is looked for:
+// a sound card that underruns replays its stale ring buffer, 8 periods
+// (the daemon's largest ALSA buffer) of 10 ms. A run of the stream that
+// repeats what was heard before counts as a replay however old it is (see
+// CheckStream).
 const maxReplayMs = 80
 
 // maxIndex bounds the test frame indices looked for: an hour of frames.
@@ -29,16 +35,17 @@ type StreamReport struct {
 	Bad        int     // stretches that are neither the test stream nor silence
 	BadMs      float64
 	Adjusted   int     // samples a playout buffer squeezed or stretched for drift (followed, not counted as breaks)
-	OutOfOrder int     // runs starting before the previous run's end, other than replays
-	Replayed   int     // runs starting at most maxReplayMs before the previous run's end (a replayed buffer)
+	OutOfOrder int     // runs starting before the furthest point of the stream reached, other than replays
+	Replayed   int     // runs repeating stream heard before (at least half of it), or starting at most maxReplayMs before the furthest point (a replayed buffer)
+	LoneRamps  int     // underrun ramps with silence before them (their run was lost), counted as silence
 	BadAt      []int   // recording positions (samples) of the first bad stretches, at most 8
 	First      float64 // stream position of the first good sample, in test frames
 	Last       float64 // stream position after the last good sample, in test frames
 }
 
 func (r StreamReport) String() string {
-	return fmt.Sprintf("%.0f ms good in %d runs (frames %.1f..%.1f), %.0f ms silence, %.0f ms lost, %d bad (%.1f ms), %d out of order, %d replayed, %d drift adjustments",
-		r.GoodMs, r.Runs, r.First, r.Last, r.SilenceMs, r.LostMs, r.Bad, r.BadMs, r.OutOfOrder, r.Replayed, r.Adjusted)
+	return fmt.Sprintf("%.0f ms good in %d runs (frames %.1f..%.1f), %.0f ms silence (%d lone ramps), %.0f ms lost, %d bad (%.1f ms), %d out of order, %d replayed, %d drift adjustments",
+		r.GoodMs, r.Runs, r.First, r.Last, r.SilenceMs, r.LoneRamps, r.LostMs, r.Bad, r.BadMs, r.OutOfOrder, r.Replayed, r.Adjusted)
 }
 
 // CheckStream checks a recording of audio.TestFrame frames that went
@@ -51,15 +58,23 @@ func (r StreamReport) String() string {
 // followed sample by sample both ways through drift adjustments), then
 // pieces too short to hold an anchor (a lone period between underruns,
 // near the run before or found by its index bits). It allows the fade
-// windows audio.Check allows at their edges and counts zeros as silence.
-// Runs must follow each other in stream order; a run or stretch that
-// repeats what was played just before (at most maxReplayMs) is counted
-// apart as a replay: what an ALSA device whose stop threshold is its
-// boundary plays after an underrun, its stale ring buffer. Everything else
-// is bad. It is a pure function; it allocates a cache of test frames.
+// windows audio.Check allows at their edges and counts zeros as silence,
+// and so is a whole underrun ramp (stream/playout's, exactly) after
+// silence: a fill block whose stream before it the recording lost.
+// Runs must follow each other in stream order. A run that repeats stream
+// heard before in the recording, or starts at most maxReplayMs before the
+// furthest point reached, and a stretch that repeats what was played at
+// most maxReplayMs before, are counted apart as replays: what an ALSA
+// device whose stop threshold is its boundary plays after an underrun, its
+// stale ring buffer. Parts of that ring the late daemon does not rewrite
+// can hold audio seconds old (seen in the rig: 1.5 s); it is still audio
+// heard before, at least half of it (seen: a period whose first play had
+// 2 ms of it overwritten). A run of stream not heard before that starts
+// before the furthest point reached is out of order. Everything else is bad. It is a
+// pure function; it allocates a cache of test frames.
 func CheckStream(f media.AudioFormat, samples []int16) StreamReport {
 	c := &streamChecker{f: f, n: f.FrameLen(), ch: f.Channels, window: f.Rate * fadeMs / 1000 * f.Channels,
-		frames: map[uint32][]int16{}}
+		fade: playout.FadeSamples(f), frames: map[uint32][]int16{}}
 	return c.check(samples)
 }
 
@@ -69,6 +84,7 @@ type streamChecker struct {
 	n        int // samples per frame
 	ch       int
 	window   int
+	fade     int // the playout buffer's underrun ramp, samples per channel
 	frames   map[uint32][]int16
 }
 
@@ -296,7 +312,11 @@ func (c *streamChecker) runs(r []int16) []run {
 				q++
 			}
 			q -= zeros
-			pc, ok := c.piece(r, p, q, prev)
+			next := -1
+			if i < len(runs) {
+				next = runs[i].a - runs[i].d
+			}
+			pc, ok := c.piece(r, p, q, prev, next)
 			if !ok {
 				p = q
 				continue
@@ -346,6 +366,10 @@ const minGap = 16
 // capture that overran skips what its buffer held, more than once perhaps.
 const maxJumpMs = 1000
 
+// maxBetweenMs is how far before the run after it a piece is looked for
+// when it is not near the run before.
+const maxBetweenMs = 10000
+
 // minPiece is the shortest exact stretch accepted as a piece of the stream
 // outside a run: long enough that a chance match is out of the question.
 const minPiece = 64
@@ -353,8 +377,8 @@ const minPiece = 64
 // piece tries to explain the start of the nonzero stretch [p, q) as a
 // short slice of the stream: a fade-in of at most the fade window and an
 // exact part of at least minPiece samples. prev is the stream position
-// after the run before it, or -1.
-func (c *streamChecker) piece(r []int16, p, q, prev int) (run, bool) {
+// after the run before it, next where the run after it starts; -1: none.
+func (c *streamChecker) piece(r []int16, p, q, prev, next int) (run, bool) {
 	if q-p < minPiece {
 		return run{}, false
 	}
@@ -392,6 +416,22 @@ func (c *streamChecker) piece(r []int16, p, q, prev int) (run, bool) {
 			}
 		}
 	}
+	// Further on, in order before the run after it: a lone period between
+	// underruns that a starved capture kept, having lost more than
+	// maxJumpMs before it (seen in the rig: 8 ms of stream between a
+	// fade-in and an underrun ramp, no index bits in it). Up to
+	// maxBetweenMs.
+	if next >= 0 {
+		lo := max(0, next-c.f.Rate*maxBetweenMs/1000*c.ch)
+		if prev >= 0 {
+			lo = max(lo, prev+c.f.Rate*maxJumpMs/1000*c.ch+c.ch)
+		}
+		for s := lo; s <= next; s += c.ch {
+			if rn, ok := try(p - s); ok {
+				return rn, true
+			}
+		}
+	}
 	// Anywhere else in the stream: the index bits of a test frame's end.
 	for j := p; j+32 <= q; j += c.ch {
 		k := index(r[j : j+32])
@@ -413,6 +453,27 @@ func (c *streamChecker) check(r []int16) StreamReport {
 	rep := StreamReport{Samples: len(r)}
 	ms := func(samples int) float64 { return float64(samples) / float64(c.ch) * 1000 / float64(c.f.Rate) }
 	runs := c.runs(r)
+	// A drift adjustment in the last few samples before a run is cut
+	// short (by a replayed buffer, say) cannot show the 8 samples of
+	// stream after it that extend wants: take the longest such tail that
+	// is the stream through one. Only where the playout buffer is seen
+	// adjusting elsewhere in the recording: a ramp's first sample can be
+	// the mean of two stream samples by chance.
+	for i := range runs {
+		if c.adjusted == 0 {
+			break
+		}
+		end := len(r)
+		if i+1 < len(runs) {
+			end = runs[i+1].a
+		}
+		for k := min(8*c.ch, end-runs[i].b); k >= c.ch; k -= c.ch {
+			if b, d := c.extend(r, runs[i].b, runs[i].b+k, runs[i].dEnd); b == runs[i].b+k {
+				runs[i].b, runs[i].dEnd = b, d
+				break
+			}
+		}
+	}
 	rep.Adjusted = c.adjusted
 	// Pass 2: explain what lies between runs. Before a run there may be
 	// a fade-in (attenuated stream); after one an underrun fill (the first
@@ -420,7 +481,8 @@ func (c *streamChecker) check(r []int16) StreamReport {
 	// for the rest of the period); zeros are silence. A gap holding
 	// anything else counts as one bad stretch.
 	pos := 0
-	prevEnd := -1 // stream position after the previous run
+	prevEnd := -1 // stream position after the furthest run so far
+	var heard spans
 	for i := 0; i <= len(runs); i++ {
 		gapA, gapB := pos, len(r)
 		if i < len(runs) {
@@ -484,6 +546,7 @@ func (c *streamChecker) check(r []int16) StreamReport {
 						}
 						rep.GoodMs += ms(y - x)
 						rep.Runs++
+						heard.add(p, p+y-x)
 						prevEnd = p + y - x
 						nonzero += y - x
 						x = y
@@ -492,6 +555,11 @@ func (c *streamChecker) check(r []int16) StreamReport {
 				}
 				if c.replayed(r, x, y) {
 					rep.Replayed++
+				} else if e, ok := c.loneRamp(r, x, gapB); ok && e >= y {
+					// Counted as silence (nonzero is not increased).
+					rep.LoneRamps++
+					x = e
+					continue
 				} else {
 					if len(rep.BadAt) < 8 {
 						rep.BadAt = append(rep.BadAt, x)
@@ -511,7 +579,7 @@ func (c *streamChecker) check(r []int16) StreamReport {
 		start, stop := rn.a-rn.d, rn.b-rn.dEnd
 		if prevEnd >= 0 {
 			switch {
-			case start < prevEnd && ms(prevEnd-start) <= maxReplayMs:
+			case start < prevEnd && (ms(prevEnd-start) <= maxReplayMs || 2*heard.covered(start, min(stop, prevEnd)) >= min(stop, prevEnd)-start):
 				rep.Replayed++
 			case start < prevEnd:
 				rep.OutOfOrder++
@@ -523,6 +591,7 @@ func (c *streamChecker) check(r []int16) StreamReport {
 		}
 		rep.GoodMs += ms(rn.b - rn.a)
 		rep.Runs++
+		heard.add(start, stop)
 		prevEnd = max(prevEnd, stop)
 		rep.Last = float64(prevEnd) / float64(c.n)
 		pos = rn.b
@@ -596,4 +665,102 @@ func ramps(two []int16, ch int) bool {
 		}
 	}
 	return true
+}
+
+// loneRamp reports whether r[x:] begins with the playout buffer's underrun
+// ramp, or the last part of one (at least half of it), ending before end:
+// from some value v, channel by channel, sample i of the ramp is
+// v*(fade-i)/(fade+1) (stream/playout's fill), then zero. It returns where
+// the ramp ends. With silence before it, it is a fill block whose stream
+// before it the recording lost (a capture overrun, or a sound card ring
+// whose earlier period was overwritten before it was played).
+func (c *streamChecker) loneRamp(r []int16, x, end int) (int, bool) {
+	for i0 := 0; i0 <= c.fade/2; i0++ {
+		e := x + (c.fade-i0)*c.ch
+		if e > end {
+			continue
+		}
+		ok := true
+		for ch := 0; ch < c.ch && ok; ch++ {
+			ok = false
+			// v*(fade-i0)/(fade+1) truncates toward zero: v lies within
+			// one step of the first value scaled back.
+			est := int(r[x+ch]) * (c.fade + 1) / (c.fade - i0)
+			for v := est - (c.fade+1)/(c.fade-i0) - 1; v <= est+(c.fade+1)/(c.fade-i0)+1 && !ok; v++ {
+				if v == 0 || v < -32768 || v > 32767 {
+					continue
+				}
+				ok = true
+				for i := i0; i < c.fade; i++ {
+					if int(r[x+(i-i0)*c.ch+ch]) != v*(c.fade-i)/(c.fade+1) {
+						ok = false
+						break
+					}
+				}
+			}
+		}
+		if ok {
+			return e, true
+		}
+	}
+	return 0, false
+}
+
+// spans is a set of stream intervals, sorted and merged.
+type spans []struct{ a, b int }
+
+func (s *spans) add(a, b int) {
+	if a >= b {
+		return
+	}
+	out := (*s)[:0:0]
+	for _, v := range *s {
+		switch {
+		case v.b < a || v.a > b:
+			out = append(out, v)
+		default:
+			a, b = min(a, v.a), max(b, v.b)
+		}
+	}
+	out = append(out, struct{ a, b int }{a, b})
+	slices.SortFunc(out, func(x, y struct{ a, b int }) int { return x.a - y.a })
+	*s = out
+}
+
+// covered returns how much of [a, b) lies within the set.
+func (s spans) covered(a, b int) int {
+	n := 0
+	for _, v := range s {
+		n += max(0, min(b, v.b)-max(a, v.a))
+	}
+	return n
+}
+
+// AudioRule is the pass rule of one direction of the audio scenario,
+// judged against what the receiving daemon's playout buffer played (its
+// own count), not against the call's length: how much audio an emulated
+// guest captures, sends and receives in time depends on how fast the
+// emulator runs on a machine that may be busy with other work.
+type AudioRule struct {
+	// MinShare is the least share of PlayedMs that must be good.
+	MinShare float64
+}
+
+// Check requires a recording (rep) of nothing but the test stream and
+// silence, in order: no bad stretch (samples from nowhere, corruption) and
+// no run out of order; replays of audio heard before and audio lost are
+// counted, not failed. And at least MinShare of the playedMs of audio the
+// receiving playout buffer played (its frames played times the frame
+// length) must be good.
+func (a AudioRule) Check(rep StreamReport, playedMs float64) error {
+	switch {
+	case rep.Bad != 0 || rep.OutOfOrder != 0:
+		return fmt.Errorf("%d bad stretches (%.1f ms) and %d runs out of order, want none", rep.Bad, rep.BadMs, rep.OutOfOrder)
+	case playedMs <= 0:
+		return fmt.Errorf("the playout buffer played nothing")
+	case rep.GoodMs < a.MinShare*playedMs:
+		return fmt.Errorf("%.0f ms good of the %.0f ms the playout buffer played (%.0f%%), want ≥ %.0f%%",
+			rep.GoodMs, playedMs, 100*rep.GoodMs/playedMs, 100*a.MinShare)
+	}
+	return nil
 }

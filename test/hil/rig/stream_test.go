@@ -5,6 +5,7 @@ import (
 
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/playout"
 )
 
 // testStream returns samples [from, from+n) of the endless test stream.
@@ -195,5 +196,146 @@ func TestCheckStream(t *testing.T) {
 				t.Errorf("got %v; want %d bad, %d out of order, %.0f ms good, %.0f ms lost", r, c.bad, c.outOfOrder, c.goodMs, c.lostMs)
 			}
 		})
+	}
+}
+
+// playoutFill is the block the playout buffer outputs on the underrun
+// after frame: its ramp from frame's last sample to zero, then zeros.
+func playoutFill(t *testing.T, f media.AudioFormat, frame []int16) []int16 {
+	t.Helper()
+	b, err := playout.New(playout.Config{Format: f, Target: playout.MinTarget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := f.FrameLen()
+	dst := make([]int16, n)
+	for i := uint32(0); ; i++ {
+		b.Push(media.Audio{Seq: i, Samples: frame})
+		b.Read(dst)
+		if dst[n-1] == frame[n-1] { // playing
+			break
+		}
+		if i > 100 {
+			t.Fatal("the playout buffer never started")
+		}
+	}
+	for {
+		b.Read(dst)
+		if dst[n-1] == 0 && dst[0] != frame[0] { // the fill block
+			return append([]int16(nil), dst...)
+		}
+	}
+}
+
+func TestCheckStreamStaleRing(t *testing.T) {
+	f := media.DefaultAudio
+	n := f.FrameLen()
+	silence := func(frames int) []int16 { return make([]int16, frames*n) }
+	u := units(f, 200*n+123, 200)
+	// Seen in the rig: a 3-period ring holding one period 1.5 s old that
+	// the late daemon never rewrote, played again between fresh periods.
+	stale := cat(cat(u[:180]...), u[20], u[180], cat(u[181:]...))
+	if r := CheckStream(f, stale); r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 1 {
+		t.Errorf("a period heard 1.6 s before, replayed: %v; want 1 replayed", r)
+	}
+	// Seen in the rig: the period's first play had 2 ms of it overwritten
+	// (the rest heard), then the ring replayed it whole, 320 ms later.
+	cut := 2 * f.Rate / 1000
+	partly := cat(cat(u[:20]...), make([]int16, cut), u[20][cut:], cat(u[21:180]...), u[20], u[180], cat(u[181:]...))
+	if r := CheckStream(f, partly); r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 1 {
+		t.Errorf("a period heard but for 2 ms, replayed: %v; want 1 replayed", r)
+	}
+	// The same period never heard before (it was skipped, then came late)
+	// is out of order, however it got there.
+	late := cat(cat(u[:20]...), cat(u[21:180]...), u[20], u[180], cat(u[181:]...))
+	if r := CheckStream(f, late); r.Bad != 0 || r.OutOfOrder != 1 {
+		t.Errorf("a period skipped and played 1.6 s late: %v; want 1 out of order", r)
+	}
+	// Seen in the rig: a fill block (the playout buffer's 2 ms ramp to
+	// zero from the last sample it played) after 140 ms of silence, the
+	// period before it lost. Silence, not bad.
+	fillAfter := playoutFill(t, f, u[60])
+	lone := cat(cat(u[:50]...), silence(14), fillAfter, silence(3), cat(u[70:]...))
+	if r := CheckStream(f, lone); r.Bad != 0 || r.OutOfOrder != 0 || r.LoneRamps != 1 {
+		t.Errorf("a lone fill block: %v; want it counted as a lone ramp", r)
+	}
+	// A ramp of another shape is not the playout buffer's: bad.
+	odd := append([]int16(nil), fillAfter...)
+	for i := range odd {
+		if odd[i] != 0 {
+			odd[i] += 3
+		}
+	}
+	if r := CheckStream(f, cat(cat(u[:50]...), silence(14), odd, silence(3), cat(u[70:]...))); r.Bad != 1 || r.LoneRamps != 0 {
+		t.Errorf("a ramp that is not the playout buffer's: %v; want 1 bad", r)
+	}
+	// Half of the ramp (the capture lost its start) is one still.
+	half := append(silence(1)[:len(fillAfter)-(playout.FadeSamples(f)/2)], fillAfter[playout.FadeSamples(f)/2:]...)
+	if r := CheckStream(f, cat(cat(u[:50]...), silence(14), half, silence(3), cat(u[70:]...))); r.Bad != 0 || r.LoneRamps != 1 {
+		t.Errorf("the second half of a fill block's ramp: %v; want 1 lone ramp", r)
+	}
+}
+
+func TestAudioRule(t *testing.T) {
+	ok := StreamReport{GoodMs: 4000, Replayed: 50, LostMs: 3000, LoneRamps: 2}
+	rule := AudioRule{MinShare: 0.8}
+	if err := rule.Check(ok, 4300); err != nil {
+		t.Errorf("replays, losses and lone ramps: %v", err)
+	}
+	for _, c := range []struct {
+		name     string
+		rep      StreamReport
+		playedMs float64
+	}{
+		{"bad", StreamReport{GoodMs: 4000, Bad: 1, BadMs: 2}, 4300},
+		{"out of order", StreamReport{GoodMs: 4000, OutOfOrder: 1}, 4300},
+		{"too little of what was played is good", StreamReport{GoodMs: 3000}, 4300},
+		{"nothing played", StreamReport{}, 0},
+	} {
+		if err := rule.Check(c.rep, c.playedMs); err == nil {
+			t.Errorf("%s: passes", c.name)
+		}
+	}
+}
+
+func TestCheckStreamLonePeriodFarAhead(t *testing.T) {
+	// Seen in the rig: a guest microphone starved by a busy machine kept
+	// 8 ms of stream (faded in, then the playout buffer's underrun ramp),
+	// seconds after the run before and holding no index bits. In order
+	// before the run after it: good, the audio between lost.
+	f := media.DefaultAudio
+	n := f.FrameLen()
+	a := testStream(f, 100*n, 50*n)
+	// Frame offset 40 to 424: the last 32 samples of the frame, which
+	// carry its index, are not in it.
+	lone := fadeIn(f, testStream(f, 400*n+40, 384))
+	// The fill block after a frame that ends as the piece does.
+	endsAs := func(p []int16) []int16 { return append(make([]int16, n-len(p)), p...) }
+	ramp := playoutFill(t, f, endsAs(lone))
+	b := testStream(f, 420*n, 50*n)
+	rec := cat(a, make([]int16, 3*n), lone, ramp, make([]int16, 2*n), b)
+	r := CheckStream(f, rec)
+	if r.Bad != 0 || r.OutOfOrder != 0 || r.Runs != 3 {
+		t.Errorf("a lone period 2.5 s ahead: %v; want 3 runs, nothing bad", r)
+	}
+	// Out of order (after the run after it) it is not explained: bad.
+	late := fadeIn(f, testStream(f, 480*n+40, 384))
+	rec = cat(a, make([]int16, 3*n), late, playoutFill(t, f, endsAs(late)), make([]int16, 2*n), b)
+	if r := CheckStream(f, rec); r.Bad != 1 {
+		t.Errorf("a lone period from after the run after it: %v; want 1 bad", r)
+	}
+}
+
+func TestCheckStreamDriftAtACut(t *testing.T) {
+	// Seen in the rig: the playout buffer squeezed a sample two samples
+	// before its speaker's ring replayed a stale period, so the run ended
+	// in a squeeze with one stream sample after it.
+	f := media.DefaultAudio
+	n := f.FrameLen()
+	a := drifted(f, 300*n+7, 40*n, 250, true)
+	cut := 75*250 + 2 // the adjusted sample at 75*250, one more, then the cut
+	rec := cat(a[:cut], a[cut-3*n:cut-2*n], make([]int16, 2*n))
+	if r := CheckStream(f, rec); r.Bad != 0 || r.OutOfOrder != 0 || r.Replayed != 1 {
+		t.Errorf("a squeeze 2 samples before a replay: %v; want 1 replayed, nothing bad", r)
 	}
 }

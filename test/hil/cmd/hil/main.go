@@ -55,6 +55,7 @@ func run() int {
 		accel   = flag.String("accel", "auto", "amd64 guests: tcg, kvm, or auto (kvm only with vmx/svm in /proc/cpuinfo)")
 		timeout = flag.Duration("timeout", 5*time.Minute, "bound of each scenario, boot included")
 		keep    = flag.Bool("keep", false, "keep the scratch directory (initrds, recordings)")
+		repeat  = flag.Int("repeat", 1, "run the scenarios this many times and print a tally per scenario (artefacts of run N in <out>/run-N/)")
 	)
 	flag.Parse()
 	all := scenarios()
@@ -76,6 +77,10 @@ func run() int {
 			}
 			chosen = append(chosen, all[i])
 		}
+	}
+	if *repeat < 1 {
+		fmt.Fprintf(os.Stderr, "hil: -repeat %d: want 1 or more\n", *repeat)
+		return 2
 	}
 	began := time.Now()
 	e := &env{out: *out, kernels: map[string]kernel{}, daemons: map[string]string{"amd64": *amd64, "arm64": *arm64},
@@ -110,8 +115,8 @@ func run() int {
 	}
 	fmt.Printf("hil: accel %s, scratch %s, artefacts %s\n", e.accel, e.work, e.out)
 
-	// Kernels, base images and agents for the arches the scenarios need.
-	var results []result
+	// Kernels, base images and agents for the arches the scenarios need,
+	// once for all the runs.
 	prepared := map[string]error{}
 	for _, s := range chosen {
 		if _, done := prepared[s.arch]; done {
@@ -126,6 +131,37 @@ func run() int {
 		}
 		fmt.Printf("hil: %s ready in %.1fs: kernel %s\n", s.arch, time.Since(t).Seconds(), e.kernels[s.arch].release)
 	}
+	if *repeat == 1 {
+		return e.summary(e.runAll(chosen, prepared, *timeout), time.Since(began))
+	}
+	// Repeated: run N's artefacts go to <out>/run-N/ (those of an earlier
+	// repeat are removed first), the tally to <out>/tally.txt.
+	base := e.out
+	old, _ := filepath.Glob(filepath.Join(base, "run-*"))
+	for _, d := range old {
+		os.RemoveAll(d)
+	}
+	var tally rig.Tally
+	for n := 1; n <= *repeat; n++ {
+		e.out = filepath.Join(base, fmt.Sprintf("run-%d", n))
+		if err := os.MkdirAll(e.out, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "hil:", err)
+			return 1
+		}
+		fmt.Printf("\n##### run %d of %d\n", n, *repeat)
+		t := time.Now()
+		results := e.runAll(chosen, prepared, *timeout)
+		e.summary(results, time.Since(t))
+		for _, r := range results {
+			tally.Add(n, r.name, r.status, r.figures, r.why)
+		}
+	}
+	return writeTally(&tally, base, e.accel, time.Since(began))
+}
+
+// runAll runs the chosen scenarios once, in order.
+func (e *env) runAll(chosen []scenario, prepared map[string]error, timeout time.Duration) []result {
+	var results []result
 	for _, s := range chosen {
 		fmt.Printf("\n=== %s (%s): %s\n", s.name, s.arch, s.what)
 		var r result
@@ -135,7 +171,7 @@ func run() int {
 		} else if err != nil {
 			r = result{name: s.name, status: "FAIL", why: "preparing " + s.arch + ": " + err.Error()}
 		} else {
-			r = e.runScenario(s, *timeout)
+			r = e.runScenario(s, timeout)
 		}
 		results = append(results, r)
 		fmt.Printf("--- %s %s (%.1fs)\n", r.status, r.name, r.took.Seconds())
@@ -146,7 +182,30 @@ func run() int {
 			fmt.Printf("    %s\n", r.why)
 		}
 	}
-	return e.summary(results, time.Since(began))
+	return results
+}
+
+// writeTally prints the tally of repeated runs and writes it to
+// <out>/tally.txt; it returns the exit code: 1 if any run failed.
+func writeTally(t *rig.Tally, out, accel string, took time.Duration) int {
+	var b strings.Builder
+	fmt.Fprintf(&b, "hardware-in-the-loop tally of %d runs, %s, accel %s, %.0fs in all\n", t.Runs, time.Now().UTC().Format(time.RFC3339), accel, took.Seconds())
+	for _, s := range t.Scenarios() {
+		fmt.Fprintf(&b, "%s\n", s)
+		for _, f := range s.Figures() {
+			fmt.Fprintf(&b, "        %s\n", f)
+		}
+		for _, f := range s.Failures {
+			fmt.Fprintf(&b, "    FAIL %s\n", f)
+		}
+	}
+	fmt.Fprintf(&b, "artefacts of run N: %s\n", filepath.Join(out, "run-N"))
+	fmt.Printf("\n%s", b.String())
+	os.WriteFile(filepath.Join(out, "tally.txt"), []byte(b.String()), 0o644)
+	if t.Failed() {
+		return 1
+	}
+	return 0
 }
 
 // prepare runs prepare.sh for arch and builds the agent for it.

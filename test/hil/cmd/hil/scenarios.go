@@ -24,7 +24,7 @@ import (
 func scenarios() []scenario {
 	return []scenario{
 		{"button-call", "amd64", "gpio-sim lines named like a Pi's: pull the button → call to the host peer, LED pattern, press again → hangup", buttonCall},
-		{"camera-mjpeg", "amd64", "v4l2loopback MJPEG camera: ≥ 90% of the fed frames reach the host peer, decodable", cameraMJPEG},
+		{"camera-mjpeg", "amd64", "v4l2loopback MJPEG camera: every frame the guest sent reaches the host peer, decodable, in order; ≥ 1/3 of the feed", cameraMJPEG},
 		{"camera-yuyv", "amd64", "vivid YUYV camera encoded in the guest: decodable frames of the configured size", cameraYUYV},
 		{"audio", "amd64", "snd-aloop both ways: test signal in at the guest's microphone and out of its speaker, checked sample by sample", audioBothWays},
 		{"camera-unplug", "amd64", "v4l2loopback removed mid-call: the call goes on audio-only, video resumes after re-adding it, no restart", cameraUnplug},
@@ -110,14 +110,23 @@ led = %q
 	if st.Phone.State.String() != "calling" || st.LED != "fast-blink" {
 		return fmt.Errorf("guest while the host rings: state %q, LED %q; want calling, fast-blink", st.Phone.State, st.LED)
 	}
+	// 2 s, and up to two more 2 s windows while fewer than 5 on and 5
+	// off times were seen (a starved guest blinks and samples less).
 	b, err = s.sampleLED(ctx, 2000)
+	for w := 1; err == nil && w < 3 && (len(b.On) < 5 || len(b.Off) < 5); w++ {
+		var more rig.Blink
+		more, err = s.sampleLED(ctx, 2000)
+		b = b.Join(more)
+	}
 	if err != nil {
 		return err
 	}
 	s.figure("calling: LED line %v", b)
-	// FastBlink is 125 ms on, 125 ms off.
-	if !b.Within(125, 45, 3) {
-		return fmt.Errorf("calling: LED line %v; want 125 ms on and off (±45 ms), at least 3 of each", b)
+	// FastBlink is 125 ms on, 125 ms off. The medians tell the pattern;
+	// single times, sampled inside an emulated guest, jitter with its
+	// scheduling (see rig.Blink.Blinks).
+	if !b.Blinks(125, 20, 75, 600, 3) {
+		return fmt.Errorf("calling: LED line %v; want 125 ms on and off (medians 105..200 ms, none over 600 ms), at least 3 of each", b)
 	}
 
 	// The host answers: in call, LED steady on.
@@ -141,17 +150,32 @@ led = %q
 		return fmt.Errorf("in call: LED line %v, want on (within 100 ms) and steady", b)
 	}
 	s.figure("in call: LED line %v", b)
+	// Audio and video flow: 3 s, and longer (up to 30 s) until the host
+	// peer has 100 audio and 5 video frames from the guest (a guest
+	// starved by a busy machine sends at a fraction of real time).
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
-	hs, err := s.host.Status(ctx)
-	if err != nil {
-		return err
-	}
-	if c := hs.Phone.Call; c == nil || c.In.AudioFrames < 100 || c.In.VideoFrames < 5 {
-		return fmt.Errorf("host peer in call: %+v; want the guest's audio and video", hs.Phone.Call)
-	} else {
-		s.figure("host peer received %d audio and %d video frames from the guest (session %.1fs, ringing included)", c.In.AudioFrames, c.In.VideoFrames, c.Seconds)
+	flowing := time.Now()
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		c := hs.Phone.Call
+		if c == nil {
+			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
+		}
+		if c.In.AudioFrames >= 100 && c.In.VideoFrames >= 5 {
+			s.figure("host peer received %d audio and %d video frames from the guest (session %.1fs, ringing included)", c.In.AudioFrames, c.In.VideoFrames, c.Seconds)
+			break
+		}
+		if time.Since(flowing) > 30*time.Second {
+			return fmt.Errorf("host peer in call: %+v; want the guest's audio and video (100 and 5 frames)", c)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
 
 	// Press again: hangup, LED off.
@@ -159,7 +183,7 @@ led = %q
 		return err
 	}
 	released = time.Now()
-	hs, err = s.host.WaitState(ctx, "idle", 10*time.Second)
+	hs, err := s.host.WaitState(ctx, "idle", 10*time.Second)
 	if err != nil {
 		return fmt.Errorf("after the second press: %w", err)
 	}
@@ -217,7 +241,8 @@ playback = "sim"
 	return s.hostCall(ctx)
 }
 
-func cameraMJPEG(ctx context.Context, s *session) error {
+// feedFor is the loopback camera's feed for the scenario's guest.
+func feedFor(s *session) guest.Video {
 	feed := feed
 	switch {
 	case s.sc.arch == "arm64":
@@ -226,15 +251,22 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 		feed.FPS = 15
 	case s.env.accel == "tcg":
 		// Emulated x86 (no KVM) on a 2-core host that also runs the host
-		// peer: at 30 fps the guest's CPU is the bottleneck and 86-90 % of
-		// the frames get through (the rest replaced, latest wins, before
-		// they could be sent). The capture path is what is checked here.
+		// peer: at 30 fps the guest's CPU is the bottleneck.
 		feed.FPS = 20
 	}
+	return feed
+}
+
+func cameraMJPEG(ctx context.Context, s *session) error {
+	feed := feedFor(s)
 	if err := loopbackCall(ctx, s, feed, ""); err != nil {
 		return err
 	}
 	if err := sleep(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	vc, err := s.videoCheckpoint(ctx)
+	if err != nil {
 		return err
 	}
 	hs, err := s.hostHangup(ctx)
@@ -253,30 +285,86 @@ func cameraMJPEG(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	if v.frames < 30 {
-		return fmt.Errorf("host peer recorded %d frames, want at least 30", v.frames)
+	if len(v.numbers) != v.frames {
+		return fmt.Errorf("%d of the %d recorded frames carry no frame number: not the fed JPEGs", v.frames-len(v.numbers), v.frames)
 	}
-	// The share of the frames fed while the call ran that arrived.
+	// The frames fed while the call ran: between the first and the last
+	// one recorded.
 	lo, hi := slices.Min(v.numbers), slices.Max(v.numbers)
-	var during int
 	for _, n := range fed.Numbers {
 		if n >= lo && n <= hi {
-			during++
+			vc.Fed++
 		}
 	}
-	share := float64(v.distinct) / float64(during)
-	c := hs.Phone.LastCall
-	s.figure("host peer received %d of the %d frames fed during the call (%.1f%%), all decodable %dx%d; its own count %d frames in %.1fs, in-call latency p50 %.0f ms p99 %.0f ms",
-		v.distinct, during, 100*share, v.width, v.height, c.In.VideoFrames, c.Seconds, c.In.VideoLatAll.P50, c.In.VideoLatAll.P99)
-	// Where the others went: replaced in the guest's latest-wins video
-	// queue before they could be sent (a starved guest CPU), or lost on
-	// the way.
-	if gs, err := s.agent.Status(ctx); err == nil && gs.Phone.LastCall != nil {
-		o := gs.Phone.LastCall.Out
-		s.figure("guest sent %d frames, replaced %d unsent ones (latest wins)", o.VideoFrames, o.VideoDrops)
+	// A third: on a quiet 2-core machine 86-90 % of the feed arrives, with
+	// the same machine busy compiling 59 %; the rest the guest's capture
+	// skipped or replaced (latest wins) before it could send them, as a
+	// starved CPU does. A pipeline that stalls or sends a frame now and
+	// then falls below a third.
+	vc.MinShare = 1.0 / 3
+	return s.judgeVideo(ctx, vc, v, hs)
+}
+
+// videoCheckpoint notes how many frames the guest has sent so far in the
+// call and waits (up to 20 s) until the host peer has received as many:
+// whatever the emulator's speed, every frame sent must arrive.
+func (s *session) videoCheckpoint(ctx context.Context) (rig.VideoCounts, error) {
+	var vc rig.VideoCounts
+	gs, err := s.agent.Status(ctx)
+	if err != nil {
+		return vc, err
 	}
-	if share < 0.9 {
-		return fmt.Errorf("only %.1f%% of the fed frames reached the host peer, want ≥ 90%%", 100*share)
+	if gs.Phone.Call == nil {
+		return vc, fmt.Errorf("guest not in a call at the checkpoint: state %q, last end %q", gs.Phone.State, gs.Phone.LastEnd)
+	}
+	vc.SentAt = int(gs.Phone.Call.Out.VideoFrames)
+	t := time.Now()
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return vc, err
+		}
+		if hs.Phone.Call == nil {
+			return vc, fmt.Errorf("host peer left the call at the checkpoint: %q", hs.Phone.LastEnd)
+		}
+		vc.ArrivedBy = int(hs.Phone.Call.In.VideoFrames)
+		if vc.ArrivedBy >= vc.SentAt {
+			s.figure("checkpoint: the guest had sent %d frames, the host peer had received them all %.0f ms later", vc.SentAt, float64(time.Since(t).Microseconds())/1000)
+			return vc, nil
+		}
+		if time.Since(t) > 20*time.Second {
+			s.figure("checkpoint: the guest had sent %d frames, the host peer received %d of them in 20s", vc.SentAt, vc.ArrivedBy)
+			return vc, nil // Check fails it
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return vc, err
+		}
+	}
+}
+
+// judgeVideo completes vc with the call's end counts (hs: the host
+// peer's status after the hangup) and the recording v, reports them and
+// applies rig.VideoCounts.Check.
+func (s *session) judgeVideo(ctx context.Context, vc rig.VideoCounts, v video, hs control.Status) error {
+	c := hs.Phone.LastCall
+	vc.Received, vc.SinkDrops = int(c.In.VideoFrames), int(c.In.VideoSinkDrops)
+	vc.Recorded, vc.Numbers = v.frames, v.numbers
+	o := rig.OrderOf(v.numbers)
+	s.figure("host peer received %d frames in %.1fs (%.1f fps), %d replaced before its sink took them, recorded %d, all decodable %dx%d; in-call latency p50 %.0f ms p99 %.0f ms",
+		vc.Received, c.Seconds, float64(vc.Received)/c.Seconds, vc.SinkDrops, vc.Recorded, v.width, v.height, c.In.VideoLatAll.P50, c.In.VideoLatAll.P99)
+	if vc.Fed > 0 {
+		s.figure("recorded %d of the %d frames fed during the call (%.1f%%), %d backwards, %d repeated",
+			o.Distinct, vc.Fed, 100*vc.Share(), o.Backwards, o.Repeats)
+	}
+	// Where the others went: skipped by the guest's capture, or replaced
+	// in its latest-wins video queue before they could be sent (a starved
+	// guest CPU).
+	if gs, err := s.agent.Status(ctx); err == nil && gs.Phone.LastCall != nil {
+		out := gs.Phone.LastCall.Out
+		s.figure("guest sent %d frames, replaced %d unsent ones (latest wins)", out.VideoFrames, out.VideoDrops)
+	}
+	if err := vc.Check(); err != nil {
+		return err
 	}
 	return s.daemonUnchanged(ctx)
 }
@@ -305,7 +393,34 @@ playback = "sim"
 	if err := s.hostCall(ctx); err != nil {
 		return err
 	}
+	// The guest encodes 640x480 itself: 1-5 fps under TCG, depending on
+	// what else the machine runs. The call lasts 8 s, and longer (up to
+	// 60 s) until the host peer has 10 frames, so the recording always
+	// holds enough frames to judge.
+	began := time.Now()
 	if err := sleep(ctx, 8*time.Second); err != nil {
+		return err
+	}
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.Phone.Call == nil {
+			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
+		}
+		if hs.Phone.Call.In.VideoFrames >= 10 {
+			break
+		}
+		if time.Since(began) > 60*time.Second {
+			return fmt.Errorf("host peer received %d frames in 60s of call, want 10", hs.Phone.Call.In.VideoFrames)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	vc, err := s.videoCheckpoint(ctx)
+	if err != nil {
 		return err
 	}
 	hs, err := s.hostHangup(ctx)
@@ -316,20 +431,16 @@ playback = "sim"
 	if err != nil {
 		return err
 	}
-	c := hs.Phone.LastCall
-	s.figure("host peer recorded %d frames, all decodable %dx%d (%.1f fps over the %.1fs call; the guest encodes vivid's YUYV itself)",
-		v.frames, v.width, v.height, float64(c.In.VideoFrames)/c.Seconds, c.Seconds)
-	if v.frames < 10 {
-		return fmt.Errorf("host peer recorded %d frames, want at least 10", v.frames)
-	}
-	return s.daemonUnchanged(ctx)
+	// vivid's frames carry no numbers: no share of a feed, only that the
+	// guest's frames all arrive, decode and were recorded.
+	return s.judgeVideo(ctx, vc, v, hs)
 }
 
 // video is what checkVideo found in a recording.
 type video struct {
-	frames, distinct int
-	width, height    int
-	numbers          []uint32 // frame numbers, where frames carry them
+	frames        int
+	width, height int
+	numbers       []uint32 // frame numbers, where frames carry them
 }
 
 // checkVideo decodes every frame of an MJPEG recording and requires the
@@ -340,7 +451,6 @@ func checkVideo(path string, w, h int) (video, error) {
 		return video{}, err
 	}
 	v := video{frames: len(frames), width: w, height: h}
-	seen := map[uint32]bool{}
 	for i, f := range frames {
 		img, err := jpeg.Decode(bytes.NewReader(f))
 		if err != nil {
@@ -351,10 +461,6 @@ func checkVideo(path string, w, h int) (video, error) {
 		}
 		if n, ok := camera.FrameNumber(f); ok {
 			v.numbers = append(v.numbers, n)
-			if !seen[n] {
-				seen[n] = true
-				v.distinct++
-			}
 		}
 	}
 	if len(frames) == 0 {
@@ -406,9 +512,37 @@ playback = %q
 	if err := s.hostCall(ctx); err != nil {
 		return err
 	}
-	const call = 8 * time.Second
-	if err := sleep(ctx, call); err != nil {
+	// The call lasts 8 s, and longer (up to 60 s) until each daemon has
+	// received 3 s of the other's audio: a guest starved by a busy machine
+	// captures and reads less than real time (20-45 % seen), and the rule
+	// below needs enough audio to judge.
+	began := time.Now()
+	if err := sleep(ctx, 8*time.Second); err != nil {
 		return err
+	}
+	const enough = 3000 // ms of audio received each way
+	for {
+		hs, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		gs, err := s.agent.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if hs.Phone.Call == nil || gs.Phone.Call == nil {
+			return fmt.Errorf("a daemon left the call: host peer %q, guest %q", hs.Phone.LastEnd, gs.Phone.LastEnd)
+		}
+		up, down := int(hs.Phone.Call.In.AudioFrames)*f.FrameMs, int(gs.Phone.Call.In.AudioFrames)*f.FrameMs
+		if up >= enough && down >= enough {
+			break
+		}
+		if time.Since(began) > 60*time.Second {
+			return fmt.Errorf("in 60s of call the host peer received %d ms of the guest's audio and the guest %d ms of the host's, want %d ms each", up, down, enough)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
 	hs, err := s.hostHangup(ctx)
 	if err != nil {
@@ -426,6 +560,17 @@ playback = %q
 		return fmt.Errorf("feeding the microphone: %s", played.Err)
 	}
 	c := hs.Phone.LastCall
+	// Both daemons' counts: what the guest sent and received, what the
+	// host peer received, and the two playout buffers.
+	gs, err := s.agent.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if gc := gs.Phone.LastCall; gc != nil {
+		s.figure("in the %.1fs call the guest sent %d audio frames (%d dropped from a full queue), the host peer received %d (%d gaps); the host peer sent %d, the guest received %d (%d gaps)",
+			c.Seconds, gc.Out.AudioFrames, gc.Out.AudioDrops, c.In.AudioFrames, c.In.AudioDrops, c.Out.AudioFrames, gc.In.AudioFrames, gc.In.AudioDrops)
+	}
+	s.figure("playout: host peer %+v; guest %+v", hs.Playout, gs.Playout)
 	// Guest microphone → host speaker.
 	hostPlayed, err := audio.ReadRecording(s.host.AudioRecording())
 	if err != nil {
@@ -437,26 +582,36 @@ playback = %q
 	// Host test signal → guest speaker.
 	down := rig.CheckStream(f, s16(raw))
 	s.figure("host test signal → guest speaker (arecord from %s): %v", speakerTap, down)
-	// Both ways: nothing but the test signal and silence, in order, and
-	// most of the call's audio there. Audio lost on the way (a capture
-	// overrun, a late packet) is counted, not failed. A speaker that
-	// underran and replayed its stale ALSA buffer is reported (a known
-	// daemon defect, see test/hil/README.md), not failed: how often it
+	// Both ways: nothing but the test signal and silence, in order
+	// (rig.AudioRule), and most of what the receiving playout buffer
+	// played good: 90 % into the host peer (its speaker path is native;
+	// what is missing are fade-ins after underruns), 80 % into the guest
+	// (its sound card's ring loses some of what the playout gave it when
+	// the daemon's fill callback is late: see test/hil/README.md). Audio
+	// lost on the way (a capture overrun, a late packet) is counted, not
+	// failed. A speaker that underran and replayed its stale ALSA buffer
+	// is reported (a known daemon defect), not failed: how often it
 	// happens depends on how starved the emulated CPU is.
-	min := 0.6 * float64(c.Seconds) * 1000
+	frameMs := float64(f.FrameMs)
 	for _, d := range []struct {
-		name string
-		r    rig.StreamReport
-	}{{"guest → host", up}, {"host → guest", down}} {
-		if d.r.Bad != 0 || d.r.OutOfOrder != 0 || d.r.GoodMs < min {
+		name     string
+		r        rig.StreamReport
+		playedMs float64
+		rule     rig.AudioRule
+	}{
+		{"guest → host", up, float64(hs.Playout.Played) * frameMs, rig.AudioRule{MinShare: 0.9}},
+		{"host → guest", down, float64(gs.Playout.Played) * frameMs, rig.AudioRule{MinShare: 0.8}},
+	} {
+		s.figure("%s: %.0f ms good of the %.0f ms its receiver's playout played", d.name, d.r.GoodMs, d.playedMs)
+		if err := d.rule.Check(d.r, d.playedMs); err != nil {
 			// Keep both recordings next to the console log.
 			out := filepath.Join(s.env.out, s.sc.name)
 			os.WriteFile(out+".guest-speaker.s16", raw, 0o644)
 			if b, err := os.ReadFile(s.host.AudioRecording()); err == nil {
 				os.WriteFile(out+".host-speaker.s16", b, 0o644)
 			}
-			return fmt.Errorf("%s: %v (bad at samples %v); want no bad or out-of-order audio and ≥ %.0f ms good; recordings kept in %s.*.s16",
-				d.name, d.r, d.r.BadAt, min, out)
+			return fmt.Errorf("%s: %v (bad at samples %v): %w; recordings kept in %s.*.s16",
+				d.name, d.r, d.r.BadAt, err, out)
 		}
 		if d.r.Replayed > 0 {
 			s.figure("WARNING %s: %d replayed stretches: a sound card underran and played its stale buffer again", d.name, d.r.Replayed)
@@ -474,6 +629,7 @@ func s16(b []byte) []int16 {
 }
 
 func cameraUnplug(ctx context.Context, s *session) error {
+	feed := feedFor(s)
 	if err := loopbackCall(ctx, s, feed, "stall_ms = 1000\n"); err != nil {
 		return err
 	}
@@ -515,21 +671,37 @@ func cameraUnplug(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
+	down := time.Now()
+	// Audio only: 3 s, and longer (up to 30 s) until 2 s of audio (200
+	// frames) arrived, since a starved guest sends at a fraction of real
+	// time; no video throughout.
+	if before.Phone.Call == nil {
+		return fmt.Errorf("host peer after the unplug: state %q, want in call", before.Phone.State)
+	}
 	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
-	after, err := s.host.Status(ctx)
-	if err != nil {
-		return err
+	var da, dv uint64
+	for {
+		after, err := s.host.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if after.Phone.Call == nil {
+			return fmt.Errorf("host peer after the unplug: state %q, want in call", after.Phone.State)
+		}
+		dv = after.Phone.Call.In.VideoFrames - before.Phone.Call.In.VideoFrames
+		da = after.Phone.Call.In.AudioFrames - before.Phone.Call.In.AudioFrames
+		if da >= 200 || dv != 0 || time.Since(down) > 30*time.Second {
+			break
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	if after.Phone.State.String() != "in call" || before.Phone.Call == nil || after.Phone.Call == nil {
-		return fmt.Errorf("host peer after the unplug: state %q, want in call", after.Phone.State)
-	}
-	dv := after.Phone.Call.In.VideoFrames - before.Phone.Call.In.VideoFrames
-	da := after.Phone.Call.In.AudioFrames - before.Phone.Call.In.AudioFrames
-	s.figure("while unplugged, 3s: host peer received %d audio and %d video frames", da, dv)
+	s.figure("while unplugged, %.1fs: host peer received %d audio and %d video frames", time.Since(down).Seconds(), da, dv)
 	if dv != 0 || da < 200 {
-		return fmt.Errorf("while unplugged the host peer received %d audio and %d video frames in 3s; want audio only (≥ 200)", da, dv)
+		return fmt.Errorf("while unplugged the host peer received %d audio and %d video frames; want audio only (≥ 200 within 30s)", da, dv)
 	}
 
 	// Plug it back.
@@ -557,7 +729,7 @@ func cameraUnplug(ctx context.Context, s *session) error {
 			return fmt.Errorf("host peer left the call: %q", hs.Phone.LastEnd)
 		}
 		// Two seconds of video; the recording is checked for one.
-		if hs.Phone.Call.In.VideoFrames >= after.Phone.Call.In.VideoFrames+60 {
+		if hs.Phone.Call.In.VideoFrames >= before.Phone.Call.In.VideoFrames+60 {
 			resumed = time.Since(replugged)
 			break
 		}
@@ -587,9 +759,15 @@ func cameraUnplug(ctx context.Context, s *session) error {
 			afterReplug++
 		}
 	}
-	s.figure("host peer recorded %d frames, all decodable 640x480, %d of them fed after the camera came back", v.frames, afterReplug)
+	// The feed's numbers go on across the unplug, so the whole recording
+	// is in feed order.
+	o := rig.OrderOf(v.numbers)
+	s.figure("host peer recorded %d frames, all decodable 640x480, %d of them fed after the camera came back; %d backwards, %d repeated", v.frames, afterReplug, o.Backwards, o.Repeats)
 	if afterReplug < 30 {
 		return fmt.Errorf("only %d frames from after the replug reached the host peer", afterReplug)
+	}
+	if o.Backwards > 0 || o.Repeats > 0 {
+		return fmt.Errorf("recorded frames out of the order they were fed: %d went backwards, %d repeated the one before", o.Backwards, o.Repeats)
 	}
 	return s.daemonUnchanged(ctx)
 }
