@@ -100,6 +100,25 @@ func (d *Debouncer) Run(ctx context.Context, edges <-chan Edge, out chan<- Event
 		long.Reset(time.Until(pressAt.Add(d.cfg.LongPress)))
 		longC = long.C
 	}
+	// settled runs when raw has held for the settle time.
+	settled := func() {
+		settleC = nil
+		stable = raw
+		if stable {
+			pressAt, longSent = rawAt, false
+			armLong()
+			return
+		}
+		long.Stop()
+		longC = nil
+		switch {
+		case longSent:
+		case rawAt.Sub(pressAt) >= d.cfg.LongPress:
+			emit(LongPress) // released just after the mark, seen only now
+		default:
+			emit(Press)
+		}
+	}
 
 	for {
 		select {
@@ -112,6 +131,14 @@ func (d *Debouncer) Run(ctx context.Context, edges <-chan Edge, out chan<- Event
 			}
 			if e.Pressed == raw {
 				continue // a repeated report, not a change
+			}
+			if settleC != nil && !e.Time.Before(rawAt.Add(d.cfg.Settle)) {
+				// This loop ran late: the level before this edge had held
+				// for the settle time (by the edges' own times) though its
+				// timer has not been seen yet. It settled; a press and its
+				// release read together are a press, not a bounce.
+				settle.Stop()
+				settled()
 			}
 			raw, rawAt = e.Pressed, e.Time
 			if raw == stable { // bounced back before settling
@@ -126,22 +153,7 @@ func (d *Debouncer) Run(ctx context.Context, edges <-chan Edge, out chan<- Event
 			settleC = settle.C
 
 		case <-settleC:
-			settleC = nil
-			stable = raw
-			if stable {
-				pressAt, longSent = rawAt, false
-				armLong()
-				continue
-			}
-			long.Stop()
-			longC = nil
-			switch {
-			case longSent:
-			case rawAt.Sub(pressAt) >= d.cfg.LongPress:
-				emit(LongPress) // released just after the mark, seen only now
-			default:
-				emit(Press)
-			}
+			settled()
 
 		case <-longC:
 			longC = nil

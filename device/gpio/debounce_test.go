@@ -159,3 +159,34 @@ func TestDebounceConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDebounceLateLoop: a press and its release that reach a debouncer
+// running late (both edges waiting, with their own times 200 ms apart) are
+// a press, not a bounce.
+func TestDebounceLateLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d, err := NewDebouncer(DebounceConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := make(chan Edge, 2)
+		out := make(chan Event, 4)
+		now := time.Now()
+		in <- Edge{Pressed: true, Time: now.Add(-300 * ms)}
+		in <- Edge{Pressed: false, Time: now.Add(-100 * ms)}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { d.Run(ctx, in, out); close(done) }()
+		time.Sleep(time.Second)
+		cancel()
+		<-done
+		close(out)
+		var got []Event
+		for ev := range out {
+			got = append(got, ev)
+		}
+		if !slices.Equal(got, []Event{Press}) {
+			t.Fatalf("events %v, want one press", got)
+		}
+	})
+}
