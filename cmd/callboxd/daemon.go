@@ -82,6 +82,7 @@ type daemon struct {
 	fillsAt, framesAt     time.Time
 
 	statusKick chan struct{} // cap 1: the human status may have changed
+	hup        <-chan os.Signal // SIGHUP; nil when nobody listens for it
 }
 
 func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
@@ -308,6 +309,16 @@ func (d *daemon) run(ctx context.Context) error {
 	goDo(func() { d.audioLoop(ctx) })
 	goDo(func() { d.speakerLoop(ctx) })
 	goDo(func() { d.buttonLoop(ctx) })
+	goDo(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.hup:
+				d.log.Warn("SIGHUP ignored: callboxd does not reload its config; restart the service to apply changes")
+			}
+		}
+	})
 	if d.disc != nil {
 		d.advertise()
 		goDo(func() {

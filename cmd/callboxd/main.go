@@ -55,8 +55,15 @@ func run(args []string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP's default action ends the process, and systemd counts that as
+	// a clean exit and does not restart it: a stray `kill -HUP` would stop
+	// the box for good. There is nothing to reload; say so instead.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := newDaemon(cfg, log)
 	if err == nil {
+		d.hup = hup
 		err = d.run(ctx)
 	}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,4 +166,20 @@ func TestDistributedFloodDoesNotStopAPairedCall(t *testing.T) {
 	if st.Listener.Dropped == 0 {
 		t.Errorf("no flood connection was dropped: %+v", st.Listener)
 	}
+}
+
+// SIGHUP does not stop the box (its default action would, and systemd
+// would not restart a daemon that a SIGHUP ended): it is logged and the
+// box still takes calls.
+func TestSIGHUPDoesNotStopTheBox(t *testing.T) {
+	a, b := start(t, "a", testbox.Options{AutoAnswer: true}), start(t, "b", testbox.Options{AutoAnswer: true})
+	pair(t, a, b)
+	if err := b.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, b, "SIGHUP ignored")
+	if err := a.Press(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b, "in call", 10*time.Second)
 }
