@@ -81,7 +81,7 @@ type daemon struct {
 	seenFills, seenFrames uint64
 	fillsAt, framesAt     time.Time
 
-	statusKick chan struct{} // cap 1: the human status may have changed
+	statusKick chan struct{}    // cap 1: the human status may have changed
 	hup        <-chan os.Signal // SIGHUP; nil when nobody listens for it
 }
 
