@@ -20,6 +20,9 @@ var vowels = [...][3]float64{
 	{660, 1720, 2410}, // æ
 }
 
+// breath is the aspiration noise's amplitude against the pulses'.
+const breath = 0.0017
+
 // formantBW are the formants' bandwidths in Hz.
 var formantBW = [3]float64{90, 110, 170}
 
@@ -44,6 +47,7 @@ type Voice struct {
 	f0Target, accent, baseF0   float64
 	vowelIdx                   int
 	f0, phase, pulsePrev, time float64
+	jitter                     float64
 	form                       [3]float64 // current formants
 	res                        [3]resonator
 	fric                       resonator
@@ -89,6 +93,7 @@ func NewVoice(seed uint64, pitchHz float64, rate int) *Voice {
 func newVoice(seed uint64, pitchHz float64, rate int) *Voice {
 	v := &Voice{rate: float64(rate), rng: rand.New(rand.NewPCG(seed, 0x766f696365)), gain: 1, baseF0: pitchHz, f0: pitchHz}
 	v.form = vowels[0]
+	v.jitter = 1
 	v.fric.tune(5000, 2500, v.rate)
 	v.startPause()
 	v.left = int(0.2 * v.rate) // a short silence before the first phrase
@@ -181,13 +186,16 @@ func (v *Voice) next() (float64, bool) {
 			v.res[i].tune(v.form[i], formantBW[i], v.rate)
 		}
 	}
-	f0 := v.f0 * (1 + 0.012*math.Sin(2*math.Pi*5.5*v.time))
+	f0 := v.f0 * (1 + 0.012*math.Sin(2*math.Pi*5.5*v.time)) * v.jitter
 	v.phase += f0 / v.rate
 	if v.phase >= 1 {
 		v.phase--
+		v.jitter = 1 + 0.02*(v.rng.Float64()-0.5) // each period a little off, as in a real voice
 	}
 	pulse := glottal(v.phase)
-	src := (pulse - v.pulsePrev) * voiced // the lips radiate the flow's derivative
+	// The lips radiate the flow's derivative; breath rides on it, about
+	// 20 dB under the pulses, loudest while the glottis is open.
+	src := (pulse - v.pulsePrev + breath*pulse*v.rng.NormFloat64()) * voiced
 	v.pulsePrev = pulse
 	s := src
 	for i := range v.res {
