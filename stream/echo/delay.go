@@ -28,6 +28,7 @@ type delayEstimator struct {
 	tol        int // lags within tol of cur are the same echo path
 	changes    uint64
 	lastConf   float64
+	atCur      float64 // the last estimate's confidence at the lag in use
 }
 
 // minConf is how far above the correlation's RMS a peak must stand; for
@@ -54,6 +55,7 @@ func newDelayEstimator(maxLag int) (*delayEstimator, error) {
 // (capture sample i echoes reference sample i-lag) and how clearly it
 // stands out.
 func (e *delayEstimator) estimate(mic, ref []float64) (lag int, conf float64) {
+	e.atCur = 0
 	clear(e.a)
 	clear(e.b)
 	for i, v := range mic {
@@ -89,14 +91,21 @@ func (e *delayEstimator) estimate(mic, ref []float64) (lag int, conf float64) {
 	if r == 0 {
 		return 0, 0
 	}
+	if e.known {
+		// The strongest correlation near the lag in use, for update.
+		for l := max(e.maxLag-e.cur-e.tol, 0); l <= min(e.maxLag-e.cur+e.tol, e.maxLag); l++ {
+			e.atCur = max(e.atCur, real(e.b[l])/r)
+		}
+	}
 	return e.maxLag - at, best / r
 }
 
 // update feeds one estimate through the rules that decide the lag in
 // use: the first clear one is taken; later a clear one more than tol
-// away must be seen twice in a row (or stand out twice as clearly) to
-// replace it, so one odd window does not move the canceller. It says
-// whether the lag in use changed.
+// away replaces it when it is seen twice in a row, or at once when it
+// stands twice as high as what is left at the lag in use (the window
+// then mostly lies after a jump), so one odd window does not move the
+// canceller. It says whether the lag in use changed.
 func (e *delayEstimator) update(lag int, conf float64) bool {
 	e.lastConf = conf
 	if conf < minConf {
@@ -116,7 +125,7 @@ func (e *delayEstimator) update(lag int, conf float64) bool {
 	} else {
 		e.cand, e.hits = lag, 1
 	}
-	if e.hits >= 2 || conf >= 2*minConf {
+	if e.hits >= 2 || conf >= 2*e.atCur {
 		e.cur, e.hits = lag, 0
 		e.changes++
 		return true

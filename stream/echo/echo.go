@@ -32,7 +32,7 @@ type Config struct {
 	AGC      bool              // automatic gain control
 	Duck     bool              // half duplex while the canceller is short of DuckBelow
 	// Tail is how long an echo the canceller models after the direct
-	// path (the room's reverberation): 50–500 ms, default 250 ms.
+	// path (the room's reverberation): 50–500 ms, default 200 ms.
 	Tail time.Duration
 	// MaxDelay is the longest playback-to-capture delay searched (device
 	// buffers and the air): 50 ms – 1 s, default 500 ms.
@@ -45,7 +45,7 @@ type Config struct {
 // Default is every part on, at 48 kHz.
 func Default() Config {
 	return Config{Format: media.DefaultAudio, Cancel: true, Suppress: true, Denoise: true, AGC: true, Duck: true,
-		Tail: 250 * time.Millisecond, MaxDelay: 500 * time.Millisecond, DuckBelow: 20}
+		Tail: 200 * time.Millisecond, MaxDelay: 500 * time.Millisecond, DuckBelow: 20}
 }
 
 // Validate says what is wrong with c.
@@ -104,6 +104,7 @@ type dspOptions struct {
 	agc                       bool
 	noiseDB, echoDB           int
 	echoActiveDB, agcMaxDB    int
+	agcUpDB, agcDownDB        int // dB/s
 	agcLevel                  float64
 }
 
@@ -201,7 +202,12 @@ func New(c Config) (*Stage, error) {
 		d, err := newSpeex(dspOptions{
 			frame: s.block, filter: (tail + s.block - 1) / s.block * s.block, rate: procRate,
 			cancel: c.Cancel, suppress: c.Suppress, denoise: c.Denoise, agc: c.AGC,
-			noiseDB: -25, echoDB: -45, echoActiveDB: -15, agcMaxDB: 12, agcLevel: 6000,
+			// Noise down by up to 25 dB, residual echo by 45 (15 while
+			// the near end talks); the AGC aims a little above the
+			// talker's usual level, at most +12 dB, and moves slowly
+			// (3 dB/s up, 6 down) so that it does not pump.
+			noiseDB: -25, echoDB: -45, echoActiveDB: -15,
+			agcLevel: 6000, agcMaxDB: 12, agcUpDB: 3, agcDownDB: 6,
 		})
 		if err != nil {
 			return nil, err
@@ -361,9 +367,9 @@ func (s *Stage) Process(frame []int16) {
 	s.duckGain = to
 	s.up.run(s.outF, frame)
 
-	// The delay, every 250 ms on the last second.
+	// The delay, every 250 ms on the last second (from half a second on).
 	s.sinceEs++
-	if s.sinceEs >= s.every && s.mic4N >= int64(s.est.win) {
+	if s.sinceEs >= s.every && s.mic4N >= int64(s.est.win/2) {
 		s.sinceEs = 0
 		refAt(s.mic4, s.mic4N, s.mic4N-int64(s.est.win), s.estMic)
 		s.mu.Lock()

@@ -50,6 +50,8 @@ func newSpeex(o dspOptions) (engine, error) {
 		if o.agc {
 			C.cb_pp_float(s.pp, C.SPEEX_PREPROCESS_SET_AGC_LEVEL, C.float(o.agcLevel))
 			C.cb_pp_int(s.pp, C.SPEEX_PREPROCESS_SET_AGC_MAX_GAIN, C.int(o.agcMaxDB))
+			C.cb_pp_int(s.pp, C.SPEEX_PREPROCESS_SET_AGC_INCREMENT, C.int(o.agcUpDB))
+			C.cb_pp_int(s.pp, C.SPEEX_PREPROCESS_SET_AGC_DECREMENT, C.int(-o.agcDownDB))
 		}
 		C.cb_pp_int(s.pp, C.SPEEX_PREPROCESS_SET_DEREVERB, 0)
 		if o.suppress && o.cancel {
