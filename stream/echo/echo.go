@@ -350,7 +350,10 @@ func (s *Stage) Process(frame []int16) {
 		s.farHold--
 	}
 	duck := 0.0
-	if s.cfg.Duck && (farTalks || s.farHold > 0) && s.erle < s.cfg.DuckBelow {
+	// Only an echo path that was found (the capture correlates with the
+	// reference) is worth ducking for: with a headset, or no coupling at
+	// all, nothing comes back and the near end must pass.
+	if s.cfg.Duck && s.est.known && (farTalks || s.farHold > 0) && s.erle < s.cfg.DuckBelow {
 		duck = min(s.cfg.DuckBelow-s.erle, 30)
 	}
 	want := math.Pow(10, -duck/20)
