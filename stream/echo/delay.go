@@ -27,7 +27,6 @@ type delayEstimator struct {
 	cand, hits int // a new lag seen, and how many times in a row
 	tol        int // lags within tol of cur are the same echo path
 	changes    uint64
-	lastConf   float64
 	atCur      float64 // the last estimate's confidence at the lag in use
 }
 
@@ -107,7 +106,6 @@ func (e *delayEstimator) estimate(mic, ref []float64) (lag int, conf float64) {
 // then mostly lies after a jump), so one odd window does not move the
 // canceller. It says whether the lag in use changed.
 func (e *delayEstimator) update(lag int, conf float64) bool {
-	e.lastConf = conf
 	if conf < minConf {
 		return false
 	}

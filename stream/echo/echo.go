@@ -268,9 +268,9 @@ func (s *Stage) Played(frame []int16) {
 	}
 }
 
-// refAt copies reference samples [from, from+len(dst)) into dst (procRate
-// ring when four is false, estRate ring otherwise); samples not played yet
-// or too old are zero. Called with mu held.
+// refAt copies samples [from, from+len(dst)) of a ring that has had n
+// written into dst; samples not written yet or overwritten are zero. The
+// reference rings need mu held.
 func refAt(ring []float64, n, from int64, dst []float64) {
 	for i := range dst {
 		j := from + int64(i)
