@@ -69,10 +69,10 @@ define need-pkgs
 	fi
 endef
 
-deps: ## check Go, install gcc and libasound2 if missing, download Go modules
+deps: ## check Go, install gcc, libasound2 and libspeexdsp-dev if missing, download Go modules
 	@test -x "$(GO)" || { echo "Go is missing: install Go 1.26 or newer from https://go.dev/dl/ into /usr/local/go"; exit 1; }
 	@$(GO) version | awk '{split($$3,v,"."); sub("go","",v[1]); if (v[1]<1 || (v[1]==1 && v[2]<26)) {print "Go 1.26 or newer needed, found " $$3; exit 1}}'
-	$(call need-pkgs,gcc libc6-dev libasound2)
+	$(call need-pkgs,gcc libc6-dev libasound2 libspeexdsp-dev)
 	@$(GO) mod download
 
 version: ## print the version stamped into binaries and packages
@@ -136,25 +136,33 @@ arm64: cross-deps ## cross-build callboxd and callbox for linux/arm64 (cgo) into
 		[ $$s -le 12582912 ] || { echo "$$b is over the 12 MiB budget"; exit 1; }; \
 		file -b $$f | grep -q 'pie executable' || { echo "$$b is not PIE"; exit 1; }; done
 
-# libasound2:arm64 unpacked (not installed) for the ALSA tests under qemu-user.
-$(ARM64_SYSROOT)/.done:
+# libasound2:arm64 and speexdsp (stream/echo links it) unpacked, not
+# installed, for the cross link and the tests under qemu-user. The stamp
+# names the packages, so a sysroot made before one was added is refilled.
+ARM64_PKGS := libasound2 libspeexdsp1 libspeexdsp-dev
+ARM64_STAMP := $(ARM64_SYSROOT)/.done-$(subst $(eval) ,-,$(ARM64_PKGS))
+ARM64_LIB := $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu
+ARM64_CGO := CGO_CFLAGS='$(CGO_CFLAGS) -I$(ARM64_SYSROOT)/usr/include' \
+	CGO_LDFLAGS='-L$(ARM64_LIB) -Wl,-rpath-link=$(ARM64_LIB)'
+$(ARM64_STAMP):
 	@mkdir -p $(ARM64_SYSROOT)/debs
 	@dpkg --print-foreign-architectures | grep -qx arm64 || { dpkg --add-architecture arm64 && $(APT) update -q; }
-	cd $(ARM64_SYSROOT)/debs && apt-get download libasound2:arm64
+	rm -f $(ARM64_SYSROOT)/debs/*.deb
+	cd $(ARM64_SYSROOT)/debs && apt-get download $(addsuffix :arm64,$(ARM64_PKGS))
 	for d in $(ARM64_SYSROOT)/debs/*.deb; do dpkg -x $$d $(ARM64_SYSROOT); done
 	touch $@
 
-test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA via unpacked libasound2:arm64)
+test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA and speexdsp via unpacked arm64 packages)
 	$(call need-pkgs,qemu-user-static file)
-	$(MAKE) --no-print-directory $(ARM64_SYSROOT)/.done
+	$(MAKE) --no-print-directory $(ARM64_STAMP)
 	$(MAKE) --no-print-directory arm64
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -version
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"
 	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -help >/dev/null 2>&1 && echo "callbox -help: exit 0"
 	# test/process, test/netns and test/faults run daemons, not test binaries: they stay native.
-	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc \
-	LD_LIBRARY_PATH=$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu \
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(ARM64_CGO) \
+	LD_LIBRARY_PATH=$(ARM64_LIB) \
 	$(GO) test -count=1 -timeout 20m -exec '$(QEMU_ARM64)' $$($(GO) list ./... | grep -v -e /test/process -e /test/netns -e /test/faults)
 
 deb: build arm64 ## Debian packages for amd64 and arm64 into bin/deb/, linted

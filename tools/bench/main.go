@@ -7,7 +7,8 @@
 // the same call through network namespaces joined by an emulated link
 // ("LAN", "Wi-Fi", "thin uplink", root only); and a slow receiver whose
 // video sink takes 50 ms per frame; and, in process, what the screen
-// spends decoding and scaling a frame. docs/performance.md explains the
+// spends decoding and scaling a frame; and, in process, the echo stage
+// in a simulated room (docs/audio.md). docs/performance.md explains the
 // method and every column.
 package main
 
@@ -23,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/callbox/callbox/stream/echo"
 )
 
 // options are the command line.
@@ -42,7 +45,7 @@ func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", filepath.Join("bin", "linux-"+runtime.GOARCH, "callboxd"), "the callboxd binary")
 	flag.StringVar(&o.out, "out", filepath.Join("bench-out", "bench.md"), "also write the table here")
-	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, screen")
+	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, screen, room")
 	flag.BoolVar(&o.quick, "quick", false, "short calls (8 s, profiles 20 s): for trying the tool, figures are rougher")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
 	flag.BoolVar(&o.series, "series", false, "also write each case's figures over time (every half second) as CSV next to -out")
@@ -183,6 +186,20 @@ func run(o options) error {
 		} else {
 			screenSection = formatScreen(rows)
 			fmt.Print(screenSection)
+		}
+	}
+
+	if want("room") {
+		fmt.Printf("\n== room: echo cancellation in a simulated room, in process\n")
+		if !echo.Available() {
+			notes = append(notes, "room: skipped: compiled without echo cancellation (cgo)")
+		} else {
+			sec := formatRoom(measureRoom(ctx))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Print(sec)
+			screenSection += sec
 		}
 	}
 
