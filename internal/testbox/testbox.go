@@ -328,3 +328,25 @@ func (b *Box) WaitPairing(ctx context.Context, state string, timeout time.Durati
 func (b *Box) Press(ctx context.Context) error {
 	return b.Client.Do(ctx, "POST", "/v1/press", control.PressRequest{}, nil)
 }
+
+// BuildDaemon builds callboxd into a new temporary directory, with the
+// race detector when race is set (the daemons then run under it too). It
+// returns the binary's path and a function that removes the directory.
+func BuildDaemon(race bool) (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "callbox-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "callboxd")
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "github.com/callbox/callbox/cmd/callboxd")...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building callboxd: %w", err)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}

@@ -3,14 +3,13 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/callbox/callbox/internal/faults"
+	"github.com/callbox/callbox/internal/testbox"
 )
 
 var daemonBin string
@@ -22,24 +21,14 @@ func TestMain(m *testing.M) {
 		daemonBin = bin
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "callbox-faults-bin-")
+	bin, cleanup, err := testbox.BuildDaemon(raceEnabled)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	daemonBin = filepath.Join(dir, "callboxd")
-	args := []string{"build", "-o", daemonBin}
-	if raceEnabled {
-		args = append(args, "-race") // the daemons run under the race detector too
-	}
-	cmd := exec.Command("go", append(args, "github.com/callbox/callbox/cmd/callboxd")...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building callboxd:", err)
-		os.Exit(1)
-	}
+	daemonBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
