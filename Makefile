@@ -131,12 +131,13 @@ cross-deps: deps
 	$(call need-pkgs,gcc-aarch64-linux-gnu libc6-dev-arm64-cross file)
 
 arm64: cross-deps ## cross-build callboxd and callbox for linux/arm64 (cgo) into bin/linux-arm64/
-	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(GOBUILD) -o $(BIN)/linux-arm64/ ./cmd/callboxd ./cmd/callbox
+	$(MAKE) --no-print-directory $(ARM64_STAMP)
+	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(ARM64_CGO) $(GOBUILD) -o $(BIN)/linux-arm64/ ./cmd/callboxd ./cmd/callbox
 	@for b in callboxd callbox; do f=$(BIN)/linux-arm64/$$b; file $$f; s=$$(stat -c %s $$f); echo "$$b: $$s bytes"; \
 		[ $$s -le 12582912 ] || { echo "$$b is over the 12 MiB budget"; exit 1; }; \
 		file -b $$f | grep -q 'pie executable' || { echo "$$b is not PIE"; exit 1; }; done
 
-# libasound2:arm64 and speexdsp (stream/echo links it) unpacked, not
+# libasound2:arm64 and speexdsp (callboxd links it) unpacked, not
 # installed, for the cross link and the tests under qemu-user. The stamp
 # names the packages, so a sysroot made before one was added is refilled.
 ARM64_PKGS := libasound2 libspeexdsp1 libspeexdsp-dev

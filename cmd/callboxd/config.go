@@ -9,12 +9,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/web"
+	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
 )
@@ -64,6 +66,18 @@ type AudioConfig struct {
 	FrameMs  int    `toml:"frame_ms"`
 	TargetMs int    `toml:"target_ms"` // playout depth before playing
 	MaxMs    int    `toml:"max_ms"`    // playout latency cap
+
+	// The microphone's processing (stream/echo), each part on its own;
+	// not applied to the simulated microphones ("sim", "silent"), whose
+	// test signal is checked bit for bit at the other end.
+	EchoCancel     bool `toml:"echo_cancel"`       // cancel what our speaker played
+	EchoSuppress   bool `toml:"echo_suppress"`     // suppress the residual echo (needs echo_cancel)
+	NoiseSuppress  bool `toml:"noise_suppress"`    // suppress background noise
+	AGC            bool `toml:"agc"`               // automatic gain control
+	Duck           bool `toml:"duck"`              // half duplex while the canceller is short of duck_below_db
+	EchoTailMs     int  `toml:"echo_tail_ms"`      // reverberation the canceller models, 50..500
+	EchoMaxDelayMs int  `toml:"echo_max_delay_ms"` // longest speaker-to-microphone delay searched, 50..1000
+	DuckBelowDB    int  `toml:"duck_below_db"`     // ERLE under which ducking engages, 0..60
 }
 
 // GPIOConfig selects the button and LED.
@@ -131,7 +145,8 @@ func defaultConfig() Config {
 			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120,
-			Periods: audio.DefaultPeriods},
+			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
+			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20},
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
 			DebounceMs: 30, LongPressMs: 3000},
 		Record:    RecordConfig{MaxMB: 64},
@@ -307,6 +322,15 @@ func (c Config) Validate() error {
 	if err := c.audioFormat().Validate(); err != nil { // 44100 Hz does not divide into 10 ms
 		return fmt.Errorf("audio.rate: %w", err)
 	}
+	if c.micProcessed() {
+		ec := c.echoConfig()
+		if err := ec.Validate(); err != nil {
+			return fmt.Errorf("audio: microphone processing: %w (or turn echo_cancel, echo_suppress, noise_suppress, agc and duck off)", err)
+		}
+		if !ec.Bypass() && !echo.Available() && (ec.Cancel || ec.Denoise || ec.AGC) {
+			return errors.New("audio: echo_cancel, noise_suppress and agc: compiled without echo cancellation (no cgo): turn them off")
+		}
+	}
 	if a.TargetMs < 10 || a.TargetMs > 500 {
 		return fmt.Errorf("audio.target_ms: %d out of range 10..500", a.TargetMs)
 	}
@@ -370,6 +394,22 @@ func (c Config) Validate() error {
 
 func (c Config) webConfig(log *slog.Logger) web.Config {
 	return web.Config{Listen: c.Web.Listen, Token: c.Web.Token, MaxStreams: c.Web.MaxStreams, Logger: log}
+}
+
+// micProcessed says whether the microphone goes through stream/echo:
+// not the simulated ones, whose test signal is checked bit for bit.
+func (c Config) micProcessed() bool {
+	return c.Audio.Capture != "sim" && c.Audio.Capture != "silent"
+}
+
+// echoConfig is the microphone's processing as configured.
+func (c Config) echoConfig() echo.Config {
+	a := c.Audio
+	return echo.Config{Format: c.audioFormat(), Cancel: a.EchoCancel, Suppress: a.EchoSuppress && a.EchoCancel,
+		Denoise: a.NoiseSuppress, AGC: a.AGC, Duck: a.Duck,
+		Tail:      time.Duration(a.EchoTailMs) * time.Millisecond,
+		MaxDelay:  time.Duration(a.EchoMaxDelayMs) * time.Millisecond,
+		DuckBelow: float64(a.DuckBelowDB)}
 }
 
 func (c Config) audioFormat() media.AudioFormat {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigFileAndFlags(t *testing.T) {
@@ -35,6 +36,10 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[audio]\nrate = 11025", "audio.rate"},
 		{"[audio]\nchannels = 3", "audio.channels"},
 		{"[audio]\ntarget_ms = 100\nmax_ms = 50", "audio.max_ms"},
+		{"[audio]\ncapture = \"default\"\necho_tail_ms = 20", "audio: microphone processing"},
+		{"[audio]\ncapture = \"default\"\necho_max_delay_ms = 5000", "audio: microphone processing"},
+		{"[audio]\ncapture = \"default\"\nchannels = 2", "audio: microphone processing"},
+		{"[audio]\ncapture = \"default\"\nduck_below_db = 99", "audio: microphone processing"},
 		{"[gpio]\nbutton = \"17\"", "gpio.button"},
 		{"[gpio]\nbutton_pull = \"sideways\"", "gpio.button_pull"},
 		{"[gpio]\nlong_press_ms = 10", "gpio.long_press_ms"},
@@ -63,6 +68,40 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	}
 	if _, _, err := loadConfig([]string{"-config", "/nonexistent/c.toml"}); err == nil {
 		t.Error("missing config file accepted")
+	}
+}
+
+// The microphone's processing is on by default for a real microphone,
+// each part can be turned off, and a format it cannot handle passes once
+// it is all off; simulated microphones are never processed.
+func TestMicProcessingConfig(t *testing.T) {
+	load := func(file string) (Config, error) {
+		path := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(path, []byte(file), 0o600)
+		cfg, _, err := loadConfig([]string{"-config", path})
+		return cfg, err
+	}
+	cfg, err := load("[audio]\ncapture = \"default\"")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := cfg.echoConfig()
+	if !cfg.micProcessed() || !ec.Cancel || !ec.Suppress || !ec.Denoise || !ec.AGC || !ec.Duck ||
+		ec.Tail != 200*time.Millisecond || ec.MaxDelay != 500*time.Millisecond || ec.DuckBelow != 20 {
+		t.Errorf("defaults: %+v", ec)
+	}
+	cfg, err = load("[audio]\ncapture = \"default\"\necho_cancel = false\nagc = false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ec := cfg.echoConfig(); ec.Cancel || ec.Suppress || ec.AGC || !ec.Denoise {
+		t.Errorf("parts off: %+v", ec)
+	}
+	if _, err := load("[audio]\ncapture = \"default\"\nchannels = 2\necho_cancel = false\nnoise_suppress = false\nagc = false\nduck = false"); err != nil {
+		t.Errorf("stereo with the processing off: %v", err)
+	}
+	if cfg, err := load("[audio]\ncapture = \"sim\"\nchannels = 2"); err != nil || cfg.micProcessed() {
+		t.Errorf("sim microphone: processed %v, err %v", cfg.micProcessed(), err)
 	}
 }
 

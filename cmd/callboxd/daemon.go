@@ -21,6 +21,7 @@ import (
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/discovery"
+	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
 	"github.com/callbox/callbox/stream/playout"
@@ -58,6 +59,7 @@ type daemon struct {
 	simBtn *gpio.SimButton // the button, when simulated: `callbox press` presses it
 	led    gpio.LED
 	play   *playout.Buffer
+	echo   *echo.Stage // the microphone's processing; nil: none
 	sink   *peerSink
 	web    *web.Server    // nil when web.listen is empty
 	self   web.Latest     // latest local frame, for the control API and the web page
@@ -124,6 +126,12 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 	})
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("audio: %w", err)}
+	}
+	if cfg.micProcessed() && !cfg.echoConfig().Bypass() {
+		d.echo, err = echo.New(cfg.echoConfig())
+		if err != nil {
+			return nil, &ConfigError{fmt.Errorf("audio: %w", err)}
+		}
 	}
 	d.sink, err = newPeerSink(cfg.Record, d.play, log)
 	if err != nil {
@@ -246,6 +254,9 @@ func (d *daemon) openDevices() error {
 func (d *daemon) closeDevices() {
 	if d.cam != nil {
 		d.cam.Close()
+	}
+	if d.echo != nil {
+		d.echo.Close() // a late Played or Process after this is a no-op
 	}
 	if d.screen != nil {
 		d.screen.Close() // the last picture stays on the display

@@ -82,8 +82,10 @@ type nopCloser struct{ *audio.ClockedSpeaker }
 
 func (nopCloser) Close() error { return nil }
 
-// audioLoop feeds the microphone to the phone. A microphone that fails is
-// re-opened with backoff; meanwhile the call goes on without our audio.
+// audioLoop feeds the microphone to the phone, through the echo stage
+// (echo cancellation, noise suppression, AGC) when there is one. A
+// microphone that fails is re-opened with backoff; meanwhile the call goes
+// on without our audio.
 func (d *daemon) audioLoop(ctx context.Context) {
 	keepOpen(ctx, d.log, "microphone", func(s devState) { d.panel.setDevice(devMic, s) }, func() (func() error, error) {
 		mic, err := d.openMic()
@@ -97,6 +99,9 @@ func (d *daemon) audioLoop(ctx context.Context) {
 				if err != nil {
 					return err
 				}
+				if d.echo != nil {
+					d.echo.Process(a.Samples)
+				}
 				d.phone.SendAudio(a)
 			}
 		}, nil
@@ -104,11 +109,15 @@ func (d *daemon) audioLoop(ctx context.Context) {
 }
 
 // speakerLoop plays the peer through the playout buffer, re-opening a
-// speaker that fails.
+// speaker that fails. What the device is handed (after the playout
+// buffer, silence included) is the echo stage's reference.
 func (d *daemon) speakerLoop(ctx context.Context) {
 	fill := func(dst []int16) {
 		d.fills.Add(1)
 		d.play.Read(dst)
+		if d.echo != nil {
+			d.echo.Played(dst)
+		}
 	}
 	keepOpen(ctx, d.log, "speaker", func(s devState) { d.panel.setDevice(devSpeaker, s) }, func() (func() error, error) {
 		spk, err := d.openSpeaker()

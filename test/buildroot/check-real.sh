@@ -109,7 +109,7 @@ for def in "$ext"/configs/*_defconfig; do
 			;;
 		esac
 	done <"$def"
-	for want in BR2_PACKAGE_CALLBOX=y BR2_PACKAGE_ALSA_LIB=y BR2_INIT_SYSTEMD=y \
+	for want in BR2_PACKAGE_CALLBOX=y BR2_PACKAGE_ALSA_LIB=y BR2_PACKAGE_SPEEXDSP=y BR2_INIT_SYSTEMD=y \
 		BR2_PACKAGE_SYSTEMD=y BR2_PACKAGE_SYSTEMD_NETWORKD=y BR2_PACKAGE_HAS_UDEV=y \
 		BR2_PACKAGE_HOST_GO_TARGET_CGO_LINKING_SUPPORTS=y BR2_PACKAGE_LIBSECCOMP=y; do
 		grep -qxF "$want" "$cfg" || fail "$name: .config lacks $want"
