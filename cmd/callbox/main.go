@@ -309,6 +309,18 @@ func printStatus(out io.Writer, st control.Status) {
 			fmt.Fprintf(out, "  bad media from the peer, dropped: %d video frames (not JPEG), %d audio frames (wrong size)\n", cs.In.VideoBad, cs.In.AudioBad)
 		}
 	}
+	if e := st.Echo; e != nil {
+		delay := "delay not found yet"
+		if e.DelayKnown {
+			delay = fmt.Sprintf("delay %.0f ms (moved %d times)", e.DelayMs, e.DelayChanges)
+		}
+		duck := "not ducking"
+		if e.Ducking {
+			duck = fmt.Sprintf("DUCKING the microphone by %.0f dB (half duplex: the canceller falls short)", e.DuckDB)
+		}
+		fmt.Fprintf(out, "echo: %s; %s; echo reduced by %.1f dB; %s; %d of %d frames ducked\n",
+			e.Parts, delay, e.ERLE, duck, e.DuckedFrames, e.Frames)
+	}
 	l := st.Listener
 	fmt.Fprintf(out, "call port: %d handshakes under way (%d in slots kept for paired peers), %d accepted, %d dropped for lack of a slot\n",
 		l.InUse, l.Friends, l.Accepted, l.Dropped)

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -19,6 +21,7 @@ import (
 	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/room"
 )
 
 // Config is the daemon's configuration: the TOML file (see
@@ -58,8 +61,8 @@ type VideoConfig struct {
 
 // AudioConfig selects the microphone and speaker and shapes playout.
 type AudioConfig struct {
-	Capture  string `toml:"capture"`  // "sim" (test signal), "silent", "null" or an ALSA PCM name ("default", "hw:1,0")
-	Playback string `toml:"playback"` // "sim" (clocked speaker into nothing), "null" or an ALSA PCM name
+	Capture  string `toml:"capture"`  // "sim" (test signal), "silent", "voice" (someone talking), "room" (see Room), "null" or an ALSA PCM name ("default", "hw:1,0")
+	Playback string `toml:"playback"` // "sim" (clocked speaker into nothing), "room", "null" or an ALSA PCM name
 	Periods  int    `toml:"periods"`  // ALSA buffer length in periods (frames)
 	Rate     int    `toml:"rate"`
 	Channels int    `toml:"channels"`
@@ -78,6 +81,20 @@ type AudioConfig struct {
 	EchoTailMs     int  `toml:"echo_tail_ms"`      // reverberation the canceller models, 50..500
 	EchoMaxDelayMs int  `toml:"echo_max_delay_ms"` // longest speaker-to-microphone delay searched, 50..1000
 	DuckBelowDB    int  `toml:"duck_below_db"`     // ERLE under which ducking engages, 0..60
+
+	// Room is the simulated room of capture = playback = "room": the
+	// microphone hears the speaker through it (the demo and the tests run
+	// the echo stage with it).
+	Room RoomSimConfig `toml:"room"`
+}
+
+// RoomSimConfig shapes the simulated room (device/audio.Room).
+type RoomSimConfig struct {
+	DelayMs int     `toml:"delay_ms"` // speaker to microphone, 5..200
+	RT60Ms  int     `toml:"rt60_ms"`  // reverberation, 100..1000
+	EchoDB  float64 `toml:"echo_db"`  // the direct path's level against what is played, -60..6
+	SNRDB   float64 `toml:"snr_db"`   // the talker over the background noise, -10..120 (120: no noise)
+	Talk    string  `toml:"talk"`     // always, never, even or odd (4 s turns of the wall clock)
 }
 
 // GPIOConfig selects the button and LED.
@@ -146,7 +163,8 @@ func defaultConfig() Config {
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120,
 			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
-			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20},
+			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,
+			Room: RoomSimConfig{DelayMs: 60, RT60Ms: 400, EchoDB: -6, SNRDB: 30, Talk: "always"}},
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
 			DebounceMs: 30, LongPressMs: 3000},
 		Record:    RecordConfig{MaxMB: 64},
@@ -300,10 +318,13 @@ func (c Config) Validate() error {
 	}
 	a := c.Audio
 	if a.Capture == "" || len(a.Capture) > 255 {
-		return fmt.Errorf(`audio.capture: %q: want "sim", "silent", "null" or an ALSA PCM name`, a.Capture)
+		return fmt.Errorf(`audio.capture: %q: want "sim", "silent", "voice", "room", "null" or an ALSA PCM name`, a.Capture)
 	}
 	if a.Playback == "" || len(a.Playback) > 255 {
-		return fmt.Errorf(`audio.playback: %q: want "sim", "null" or an ALSA PCM name`, a.Playback)
+		return fmt.Errorf(`audio.playback: %q: want "sim", "room", "null" or an ALSA PCM name`, a.Playback)
+	}
+	if (a.Capture == "room") != (a.Playback == "room") {
+		return errors.New(`audio: capture = "room" and playback = "room" go together (the simulated room holds both)`)
 	}
 	if a.Periods < audio.MinPeriods || a.Periods > audio.MaxPeriods {
 		return fmt.Errorf("audio.periods: %d out of range %d..%d", a.Periods, audio.MinPeriods, audio.MaxPeriods)
@@ -321,6 +342,14 @@ func (c Config) Validate() error {
 	}
 	if err := c.audioFormat().Validate(); err != nil { // 44100 Hz does not divide into 10 ms
 		return fmt.Errorf("audio.rate: %w", err)
+	}
+	if a.Capture == "room" {
+		if _, err := c.simRoom(); err != nil {
+			return fmt.Errorf("audio.room: %w", err)
+		}
+	}
+	if (a.Capture == "room" || a.Capture == "voice") && a.Channels != 1 {
+		return fmt.Errorf("audio.capture: %q is mono: set audio.channels = 1", a.Capture)
 	}
 	if c.micProcessed() {
 		ec := c.echoConfig()
@@ -400,6 +429,33 @@ func (c Config) webConfig(log *slog.Logger) web.Config {
 // not the simulated ones, whose test signal is checked bit for bit.
 func (c Config) micProcessed() bool {
 	return c.Audio.Capture != "sim" && c.Audio.Capture != "silent"
+}
+
+// simRoom builds the simulated room of capture = playback = "room". The
+// talker's voice is the box's own (from its name), so two boxes on one
+// machine sound apart.
+func (c Config) simRoom() (*audio.Room, error) {
+	r := c.Audio.Room
+	ac := room.Default()
+	ac.Delay = time.Duration(r.DelayMs) * time.Millisecond
+	ac.RT60 = time.Duration(r.RT60Ms) * time.Millisecond
+	ac.EchoDB = r.EchoDB
+	ac.SNR = r.SNRDB
+	if r.SNRDB > 120 {
+		return nil, fmt.Errorf("snr_db %v above 120", r.SNRDB)
+	}
+	if r.SNRDB == 120 {
+		ac.SNR = math.Inf(1)
+	}
+	return audio.NewRoom(c.audioFormat(), audio.RoomConfig{Acoustics: ac, Talk: audio.Talk(r.Talk), Seed: c.voiceSeed()})
+}
+
+// voiceSeed makes the simulated talker ("voice", "room") this box's own,
+// from its name.
+func (c Config) voiceSeed() uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(c.Name))
+	return h.Sum64()
 }
 
 // echoConfig is the microphone's processing as configured.

@@ -40,6 +40,12 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[audio]\ncapture = \"default\"\necho_max_delay_ms = 5000", "audio: microphone processing"},
 		{"[audio]\ncapture = \"default\"\nchannels = 2", "audio: microphone processing"},
 		{"[audio]\ncapture = \"default\"\nduck_below_db = 99", "audio: microphone processing"},
+		{"[audio]\ncapture = \"room\"", "playback = \"room\" go together"},
+		{"[audio]\nplayback = \"room\"", "playback = \"room\" go together"},
+		{"[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\ndelay_ms = 900", "audio.room"},
+		{"[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\ntalk = \"sometimes\"", "audio.room"},
+		{"[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\nsnr_db = 500", "audio.room"},
+		{"[audio]\ncapture = \"voice\"\nchannels = 2\necho_cancel = false\necho_suppress = false\nnoise_suppress = false\nagc = false\nduck = false", "audio.capture"},
 		{"[gpio]\nbutton = \"17\"", "gpio.button"},
 		{"[gpio]\nbutton_pull = \"sideways\"", "gpio.button_pull"},
 		{"[gpio]\nlong_press_ms = 10", "gpio.long_press_ms"},
@@ -126,10 +132,10 @@ func TestShippedConfig(t *testing.T) {
 				continue
 			}
 			if f.Type.Kind() == reflect.Struct {
-				if !strings.Contains(string(text), "["+key+"]") {
-					t.Errorf("%s: no [%s] table", path, key)
+				if !strings.Contains(string(text), "["+prefix+key+"]") {
+					t.Errorf("%s: no [%s%s] table", path, prefix, key)
 				}
-				walk(key+".", f.Type)
+				walk(prefix+key+".", f.Type)
 				continue
 			}
 			if !regexp.MustCompile(`(?m)^#?` + key + ` = `).Match(text) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/stream/call"
+	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 )
 
@@ -262,7 +264,34 @@ func (d *daemon) status() control.Status {
 			Squeezed: ps.Squeezed, Stretched: ps.Stretched,
 		},
 		Process: processFigures(),
+		Echo:    d.echoStatus(),
 	}
+}
+
+// echoStatus is the microphone processing's state; nil without one.
+func (d *daemon) echoStatus() *control.Echo {
+	if d.echo == nil {
+		return nil
+	}
+	st := d.echo.Stats()
+	return &control.Echo{Parts: echoParts(d.echo.Config()), DelayKnown: st.DelayKnown,
+		DelayMs: float64(st.Delay.Microseconds()) / 1000, DelayChanges: st.DelayChanges,
+		ERLE: math.Round(st.ERLE*10) / 10, Ducking: st.Duck >= 1, DuckDB: max(math.Round(st.Duck*10)/10, 0),
+		DuckedFrames: st.DuckedFrames, Frames: st.Frames}
+}
+
+// echoParts names the parts of the processing that run.
+func echoParts(c echo.Config) string {
+	var p []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{c.Cancel, "cancel"}, {c.Suppress, "suppress"}, {c.Denoise, "denoise"}, {c.AGC, "agc"}, {c.Duck, "duck"}} {
+		if x.on {
+			p = append(p, x.name)
+		}
+	}
+	return strings.Join(p, "+")
 }
 
 // processFigures counts the daemon's goroutines, live heap and open file

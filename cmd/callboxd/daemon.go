@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
@@ -60,6 +61,7 @@ type daemon struct {
 	led    gpio.LED
 	play   *playout.Buffer
 	echo   *echo.Stage // the microphone's processing; nil: none
+	room   *audio.Room // the simulated room of capture = playback = "room"; nil: none
 	sink   *peerSink
 	web    *web.Server    // nil when web.listen is empty
 	self   web.Latest     // latest local frame, for the control API and the web page
@@ -126,6 +128,11 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 	})
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("audio: %w", err)}
+	}
+	if cfg.Audio.Capture == "room" {
+		if d.room, err = cfg.simRoom(); err != nil {
+			return nil, &ConfigError{fmt.Errorf("audio.room: %w", err)}
+		}
 	}
 	if cfg.micProcessed() && !cfg.echoConfig().Bypass() {
 		d.echo, err = echo.New(cfg.echoConfig())

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/internal/backoff"
+	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/media"
 )
 
@@ -58,6 +60,10 @@ func (d *daemon) openMic() (audio.Source, error) {
 		return audio.NewTestSource(f), nil
 	case "silent":
 		return audio.NewSilentSource(f), nil
+	case "voice":
+		return audio.NewVoiceSource(f, d.cfg.voiceSeed())
+	case "room":
+		return d.room.Microphone(), nil
 	}
 	return audio.OpenCapture(audio.ALSAConfig{Device: d.cfg.Audio.Capture, Format: f,
 		Periods: d.cfg.Audio.Periods, Logger: d.log})
@@ -73,6 +79,8 @@ func (d *daemon) openSpeaker() (closingSpeaker, error) {
 	switch d.cfg.Audio.Playback {
 	case "sim", "silent":
 		return nopCloser{audio.NewClockedSpeaker(f, d.rec)}, nil
+	case "room":
+		return roomSpeaker{d.room.Speaker(d.rec)}, nil
 	}
 	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
 		Periods: d.cfg.Audio.Periods, Logger: d.log})
@@ -82,11 +90,16 @@ type nopCloser struct{ *audio.ClockedSpeaker }
 
 func (nopCloser) Close() error { return nil }
 
+type roomSpeaker struct{ *audio.RoomSpeaker }
+
+func (roomSpeaker) Close() error { return nil }
+
 // audioLoop feeds the microphone to the phone, through the echo stage
 // (echo cancellation, noise suppression, AGC) when there is one. A
 // microphone that fails is re-opened with backoff; meanwhile the call goes
 // on without our audio.
 func (d *daemon) audioLoop(ctx context.Context) {
+	el := echoLogger{log: d.log}
 	keepOpen(ctx, d.log, "microphone", func(s devState) { d.panel.setDevice(devMic, s) }, func() (func() error, error) {
 		mic, err := d.openMic()
 		if err != nil {
@@ -101,6 +114,7 @@ func (d *daemon) audioLoop(ctx context.Context) {
 				}
 				if d.echo != nil {
 					d.echo.Process(a.Samples)
+					el.frame(d.echo.Stats())
 				}
 				d.phone.SendAudio(a)
 			}
@@ -196,5 +210,39 @@ func (d *daemon) fitVideo(prefer *media.Size) {
 			"prefers", fmt.Sprintf("%dx%d", prefer.Width, prefer.Height), "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
 	} else {
 		d.log.Info("capturing at the configured size again", "component", "camera", "capture", fmt.Sprintf("%dx%d", want.Width, want.Height))
+	}
+}
+
+// echoLogger tells the log what the echo stage does: the delay it found
+// or moved to, and ducking (the half-duplex fallback), at most once every
+// echoLogEvery while it goes on so that a call of ducked phrases is not a
+// line per phrase.
+type echoLogger struct {
+	log        *slog.Logger
+	changes    uint64
+	ducked     uint64
+	lastDuck   time.Time
+	lastDuckAt uint64 // DuckedFrames when it was last logged
+}
+
+const echoLogEvery = 30 * time.Second
+
+func (l *echoLogger) frame(st echo.Stats) {
+	if st.DelayChanges != l.changes {
+		l.changes = st.DelayChanges
+		what := "echo: speaker-to-microphone delay moved"
+		if st.DelayChanges == 1 {
+			what = "echo: speaker-to-microphone delay found"
+		}
+		l.log.Info(what, "component", "audio", "delay_ms", st.Delay.Milliseconds(), "erle_db", math.Round(st.ERLE))
+	}
+	if st.DuckedFrames != l.ducked {
+		l.ducked = st.DuckedFrames
+		if now := time.Now(); now.Sub(l.lastDuck) >= echoLogEvery {
+			l.log.Warn("echo: ducking the microphone while the far end talks (half duplex): the canceller falls short",
+				"component", "audio", "erle_db", math.Round(st.ERLE), "duck_db", math.Round(st.Duck),
+				"ducked_frames_since_last", st.DuckedFrames-l.lastDuckAt)
+			l.lastDuck, l.lastDuckAt = now, st.DuckedFrames
+		}
 	}
 }

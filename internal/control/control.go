@@ -44,6 +44,25 @@ type Status struct {
 	PeerStore string `json:"peer_store,omitempty"`
 	// Listener is the call port's handshake slots.
 	Listener Listener `json:"listener"`
+	// Echo is the microphone's processing; nil when there is none (a
+	// simulated test microphone, or every part turned off).
+	Echo *Echo `json:"echo,omitempty"`
+}
+
+// Echo is the microphone's processing (stream/echo): which parts run, the
+// speaker-to-microphone delay it found, the echo reduction it reaches,
+// and whether it is ducking the microphone (half duplex, the fallback when
+// the canceller alone falls short).
+type Echo struct {
+	Parts        string  `json:"parts"`         // "cancel+suppress+denoise+agc+duck", as configured
+	DelayKnown   bool    `json:"delay_known"`   // the speaker-to-microphone delay has been found
+	DelayMs      float64 `json:"delay_ms"`      // the delay in use
+	DelayChanges uint64  `json:"delay_changes"` // times it was found or moved
+	ERLE         float64 `json:"erle_db"`       // echo return loss enhancement reached, dB
+	Ducking      bool    `json:"ducking"`       // the microphone is being ducked now
+	DuckDB       float64 `json:"duck_db"`       // by this much
+	DuckedFrames uint64  `json:"ducked_frames"` // frames ducked since the start
+	Frames       uint64  `json:"frames"`        // frames processed since the start
 }
 
 // Device is one device's state.

@@ -171,6 +171,19 @@ func writeStatusMetrics(w io.Writer, st control.Status) {
 		p.count(c.name, "", c.v)
 	}
 
+	if e := st.Echo; e != nil {
+		p.family("callbox_echo_delay_seconds", "gauge", "The speaker-to-microphone delay the echo canceller uses (0 until found).")
+		p.sample("callbox_echo_delay_seconds", "", e.DelayMs/1000)
+		p.family("callbox_echo_delay_changes_total", "counter", "Times the speaker-to-microphone delay was found or moved.")
+		p.count("callbox_echo_delay_changes_total", "", e.DelayChanges)
+		p.family("callbox_echo_erle_db", "gauge", "Echo return loss enhancement the microphone's processing reaches, in dB.")
+		p.sample("callbox_echo_erle_db", "", e.ERLE)
+		p.family("callbox_echo_ducking", "gauge", "1 while the microphone is ducked (half duplex) because the canceller falls short.")
+		p.sample("callbox_echo_ducking", "", b2f(e.Ducking))
+		p.family("callbox_echo_ducked_frames_total", "counter", "Microphone frames ducked by 1 dB or more.")
+		p.count("callbox_echo_ducked_frames_total", "", e.DuckedFrames)
+	}
+
 	cs := st.Phone.Call
 	if cs == nil {
 		return

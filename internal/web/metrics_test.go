@@ -32,6 +32,8 @@ func TestMetrics(t *testing.T) {
 	f.st.LED = "on"
 	f.st.Playout.Underruns = 3
 	f.st.Playout.DepthMs = 40
+	f.st.Echo = &control.Echo{Parts: "cancel+duck", DelayKnown: true, DelayMs: 62.5, DelayChanges: 2,
+		ERLE: 31.5, Ducking: true, DuckDB: 9, DuckedFrames: 40, Frames: 1000}
 	s.sent[1].Add(7)
 
 	w := get(t, s, "GET", "/metrics", nil)
@@ -63,6 +65,11 @@ func TestMetrics(t *testing.T) {
 		`callbox_led{pattern="on"} 1`,
 		`callbox_web_stream_frames_total{stream="peer"} 7`,
 		`callbox_web_stream_clients 0`,
+		`callbox_echo_delay_seconds 0.0625`,
+		`callbox_echo_delay_changes_total 2`,
+		`callbox_echo_erle_db 31.5`,
+		`callbox_echo_ducking 1`,
+		`callbox_echo_ducked_frames_total 40`,
 		"# TYPE callbox_playout_underruns_total counter",
 		"# TYPE callbox_video_fps gauge",
 		"go_goroutines ",

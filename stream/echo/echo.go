@@ -116,6 +116,7 @@ type Stats struct {
 	DelayChanges uint64        // times the delay in use was found or moved
 	ERLE         float64       // the echo return loss enhancement the stage reaches, dB (long-term estimate)
 	Duck         float64       // the attenuation ducking applied to the last frame, dB
+	DuckedFrames uint64        // frames ducked by 1 dB or more
 }
 
 // Stage processes the microphone against what the speaker played. Played
@@ -392,6 +393,9 @@ func (s *Stage) Process(frame []int16) {
 	s.stats.DelayChanges = s.est.changes
 	s.stats.ERLE = s.erle
 	s.stats.Duck = -20 * math.Log10(s.duckGain)
+	if s.stats.Duck >= 1 {
+		s.stats.DuckedFrames++
+	}
 	s.mu.Unlock()
 }
 

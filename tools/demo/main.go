@@ -25,16 +25,17 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/callboxd", "the callboxd binary")
 	seconds := flag.Int("seconds", 10, "how long the call lasts")
+	roomSeconds := flag.Int("room-seconds", 20, "how long the second call, in simulated rooms, lasts")
 	out := flag.String("out", "demo-out", "where the received frames are saved")
 	keep := flag.Bool("keep", false, "keep the temporary directory (logs, recordings)")
 	flag.Parse()
-	if err := run(*bin, *seconds, *out, *keep); err != nil {
+	if err := run(*bin, *seconds, *roomSeconds, *out, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, seconds int, out string, keep bool) error {
+func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tmp, err := os.MkdirTemp("", "callbox-demo-")
@@ -119,7 +120,7 @@ func run(bin string, seconds int, out string, keep bool) error {
 	if !ok {
 		return fmt.Errorf("a direction missed its target (see above)")
 	}
-	return nil
+	return roomCall(ctx, bin, tmp, roomSeconds)
 }
 
 func printLine(name string, st control.Status) {

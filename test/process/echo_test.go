@@ -1,0 +1,96 @@
+package process
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/callbox/callbox/device/audio"
+	"github.com/callbox/callbox/internal/testbox"
+)
+
+// roomBox is a box in a simulated room: its microphone hears its speaker
+// 60 ms later through a reverberant room, with background noise, and its
+// talker talks as told.
+func roomBox(talk audio.Talk) testbox.Options {
+	return testbox.Options{AutoAnswer: true, RecordAudio: true,
+		Extra: "[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\ntalk = \"" + string(talk) + "\"\n"}
+}
+
+// lastSeconds is the mean power of the last secs of what b's speaker
+// played.
+func lastSeconds(t *testing.T, b *testbox.Box, secs float64) float64 {
+	t.Helper()
+	s, err := audio.ReadRecording(b.AudioRecording())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(secs * 48000)
+	if len(s) < n {
+		t.Fatalf("%s played only %d samples", b.Name, len(s))
+	}
+	var e float64
+	for _, v := range s[len(s)-n:] {
+		e += float64(v) * float64(v)
+	}
+	return e / float64(n)
+}
+
+// In a call between two simulated rooms, the box whose talker is silent
+// sends back little of what its speaker plays: its echo stage found the
+// delay, cancels the echo, and says so in its status.
+func TestRoomCallCancelsTheEcho(t *testing.T) {
+	hall, door := start(t, "hall", roomBox(audio.TalkNever)), start(t, "door", roomBox(audio.TalkAlways))
+	pair(t, hall, door)
+	if err := door.Press(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, hall, "in call", 10*time.Second)
+	waitState(t, door, "in call", 10*time.Second)
+	time.Sleep(8 * time.Second)
+	st, err := hall.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What hall played (door's voice) and what door played (hall's
+	// microphone after its stage: the echo of door's voice, what is left
+	// of it) over the same last 3 s of the call.
+	played, back := lastSeconds(t, hall, 3), lastSeconds(t, door, 3)
+	e := st.Echo
+	if e == nil {
+		t.Fatal("hall's status has no echo stage")
+	}
+	t.Logf("hall's echo stage: %+v; hall played %.0f dBFS, sent back %.0f dBFS", *e,
+		10*math.Log10(played/(32768*32768)), 10*math.Log10((back+1)/(32768*32768)))
+	if !e.DelayKnown || e.DelayMs < 40 || e.DelayMs > 200 {
+		t.Errorf("hall's delay: known %v, %.0f ms; want found, near the room's 60 ms", e.DelayKnown, e.DelayMs)
+	}
+	if e.Parts != "cancel+suppress+denoise+agc+duck" {
+		t.Errorf("hall's stage runs %q, want every part (the default)", e.Parts)
+	}
+	// The room hears the echo about 3 dB under what was played; without
+	// the stage it would come back at that level (more with the AGC).
+	if ratio := 10 * math.Log10(played/(back+1)); ratio < 20 {
+		t.Errorf("what hall sent back is only %.1f dB below what it played; want ≥ 20 dB", ratio)
+	}
+	if e.ERLE < 15 {
+		t.Errorf("hall's stage reports ERLE %.1f dB, want ≥ 15", e.ERLE)
+	}
+	if err := hall.Press(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, hall, "idle", 5*time.Second)
+}
+
+// A box with the simulated test microphone has no processing (the signal
+// is checked sample for sample at the other end) and says so.
+func TestSimMicrophoneHasNoEchoStage(t *testing.T) {
+	b := start(t, "plain", recording)
+	st, err := b.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Echo != nil {
+		t.Errorf("status shows an echo stage for the test microphone: %+v", *st.Echo)
+	}
+}
