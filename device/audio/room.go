@@ -155,6 +155,13 @@ func (r *Room) hear(dst []int16) {
 		if len(r.played) < len(out) {
 			r.primed = false
 		} else {
+			// A microphone that fell behind (its frames skipped) or a
+			// speaker that caught up leaves more in hand: what a real
+			// card would have played and heard meanwhile is gone, and
+			// the delay stays put.
+			if hold := (primeFrames + 1) * len(out); len(r.played) > hold+len(out) {
+				r.played = append(r.played[:0], r.played[len(r.played)-hold:]...)
+			}
 			k := copy(out, r.played)
 			r.played = append(r.played[:0], r.played[k:]...)
 		}

@@ -134,3 +134,25 @@ func TestRoomDevicesRun(t *testing.T) {
 		t.Error("the room's microphone heard nothing of its speaker in 0.5 s")
 	}
 }
+
+// A microphone that falls behind (skipped frames) or a speaker that
+// catches up does not lengthen the echo's delay: what is in hand stays
+// within a few frames.
+func TestRoomDelayStaysPut(t *testing.T) {
+	r, err := NewRoom(media.DefaultAudio, RoomConfig{Acoustics: room.Default(), Talk: TalkNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := media.DefaultAudio.FrameSamples()
+	frame, mic := make([]int16, n), make([]int16, n)
+	for i := 0; i < 500; i++ {
+		r.play(frame)
+		if i%5 == 0 { // the speaker plays twice for each frame heard, now and then
+			r.play(frame)
+		}
+		r.hear(mic)
+		if held := len(r.played); held > (primeFrames+2)*n {
+			t.Fatalf("after %d frames %d samples are in hand, want at most %d", i, held, (primeFrames+2)*n)
+		}
+	}
+}

@@ -160,6 +160,7 @@ type Stage struct {
 	// ducking and the online ERLE estimate
 	pm, po   float64 // smoothed powers of capture and output while the far end talks
 	erle     float64 // dB
+	inst     float64 // dB: the ERLE over the last few hundred ms of far-end talk
 	farHold  int     // frames the far end counts as talking after its reference goes quiet
 	duckGain float64
 }
@@ -345,6 +346,7 @@ func (s *Stage) Process(frame []int16) {
 		s.pm += 0.1 * (pm - s.pm)
 		s.po += 0.1 * (po - s.po)
 		inst := 10 * math.Log10((s.pm+1)/(s.po+1))
+		s.inst = inst
 		step := 0.5 * float64(s.cfg.Format.FrameMs) / 1000 // falls 0.5 dB/s at most
 		s.erle = max(inst, s.erle-step)
 	} else if s.farHold > 0 {
@@ -379,7 +381,15 @@ func (s *Stage) Process(frame []int16) {
 		s.mu.Lock()
 		refAt(s.ref4, s.ref4N, s.mic4N-int64(s.est.win+s.est.maxLag), s.estRef)
 		s.mu.Unlock()
-		if energy(s.estRef) > farFloor/16 && energy(s.estMic) > 0 {
+		// Only a window where the far end is present against what the
+		// microphone hears says anything about the echo path: with the
+		// near end talking over a faint reference (what comes back from
+		// the far end while we talk: its residual of our own voice),
+		// GCC-PHAT finds peaks that are not the path. And a lag in use
+		// that works (the canceller takes 15 dB or more off now) is kept:
+		// a path that really moved makes the canceller fail first.
+		ref, mic := energy(s.estRef), energy(s.estMic)
+		if ref > farFloor/16 && mic > 0 && ref >= mic/100 && !(s.est.known && s.inst >= keepDB) {
 			lag, conf := s.est.estimate(s.estMic, s.estRef)
 			if s.est.update(lag, conf) {
 				s.delay = s.est.cur * (procRate / estRate)
@@ -398,6 +408,10 @@ func (s *Stage) Process(frame []int16) {
 	}
 	s.mu.Unlock()
 }
+
+// keepDB is the ERLE over the last few hundred ms above which the delay
+// in use is kept whatever the estimator says.
+const keepDB = 15
 
 // farFloor is the reference power (int16 units squared) above which the
 // far end counts as talking: about -50 dBFS.
