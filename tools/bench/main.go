@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/callbox/callbox/stream/echo"
+	"github.com/callbox/callbox/stream/room"
 )
 
 // options are the command line.
@@ -39,6 +40,7 @@ type options struct {
 	loopback time.Duration
 	profile  time.Duration
 	slow     time.Duration
+	room     room.Config // the room case's room
 }
 
 func main() {
@@ -49,7 +51,17 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "short calls (8 s, profiles 20 s): for trying the tool, figures are rougher")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
 	flag.BoolVar(&o.series, "series", false, "also write each case's figures over time (every half second) as CSV next to -out")
+	o.room = room.Default()
+	flag.DurationVar(&o.room.Delay, "room-delay", o.room.Delay, "room case: the loudspeaker-to-microphone delay (5ms-200ms)")
+	flag.DurationVar(&o.room.RT60, "room-rt60", o.room.RT60, "room case: the reverberation time RT60 (100ms-1s)")
+	flag.Float64Var(&o.room.EchoDB, "room-echo-db", o.room.EchoDB, "room case: the direct path's level against what is played, dB (-60..6)")
+	flag.Float64Var(&o.room.Drive, "room-drive", o.room.Drive, "room case: the loudspeaker's soft clip (0: linear; 0..10)")
+	flag.Float64Var(&o.room.SNR, "room-snr", o.room.SNR, "room case: the talker over the background noise, dB")
 	flag.Parse()
+	if err := o.room.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	o.loopback, o.profile, o.slow = 20*time.Second, 60*time.Second, 20*time.Second
 	if o.quick {
 		o.loopback, o.profile, o.slow = 8*time.Second, 20*time.Second, 8*time.Second
@@ -194,7 +206,7 @@ func run(o options) error {
 		if !echo.Available() {
 			notes = append(notes, "room: skipped: compiled without echo cancellation (cgo)")
 		} else {
-			sec := formatRoom(measureRoom(ctx))
+			sec := formatRoom(measureRoom(ctx, o.room), o.room)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

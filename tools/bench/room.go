@@ -12,7 +12,8 @@ import (
 	"github.com/callbox/callbox/stream/room"
 )
 
-// roomRow is the echo stage in one configuration in the default room.
+// roomRow is the echo stage in one configuration in the bench's room
+// (the default one unless -room-* say otherwise).
 type roomRow struct {
 	name string
 	res  echotest.Result
@@ -20,11 +21,11 @@ type roomRow struct {
 }
 
 // measureRoom runs the echo stage (stream/echo) through the simulated
-// default room (stream/room) in process: the far end alone for 10 s, a
+// room rc (stream/room) in process: the far end alone for 10 s, a
 // +50 ms delay jump and 6 s, the jump back and 6 s, 8 s of double talk,
 // 8 s of the near end alone; with every part on, as shipped (ducking
 // too), and with the canceller off.
-func measureRoom(ctx context.Context) []roomRow {
+func measureRoom(ctx context.Context, rc room.Config) []roomRow {
 	all := echo.Default()
 	canceller := all
 	canceller.Duck = false
@@ -46,24 +47,23 @@ func measureRoom(ctx context.Context) []roomRow {
 			break
 		}
 		fmt.Printf("  %s ...\n", c.name)
-		r, err := echotest.Run(c.cfg, room.Default(), echotest.BenchScript)
+		r, err := echotest.Run(c.cfg, rc, echotest.BenchScript)
 		rows = append(rows, roomRow{name: c.name, res: r, err: err})
 	}
 	return rows
 }
 
 // formatRoom is the report's room section.
-func formatRoom(rows []roomRow) string {
+func formatRoom(rows []roomRow, rc room.Config) string {
 	var b strings.Builder
-	rc := room.Default()
 	b.WriteString("\n## Room: echo cancellation, noise suppression, AGC\n\n")
 	fmt.Fprintf(&b, "In process, one thread: stream/echo on the microphone path of a simulated room (stream/room: %v delay, RT60 %v, "+
-		"direct path %.0f dB, soft-clipping loudspeaker, noise %.0f dB under the talker), two synthetic voices. "+
+		"direct path %.0f dB, loudspeaker soft clip drive %.1f, noise %.0f dB under the talker), two synthetic voices. "+
 		"Script: far end alone 10 s; delay +50 ms, 6 s; back, 6 s; double talk 8 s; near end alone 8 s. "+
 		"ERLE: microphone over output energy in windows where the far end talks alone. Double talk: the output projected on the clean near end; "+
 		"SNR is the near end against everything else left (unprocessed microphone: %s dB). CPU: the thread's own CPU time for Played+Process per 10 ms frame; "+
 		"the Pi 4 estimate multiplies by %.0f–%.0f. Goals in brackets.\n\n",
-		rc.Delay, rc.RT60, rc.EchoDB, rc.SNR, rawSNR(rows), piFactorLo, piFactorHi)
+		rc.Delay, rc.RT60, rc.EchoDB, rc.Drive, rc.SNR, rawSNR(rows), piFactorLo, piFactorHi)
 	b.WriteString("| stage | ERLE dB p50 (≥ 25) | to 20 dB ERLE (1.5 s) | again after +50 / −50 ms (2 s) | double talk: near-end SNR dB (≥ 10) / attenuation dB (≤ 6) | near end alone: attenuation dB | noise reduction in pauses dB (≥ 10) | CPU ms per 10 ms mean / p99 (≤ 0.25) | Pi 4 estimate ms | added latency ms (≤ 10) | delay found |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
