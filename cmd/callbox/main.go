@@ -300,8 +300,8 @@ func printStatus(out io.Writer, st control.Status) {
 		fmt.Fprintf(out, "  in:  video %.1f fps %.0f kbit/s %d frames, latency p50 %.1f p99 %.1f ms; audio %d frames %d lost, latency p50 %.1f p99 %.1f ms\n",
 			cs.In.VideoFPS, cs.In.VideoKbps, cs.In.VideoFrames, cs.In.VideoLatency.P50, cs.In.VideoLatency.P99,
 			cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99)
-		fmt.Fprintf(out, "  playout: depth %.0f ms, %d underruns, %d dropped (cap), drift %d squeezed %d stretched samples\n",
-			st.Playout.DepthMs, st.Playout.Underruns, st.Playout.Overflow, st.Playout.Squeezed, st.Playout.Stretched)
+		fmt.Fprintf(out, "  playout: depth %.0f ms (target %.0f ms for %.0f ms of jitter), %d underruns, %d dropped (cap), drift %d squeezed %d stretched samples\n",
+			st.Playout.DepthMs, st.Playout.TargetMs, st.Playout.JitterMs, st.Playout.Underruns, st.Playout.Overflow, st.Playout.Squeezed, st.Playout.Stretched)
 		if cs.In.VideoSinkDrops > 0 || cs.Out.LinkKbps > 0 {
 			fmt.Fprintf(out, "  link: %.0f kbit/s seen; %d peer frames replaced before shown\n", cs.Out.LinkKbps, cs.In.VideoSinkDrops)
 		}

@@ -67,8 +67,11 @@ type AudioConfig struct {
 	Rate     int    `toml:"rate"`
 	Channels int    `toml:"channels"`
 	FrameMs  int    `toml:"frame_ms"`
-	TargetMs int    `toml:"target_ms"` // playout depth before playing
+	TargetMs int    `toml:"target_ms"` // playout depth before playing; the floor of the adaptive target
 	MaxMs    int    `toml:"max_ms"`    // playout latency cap
+	// AdaptivePlayout lets the playout target follow the jitter measured
+	// on the peer's audio, between target_ms and max_ms less a frame.
+	AdaptivePlayout bool `toml:"adaptive_playout"`
 
 	// The microphone's processing (stream/echo), each part on its own;
 	// not applied to the simulated microphones ("sim", "silent"), whose
@@ -161,7 +164,7 @@ func defaultConfig() Config {
 		Video: VideoConfig{Device: "sim", Width: media.DefaultVideo.Width, Height: media.DefaultVideo.Height,
 			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
-			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120,
+			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true,
 			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
 			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,
 			Room: RoomSimConfig{DelayMs: 60, RT60Ms: 400, EchoDB: -6, SNRDB: 30, Talk: "always"}},

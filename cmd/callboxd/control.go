@@ -262,6 +262,7 @@ func (d *daemon) status() control.Status {
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
 			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
 			Squeezed: ps.Squeezed, Stretched: ps.Stretched,
+			TargetMs: float64(ps.Target.Microseconds()) / 1000, JitterMs: float64(ps.Jitter.Microseconds()) / 1000,
 		},
 		Process: processFigures(),
 		Echo:    d.echoStatus(),

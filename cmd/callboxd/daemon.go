@@ -125,6 +125,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Format: cfg.audioFormat(),
 		Target: time.Duration(cfg.Audio.TargetMs) * time.Millisecond,
 		Max:    time.Duration(cfg.Audio.MaxMs) * time.Millisecond,
+		Fixed:  !cfg.Audio.AdaptivePlayout,
 	})
 	if err != nil {
 		return nil, &ConfigError{fmt.Errorf("audio: %w", err)}

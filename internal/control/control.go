@@ -144,6 +144,10 @@ type Playout struct {
 	// merged (squeezed) or inserted (stretched) since the call began.
 	Squeezed  uint64 `json:"squeezed"`
 	Stretched uint64 `json:"stretched"`
+	// The depth the buffer keeps now: the configured target, or more
+	// while the peer's frames arrive unevenly (JitterMs, measured).
+	TargetMs float64 `json:"target_ms"`
+	JitterMs float64 `json:"jitter_ms"`
 }
 
 // ID is what GET /v1/id returns.

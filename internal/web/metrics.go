@@ -156,6 +156,10 @@ func writeStatusMetrics(w io.Writer, st control.Status) {
 	pl := st.Playout
 	p.family("callbox_playout_depth_seconds", "gauge", "Audio queued in the playout buffer.")
 	p.sample("callbox_playout_depth_seconds", "", pl.DepthMs/1000)
+	p.family("callbox_playout_target_seconds", "gauge", "The depth the playout buffer keeps: the configured target, more while arrivals jitter.")
+	p.sample("callbox_playout_target_seconds", "", pl.TargetMs/1000)
+	p.family("callbox_playout_jitter_seconds", "gauge", "The spread of the peer's audio arrival times the playout buffer measured.")
+	p.sample("callbox_playout_jitter_seconds", "", pl.JitterMs/1000)
 	for _, c := range []struct {
 		name, help string
 		v          uint64

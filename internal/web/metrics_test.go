@@ -32,6 +32,7 @@ func TestMetrics(t *testing.T) {
 	f.st.LED = "on"
 	f.st.Playout.Underruns = 3
 	f.st.Playout.DepthMs = 40
+	f.st.Playout.TargetMs = 70
 	f.st.Echo = &control.Echo{Parts: "cancel+duck", DelayKnown: true, DelayMs: 62.5, DelayChanges: 2,
 		ERLE: 31.5, Ducking: true, DuckDB: 9, DuckedFrames: 40, Frames: 1000}
 	s.sent[1].Add(7)
@@ -58,6 +59,7 @@ func TestMetrics(t *testing.T) {
 		`callbox_call_seconds 12.5`,
 		`callbox_playout_underruns_total 3`,
 		`callbox_playout_depth_seconds 0.04`,
+		`callbox_playout_target_seconds 0.07`,
 		`callbox_device_up{device="camera"} 1`,
 		`callbox_device_up{device="microphone"} 0`,
 		`callbox_device_up{device="speaker"} 1`,

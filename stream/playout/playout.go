@@ -33,8 +33,14 @@ const fadeTime = 2 * time.Millisecond
 // Config configures a Buffer. The zero value is valid.
 type Config struct {
 	Format media.AudioFormat // zero: media.DefaultAudio
-	Target time.Duration     // depth to reach before playing starts or restarts; zero: DefaultTarget
-	Max    time.Duration     // latency cap, rounded down to whole frames; zero: DefaultMax
+	// Target is the depth to reach before playing starts or restarts, and
+	// the floor of the adaptive target; zero: DefaultTarget.
+	Target time.Duration
+	Max    time.Duration // latency cap, rounded down to whole frames; zero: DefaultMax
+	// Fixed keeps the target at Target. Otherwise it follows the jitter
+	// measured on arrival (see Buffer.Read), between Target and Max less
+	// one frame.
+	Fixed bool
 	// NoDrift turns drift compensation off: the Buffer then only ever plays
 	// whole received frames, and its depth follows any difference between
 	// the two sample clocks until the latency cap or an underrun resets it.
@@ -95,6 +101,11 @@ type Stats struct {
 	// Level is the drift controller's estimate of the depth it steers: the
 	// depth before each Read, averaged over seconds. Zero until it has one.
 	Level time.Duration
+	// Target is the depth the Buffer keeps now: Config.Target, or more
+	// while the arrivals jitter. Jitter is the last measured spread of
+	// arrival times (zero before the first measurement).
+	Target time.Duration
+	Jitter time.Duration
 }
 
 // Buffer is an audio jitter buffer. Push and Read may be called concurrently
@@ -126,6 +137,10 @@ type Buffer struct {
 	silence                                             uint64 // int16 values of silence output
 
 	drift drift
+	adapt bool
+	floor int // Config.Target in int16 values
+	jit   jitter
+	now   func() time.Time
 }
 
 // New returns an empty Buffer that outputs silence until Target is queued.
@@ -151,6 +166,10 @@ func New(cfg Config) (*Buffer, error) {
 	b.ring = make([]int16, b.slots*b.frameLen)
 	b.rampPos = b.fade
 	b.drift = newDrift(f, b.target/f.Channels, !cfg.NoDrift)
+	b.floor = b.target
+	b.adapt = !cfg.Fixed
+	b.jit = newJitter(f.FrameDuration(), cfg.Target, time.Duration(b.slots-1)*f.FrameDuration())
+	b.now = time.Now
 	return b, nil
 }
 
@@ -174,6 +193,9 @@ func (b *Buffer) Push(a media.Audio) {
 		return
 	}
 	b.haveSeq, b.lastSeq = true, a.Seq
+	if b.adapt && b.jit.arrive(a.Seq, b.now()) {
+		b.setTarget(b.jit.target)
+	}
 	if b.count == b.slots {
 		// Latency cap: drop the oldest, even if partly played, so depth never
 		// exceeds Max. With frame-sized reads no frame is ever partly played.
@@ -184,6 +206,14 @@ func (b *Buffer) Push(a media.Audio) {
 	copy(b.ring[tail*b.frameLen:(tail+1)*b.frameLen], a.Samples)
 	b.count++
 	b.pushed++
+}
+
+// setTarget moves the depth to (re)start at and the drift controller's
+// aim: after an underrun playing waits for the new depth, and while it
+// plays the controller stretches or squeezes toward it.
+func (b *Buffer) setTarget(d time.Duration) {
+	b.target = int(int64(d)*int64(b.format.Rate)/int64(time.Second)) * b.channels
+	b.drift.target = float64(b.target / b.channels)
 }
 
 // advance removes the head frame.
@@ -388,6 +418,8 @@ func (b *Buffer) Stats() Stats {
 		Squeezed:      b.drift.squeezed,
 		Stretched:     b.drift.stretched,
 		Level:         b.drift.levelDuration(),
+		Target:        time.Duration(b.target/b.channels) * time.Second / time.Duration(b.format.Rate),
+		Jitter:        b.jit.spread,
 	}
 }
 
@@ -403,4 +435,7 @@ func (b *Buffer) Reset() {
 	b.pushed, b.played, b.underruns, b.overflow, b.late, b.rejected, b.silence = 0, 0, 0, 0, 0, 0, 0
 	b.drift.restart()
 	b.drift.squeezed, b.drift.stretched = 0, 0
+	b.jit.restart()
+	b.target = b.floor
+	b.drift.target = float64(b.floor / b.channels)
 }

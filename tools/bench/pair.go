@@ -59,6 +59,8 @@ type dirResult struct {
 	linkKbps       float64 // the sender's estimate of what the link carries
 	offsetMs       float64 // the receiver's clock offset estimate (0 is the truth on one machine)
 	playoutDepthMs float64 // the receiver's playout depth at the end
+	playoutTarget  float64 // the receiver's playout target at the end, ms (adaptive)
+	playoutJitter  float64 // and the arrival jitter it measured, ms
 }
 
 // result is one case.
@@ -275,6 +277,7 @@ func (m *measurement) direction(i, j int) dirResult {
 		underruns:  dst.Playout.Underruns, played: dst.Playout.Played, overflow: dst.Playout.Overflow,
 		rssMB:    m.rssMB[i],
 		linkKbps: out.LinkKbps, offsetMs: dst.Phone.Call.Offset, playoutDepthMs: dst.Playout.DepthMs,
+		playoutTarget: dst.Playout.TargetMs, playoutJitter: dst.Playout.JitterMs,
 	}
 	dt := (last.at - first.at).Seconds()
 	fin, lin := first.st[j].Phone.Call.In, in

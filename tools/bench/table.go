@@ -210,8 +210,8 @@ func renderReport(env string, rs []result, notes []string, took time.Duration, s
 	b.WriteString("\n## Notes\n\n")
 	for _, r := range rs {
 		for _, d := range r.dirs {
-			fmt.Fprintf(&b, "- %s %s→%s: sender's link estimate %.0f kbit/s, receiver's clock offset estimate %.2f ms, playout depth at the end %.1f ms, playout latency-cap drops %d\n",
-				r.name, d.from, d.to, d.linkKbps, d.offsetMs, d.playoutDepthMs, d.overflow)
+			fmt.Fprintf(&b, "- %s %s→%s: sender's link estimate %.0f kbit/s, receiver's clock offset estimate %.2f ms, playout depth at the end %.1f ms (target %.0f ms for %.0f ms of measured jitter), playout latency-cap drops %d\n",
+				r.name, d.from, d.to, d.linkKbps, d.offsetMs, d.playoutDepthMs, d.playoutTarget, d.playoutJitter, d.overflow)
 		}
 		if r.linkNote != "" {
 			fmt.Fprintf(&b, "- %s link: %s\n", r.name, r.linkNote)
