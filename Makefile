@@ -69,10 +69,10 @@ define need-pkgs
 	fi
 endef
 
-deps: ## check Go, install gcc, libasound2 and libspeexdsp-dev if missing, download Go modules
+deps: ## check Go, install gcc, libasound2, libspeexdsp-dev and libopus-dev if missing, download Go modules
 	@test -x "$(GO)" || { echo "Go is missing: install Go 1.26 or newer from https://go.dev/dl/ into /usr/local/go"; exit 1; }
 	@$(GO) version | awk '{split($$3,v,"."); sub("go","",v[1]); if (v[1]<1 || (v[1]==1 && v[2]<26)) {print "Go 1.26 or newer needed, found " $$3; exit 1}}'
-	$(call need-pkgs,gcc libc6-dev libasound2 libspeexdsp-dev)
+	$(call need-pkgs,gcc libc6-dev libasound2 libspeexdsp-dev libopus-dev)
 	@$(GO) mod download
 
 version: ## print the version stamped into binaries and packages
@@ -137,10 +137,10 @@ arm64: cross-deps ## cross-build callboxd and callbox for linux/arm64 (cgo) into
 		[ $$s -le 12582912 ] || { echo "$$b is over the 12 MiB budget"; exit 1; }; \
 		file -b $$f | grep -q 'pie executable' || { echo "$$b is not PIE"; exit 1; }; done
 
-# libasound2:arm64 and speexdsp (callboxd links it) unpacked, not
-# installed, for the cross link and the tests under qemu-user. The stamp
+# libasound2:arm64, speexdsp (callboxd links it) and opus (stream/opus's
+# tests) unpacked, not installed, for the cross link and the tests under qemu-user. The stamp
 # names the packages, so a sysroot made before one was added is refilled.
-ARM64_PKGS := libasound2 libspeexdsp1 libspeexdsp-dev
+ARM64_PKGS := libasound2 libspeexdsp1 libspeexdsp-dev libopus0 libopus-dev
 ARM64_STAMP := $(ARM64_SYSROOT)/.done-$(subst $(eval) ,-,$(ARM64_PKGS))
 ARM64_LIB := $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu
 ARM64_CGO := CGO_CFLAGS='$(CGO_CFLAGS) -I$(ARM64_SYSROOT)/usr/include' \

@@ -1,0 +1,34 @@
+//go:build !cgo
+
+package opus
+
+import "github.com/callbox/callbox/stream/media"
+
+const available = false
+
+// Encoder is unavailable without cgo.
+type Encoder struct{}
+
+// NewEncoder says "compiled without Opus".
+func NewEncoder(Config) (*Encoder, error) { return nil, ErrUnavailable }
+
+// Config is the zero Config.
+func (*Encoder) Config() Config { return Config{} }
+
+// Encode fails.
+func (*Encoder) Encode(dst []byte, _ []int16) ([]byte, error) { return dst, ErrUnavailable }
+
+// Close does nothing.
+func (*Encoder) Close() error { return nil }
+
+// Decoder is unavailable without cgo.
+type Decoder struct{}
+
+// NewDecoder says "compiled without Opus".
+func NewDecoder(media.AudioFormat) (*Decoder, error) { return nil, ErrUnavailable }
+
+// Decode fails.
+func (*Decoder) Decode(pcm []int16, _ []byte) error { clear(pcm); return ErrUnavailable }
+
+// Close does nothing.
+func (*Decoder) Close() error { return nil }
