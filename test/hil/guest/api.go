@@ -3,7 +3,8 @@
 // sets up the simulated GPIO chip, starts and watches the daemon, and lets
 // the rig on the host drive the guest's real drivers over HTTP: pull the
 // button line, sample the LED line, feed JPEGs to a v4l2loopback camera,
-// play test audio into and record it from snd-aloop, and run commands
+// play test audio into and record it from snd-aloop or make it a room
+// (the speaker heard at the microphone), and run commands
 // such as rmmod. The types here are the wire format of that API; the host
 // side is in package rig.
 package guest
