@@ -41,6 +41,7 @@ type Agent struct {
 	video  videoFeeder
 	play   player
 	record recorder
+	room   roomRunner
 }
 
 // New sets up what cfg asks for (the gpio-sim chip) and returns an agent
@@ -94,6 +95,7 @@ func (a *Agent) Serve(ctx context.Context) error {
 	a.video.stop()
 	a.play.stop()
 	a.record.stop()
+	a.room.stop()
 	a.stopDaemon()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -200,6 +202,24 @@ func (a *Agent) mux(shutdown func()) *http.ServeMux {
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(data)
+	})
+	m.HandleFunc("POST /v1/audio/room/start", func(w http.ResponseWriter, r *http.Request) {
+		var rm Room
+		if !decode(w, r, &rm) {
+			return
+		}
+		reply(w, struct{}{}, a.room.start(rm, a.log))
+	})
+	m.HandleFunc("POST /v1/audio/room/mark", func(w http.ResponseWriter, r *http.Request) {
+		var mk RoomMark
+		if !decode(w, r, &mk) {
+			return
+		}
+		sp, err := a.room.mark(mk)
+		reply(w, sp, err)
+	})
+	m.HandleFunc("POST /v1/audio/room/stop", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, a.room.stop(), nil)
 	})
 	m.HandleFunc("POST /v1/exec", func(w http.ResponseWriter, r *http.Request) {
 		var e Exec

@@ -3,10 +3,13 @@
 // sets up the simulated GPIO chip, starts and watches the daemon, and lets
 // the rig on the host drive the guest's real drivers over HTTP: pull the
 // button line, sample the LED line, feed JPEGs to a v4l2loopback camera,
-// play test audio into and record it from snd-aloop, and run commands
+// play test audio into and record it from snd-aloop or make it a room
+// (the speaker heard at the microphone), and run commands
 // such as rmmod. The types here are the wire format of that API; the host
 // side is in package rig.
 package guest
+
+import "github.com/callbox/callbox/stream/room"
 
 // Port is the TCP port the agent listens on inside the guest.
 const Port = 7000
@@ -144,4 +147,61 @@ type ExecResult struct {
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// Room is the body of POST /v1/audio/room/start: the guest's sound card
+// becomes a room. The agent records what the daemon's speaker plays from
+// Tap, passes it through a simulated room (stream/room) with a near-end
+// talker mixed in while Talk says so, and plays what the microphone hears
+// into the device in Audio (the microphone's loopback), until
+// POST /v1/audio/room/stop or MaxMs.
+type Room struct {
+	Audio       // the microphone's feed, and the format of both
+	Tap   Audio `json:"tap"` // the speaker's loopback (only Device is used)
+	// Acoustics is the room (its Rate and Frame come from the format).
+	Acoustics room.Config `json:"acoustics"`
+	VoiceSeed uint64      `json:"voice_seed"`
+	PitchHz   float64     `json:"pitch_hz"` // default 200
+	Talk      bool        `json:"talk"`     // the near-end talker talks from the start
+	// FeedBufferMs is aplay's buffer on the feed (default 4 frames): delay
+	// the daemon's echo canceller has to find.
+	FeedBufferMs int `json:"feed_buffer_ms,omitempty"`
+	MaxMs        int `json:"max_ms"` // the room stops by itself after this (at most 10 min)
+}
+
+// RoomMark is the body of POST /v1/audio/room/mark: it ends the current
+// span of the room's figures and says whether the near-end talker talks
+// in the next. It answers the span that ended (a RoomSpan).
+type RoomMark struct {
+	Talk bool `json:"talk"`
+}
+
+// RoomSpan is a room's figures between two marks: sums of squared sample
+// values (full scale 32768) of what the speaker played, its echo at the
+// microphone, the background noise, what the near-end talker said and
+// what the microphone heard in all, over Frames frames.
+type RoomSpan struct {
+	Ms         float64 `json:"ms"`          // the span's length on the agent's clock
+	Frames     int     `json:"frames"`      // frames passed through the room
+	Talk       bool    `json:"talk"`        // the near-end talker was on
+	TalkFrames int     `json:"talk_frames"` // frames in which it said something
+	Played     float64 `json:"played"`
+	Echo       float64 `json:"echo"`
+	Noise      float64 `json:"noise"`
+	Near       float64 `json:"near"`
+	Mic        float64 `json:"mic"`
+}
+
+// RoomResult is what POST /v1/audio/room/stop answers: every span, the
+// last one up to the stop.
+type RoomResult struct {
+	Spans  []RoomSpan `json:"spans"`
+	Frames int        `json:"frames"`
+	// Overruns and Underruns are arecord's on the speaker's tap (the
+	// agent read late: what was played then was lost) and aplay's on the
+	// microphone's feed (the microphone heard silence, and the echo's
+	// delay moved).
+	Overruns  int    `json:"overruns"`
+	Underruns int    `json:"underruns"`
+	Err       string `json:"err,omitempty"` // why the loop ended early, and the tools' complaints
 }

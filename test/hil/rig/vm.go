@@ -40,6 +40,13 @@ type VMConfig struct {
 	Display bool
 	// QMP, if set, is the path of a QMP monitor socket (VM.Screendump).
 	QMP string
+	// ICount, if set, is QEMU's -icount (TCG only), e.g. "shift=0": the
+	// guest's clock then follows the instructions it executes, so that
+	// an emulator slower than the guest's work makes a slow guest, whose
+	// sound cards, timers and programs keep pace with each other, rather
+	// than a starved one, whose sound cards run on while its programs
+	// fall behind.
+	ICount string
 }
 
 // VM is a running guest. Its methods may be called from any goroutine.
@@ -110,6 +117,12 @@ func qemuArgs(cfg VMConfig) (string, []string, error) {
 		"-netdev", fwd}
 	if cfg.QMP != "" {
 		common = append(common, "-qmp", "unix:"+cfg.QMP+",server=on,wait=off")
+	}
+	if cfg.ICount != "" {
+		if cfg.Accel == "kvm" {
+			return "", nil, errors.New("rig: -icount needs TCG, not KVM")
+		}
+		common = append(common, "-icount", cfg.ICount)
 	}
 	appendArgs := "console=ttyS0 panic=-1"
 	if cfg.Display {

@@ -27,9 +27,11 @@ func scenarios() []scenario {
 		{"camera-mjpeg", "amd64", "v4l2loopback MJPEG camera: every frame the guest sent reaches the host peer, decodable, in order; ≥ 1/3 of the feed", cameraMJPEG},
 		{"camera-yuyv", "amd64", "vivid YUYV camera encoded in the guest: decodable frames of the configured size", cameraYUYV},
 		{"audio", "amd64", "snd-aloop both ways: test signal in at the guest's microphone and out of its speaker, checked sample by sample", audioBothWays},
+		{"echo", "amd64", "snd-aloop as a room: the guest's speaker heard at its microphone, near-end speech mixed in; ERLE ≥ 20 dB at the host peer, the near end reaches it", echoCall},
 		{"camera-unplug", "amd64", "v4l2loopback removed mid-call: the call goes on audio-only, video resumes after re-adding it, no restart", cameraUnplug},
 		{"screen", "amd64", "QEMU's VGA as /dev/fb0 (bochs DRM, fbdev emulation): idle text, the host's frames letterboxed with the self-view, grabbed with screendump", screenCall},
 		{"arm64", "arm64", "button-call with the arm64 build on qemu-system-aarch64 -M virt -cpu cortex-a72", buttonCall},
+		{"arm64-echo", "arm64", "echo with the arm64 build on qemu-system-aarch64 (its clock following its instructions, like echo's)", echoCall},
 		{"arm64-camera-mjpeg", "arm64", "camera-mjpeg with the arm64 build, fed at 15 fps (an emulated Cortex-A72 is slower than a Pi's)", cameraMJPEG},
 	}
 }

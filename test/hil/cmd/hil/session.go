@@ -59,6 +59,7 @@ type guestSpec struct {
 	gpio    bool     // make the gpio-sim chip (lines GPIO0..GPIO27, labelled like a Pi 4's)
 	config  string   // callbox.toml sections for the guest ([video], [audio], [gpio])
 	display bool     // QEMU's VGA as the guest's /dev/fb0, grabbed through QMP (s.screendump)
+	icount  string   // QEMU's -icount under TCG (rig.VMConfig.ICount)
 	host    testbox.Options
 }
 
@@ -145,6 +146,9 @@ auto_answer = true
 		Console: s.consolePath(), Forward: map[int]int{7420: callPort}}
 	if g.display {
 		vc.Display, vc.QMP = true, filepath.Join(s.dir, "qmp.sock")
+	}
+	if s.env.accel == "tcg" {
+		vc.ICount = g.icount
 	}
 	s.vm, err = rig.Start(ctx, vc)
 	if err != nil {
