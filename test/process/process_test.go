@@ -31,8 +31,14 @@ func TestMain(m *testing.M) {
 	daemonBin = bin
 	code := m.Run()
 	cleanup()
+	for _, c := range extraCleanup {
+		c()
+	}
 	os.Exit(code)
 }
+
+// extraCleanup removes other daemon builds some tests make.
+var extraCleanup []func()
 
 func start(t *testing.T, name string, o testbox.Options) *testbox.Box {
 	t.Helper()
@@ -53,6 +59,24 @@ func waitState(t *testing.T, b *testbox.Box, state string, within time.Duration)
 		t.Fatal(err)
 	}
 	return st
+}
+
+// waitLED waits up to 1 s for b's LED to show want and returns what it
+// shows. The LED follows the call state from the phone's change
+// callback, just after the state itself changed: a status read in
+// between sees the new state and the old pattern.
+func waitLED(t *testing.T, b *testbox.Box, want string) string {
+	t.Helper()
+	var led string
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := b.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if led = st.LED; led == want || time.Now().After(deadline) {
+			return led
+		}
+	}
 }
 
 func callCmd(t *testing.T, b *testbox.Box, path string, body any) error {
@@ -120,8 +144,8 @@ func TestCallCarriesVideoAndAudioBothWays(t *testing.T) {
 	}
 	waitState(t, a, "in call", 10*time.Second)
 	st := waitState(t, b, "in call", 10*time.Second)
-	if st.LED != "on" || st.Phone.Peer == nil || st.Phone.Peer.Name != "hall" {
-		t.Errorf("door in call: LED %q, peer %+v", st.LED, st.Phone.Peer)
+	if led := waitLED(t, b, "on"); led != "on" || st.Phone.Peer == nil || st.Phone.Peer.Name != "hall" {
+		t.Errorf("door in call: LED %q, peer %+v", led, st.Phone.Peer)
 	}
 	time.Sleep(3 * time.Second)
 	// Hang up from the callee's side.
@@ -129,12 +153,12 @@ func TestCallCarriesVideoAndAudioBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	fa := waitState(t, a, "idle", 5*time.Second)
-	fb := waitState(t, b, "idle", 5*time.Second)
+	waitState(t, b, "idle", 5*time.Second)
 	if !strings.Contains(fa.Phone.LastEnd, "door hung up") {
 		t.Errorf("hall's last end %q, want door hung up", fa.Phone.LastEnd)
 	}
-	if fa.LED != "off" || fb.LED != "off" {
-		t.Errorf("LEDs after hangup: %q %q, want off", fa.LED, fb.LED)
+	if la, lb := waitLED(t, a, "off"), waitLED(t, b, "off"); la != "off" || lb != "off" {
+		t.Errorf("LEDs after hangup: %q %q, want off", la, lb)
 	}
 	time.Sleep(300 * time.Millisecond) // let the playout drain into the recording
 	for _, x := range []*testbox.Box{a, b} {
