@@ -130,8 +130,9 @@ type CaptureStats struct {
 type PlaybackStats struct {
 	Frames uint64 // periods pulled through fill
 	// Underruns counts underruns ALSA reported. miniaudio sets the playback
-	// stop threshold to the ring boundary, so most drivers replay the ring
-	// instead of reporting; expect this to stay zero on real hardware.
+	// stop threshold to the ring boundary, so the card runs on instead of
+	// reporting; expect this to stay zero on real hardware. What it plays
+	// then is silence: the driver zeroes what it has played (silence_cgo.go).
 	Underruns uint64
 }
 
@@ -262,7 +263,11 @@ func (c *ALSACapture) Close() error {
 }
 
 // ALSAPlayback is a speaker: an ALSA playback PCM (or the null backend)
-// written through miniaudio. The device runs only while Run does.
+// written through miniaudio. The device runs only while Run does. Its
+// driver zeroes each area of the ring once played (ALSA's silence_size =
+// boundary, set as it opens), so when fill is late, or when Run starts
+// again, the card plays silence, never what it played before; the open
+// logs a warning if the PCM refuses that.
 type ALSAPlayback struct {
 	name   string
 	format media.AudioFormat

@@ -79,6 +79,9 @@ type malgoPCM struct {
 	dev *malgo.Device
 	id  *malgo.DeviceID // pinned while the device exists
 	pin runtime.Pinner
+	// silence is what a playback PCM's software parameters became: whether
+	// the driver zeroes what it has played.
+	silence silenceResult
 }
 
 var _ pcm = (*malgoPCM)(nil)
@@ -166,12 +169,38 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	} else {
 		dc.Playback = sub
 	}
-	p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
+	// A playback PCM zeroes what it has played (see silence_cgo.go).
+	var silence silenceResult
+	hooked := false
+	if kind == malgo.Playback && cfg.Device != NullDevice {
+		if herr := silenceHook(ctx); herr != nil {
+			silence.err = herr
+		} else {
+			hooked = true
+		}
+	}
+	if hooked {
+		p.dev, silence, err = initPlayback(ctx.Context, dc, cb)
+	} else {
+		p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
+	}
 	if err != nil {
 		p.pin.Unpin()
 		ctx.Uninit()
 		ctx.Free()
 		return nil, l.explain(err)
+	}
+	p.silence = silence
+	switch {
+	case kind != malgo.Playback || cfg.Device == NullDevice:
+	case silence.zeroes():
+		log.Debug("ALSA zeroes played audio: an underrun plays silence", "silence_size", silence.size)
+	case !silence.seen && silence.err == nil:
+		log.Warn("cannot make ALSA zero played audio: an underrun may replay stale audio",
+			"err", "miniaudio did not set the software parameters through snd_pcm_sw_params")
+	default:
+		log.Warn("cannot make ALSA zero played audio: an underrun may replay stale audio",
+			"err", silence.err, "silence_threshold", silence.threshold, "silence_size", silence.size, "boundary", silence.boundary)
 	}
 	return p, nil
 }
