@@ -129,10 +129,10 @@ type CaptureStats struct {
 // PlaybackStats counts what an ALSAPlayback played.
 type PlaybackStats struct {
 	Frames uint64 // periods pulled through fill
-	// Underruns counts underruns ALSA reported. miniaudio sets the playback
-	// stop threshold to the ring boundary, so the card runs on instead of
-	// reporting; expect this to stay zero on real hardware. What it plays
-	// then is silence: the driver zeroes what it has played (silence_cgo.go).
+	// Underruns counts underruns ALSA reported: fill was late, the ring ran
+	// dry and the card stopped, playing silence, until miniaudio restarted
+	// it with the next periods (underrun_cgo.go). Zero if the PCM refused
+	// to stop on an underrun (the open logs a warning): it then runs on.
 	Underruns uint64
 }
 
@@ -263,11 +263,13 @@ func (c *ALSACapture) Close() error {
 }
 
 // ALSAPlayback is a speaker: an ALSA playback PCM (or the null backend)
-// written through miniaudio. The device runs only while Run does. Its
-// driver zeroes each area of the ring once played (ALSA's silence_size =
-// boundary, set as it opens), so when fill is late, or when Run starts
-// again, the card plays silence, never what it played before; the open
-// logs a warning if the PCM refuses that.
+// written through miniaudio. The device runs only while Run does. When fill
+// is late the card plays silence, never what it played before: the PCM
+// stops once its ring has run dry and starts again with the next periods,
+// and its driver zeroes each area of the ring once played (ALSA's
+// stop_threshold = buffer size and silence_size = boundary, set as it
+// opens), so neither an underrun nor a new Run plays stale audio. The open
+// logs a warning if the PCM refuses those parameters.
 type ALSAPlayback struct {
 	name   string
 	format media.AudioFormat

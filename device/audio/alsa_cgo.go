@@ -79,9 +79,9 @@ type malgoPCM struct {
 	dev *malgo.Device
 	id  *malgo.DeviceID // pinned while the device exists
 	pin runtime.Pinner
-	// silence is what a playback PCM's software parameters became: whether
-	// the driver zeroes what it has played.
-	silence silenceResult
+	// params is what a playback PCM's software parameters became: whether
+	// it stops on an underrun and zeroes what it has played.
+	params playbackParams
 }
 
 var _ pcm = (*malgoPCM)(nil)
@@ -169,18 +169,19 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	} else {
 		dc.Playback = sub
 	}
-	// A playback PCM zeroes what it has played (see silence_cgo.go).
-	var silence silenceResult
+	// A playback PCM stops when it runs dry and zeroes what it has played
+	// (see underrun_cgo.go).
+	var params playbackParams
 	hooked := false
 	if kind == malgo.Playback && cfg.Device != NullDevice {
-		if herr := silenceHook(ctx); herr != nil {
-			silence.err = herr
+		if herr := playbackHook(ctx); herr != nil {
+			params.err = herr
 		} else {
 			hooked = true
 		}
 	}
 	if hooked {
-		p.dev, silence, err = initPlayback(ctx.Context, dc, cb)
+		p.dev, params, err = initPlayback(ctx.Context, dc, cb)
 	} else {
 		p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
 	}
@@ -190,17 +191,18 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 		ctx.Free()
 		return nil, l.explain(err)
 	}
-	p.silence = silence
+	p.params = params
+	const stale = "cannot make ALSA playback stop on an underrun and zero what it played: an underrun may replay stale audio"
 	switch {
 	case kind != malgo.Playback || cfg.Device == NullDevice:
-	case silence.zeroes():
-		log.Debug("ALSA zeroes played audio: an underrun plays silence", "silence_size", silence.size)
-	case !silence.seen && silence.err == nil:
-		log.Warn("cannot make ALSA zero played audio: an underrun may replay stale audio",
-			"err", "miniaudio did not set the software parameters through snd_pcm_sw_params")
+	case params.stopsAndZeroes():
+		log.Debug("ALSA playback stops on an underrun and zeroes what it played",
+			"buffer", params.buffer, "stop_threshold", params.stop, "silence_size", params.silenceSize)
+	case !params.seen && params.err == nil:
+		log.Warn(stale, "err", "miniaudio did not set the software parameters through snd_pcm_sw_params")
 	default:
-		log.Warn("cannot make ALSA zero played audio: an underrun may replay stale audio",
-			"err", silence.err, "silence_threshold", silence.threshold, "silence_size", silence.size, "boundary", silence.boundary)
+		log.Warn(stale, "err", params.err, "buffer", params.buffer, "stop_threshold", params.stop,
+			"silence_threshold", params.silenceThreshold, "silence_size", params.silenceSize, "boundary", params.boundary)
 	}
 	return p, nil
 }
