@@ -53,9 +53,10 @@ type ALSAConfig struct {
 	// Format is the PCM format; the zero value means media.DefaultAudio.
 	// One device period is one frame (10 or 20 ms).
 	Format media.AudioFormat
-	// Periods is how many periods the device buffer holds, MinPeriods to
-	// MaxPeriods; zero means DefaultPeriods. Fewer is lower latency, more
-	// survives longer scheduling stalls.
+	// Periods is how many periods the device buffer holds (capture), or
+	// how many are queued for the card at most (playback, whose ring holds
+	// playbackRing), MinPeriods to MaxPeriods; zero means DefaultPeriods.
+	// Fewer is lower latency, more survives longer scheduling stalls.
 	Periods int
 	// Logger receives device faults and miniaudio's messages (at debug
 	// level); nil discards them.

@@ -169,8 +169,8 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	} else {
 		dc.Playback = sub
 	}
-	// A playback PCM stops when it runs dry and zeroes what it has played
-	// (see underrun_cgo.go).
+	// A playback PCM stops when it runs dry and zeroes what it has played,
+	// and its ring holds more than is queued (see underrun_cgo.go).
 	var params playbackParams
 	hooked := false
 	if kind == malgo.Playback && cfg.Device != NullDevice {
@@ -181,7 +181,8 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 		}
 	}
 	if hooked {
-		p.dev, params, err = initPlayback(ctx.Context, dc, cb)
+		dc.Periods = uint32(max(cfg.Periods, playbackRing))
+		p.dev, params, err = initPlayback(ctx.Context, dc, cb, cfg.Periods)
 	} else {
 		p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
 	}
@@ -193,16 +194,20 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	}
 	p.params = params
 	const stale = "cannot make ALSA playback stop on an underrun and zero what it played: an underrun may replay stale audio"
+	args := []any{"buffer", params.buffer, "period", params.period, "queued", params.queued(), "avail_min", params.availMin,
+		"stop_threshold", params.stop, "silence_threshold", params.silenceThreshold, "silence_size", params.silenceSize, "boundary", params.boundary}
 	switch {
 	case kind != malgo.Playback || cfg.Device == NullDevice:
-	case params.stopsAndZeroes():
-		log.Debug("ALSA playback stops on an underrun and zeroes what it played",
-			"buffer", params.buffer, "stop_threshold", params.stop, "silence_size", params.silenceSize)
-	case !params.seen && params.err == nil:
+	case !hooked:
+		log.Warn(stale, "err", params.err)
+	case !params.seen:
 		log.Warn(stale, "err", "miniaudio did not set the software parameters through snd_pcm_sw_params")
+	case params.stopsAndZeroes():
+		log.Debug("ALSA playback stops on an underrun and zeroes what it played", args...)
+	case params.level == levelQueue:
+		log.Warn(stale, append([]any{"err", params.err}, args...)...)
 	default:
-		log.Warn(stale, "err", params.err, "buffer", params.buffer, "stop_threshold", params.stop,
-			"silence_threshold", params.silenceThreshold, "silence_size", params.silenceSize, "boundary", params.boundary)
+		log.Warn(stale+"; the whole ring may be queued, adding latency", append([]any{"err", params.err}, args...)...)
 	}
 	return p, nil
 }

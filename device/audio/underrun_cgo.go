@@ -59,9 +59,11 @@ static struct {
 	size_t (*sw_params_sizeof)(void);
 	int (*sw_params_current)(void *pcm, void *params);
 	int (*get_boundary)(const void *params, cb_uframes *val);
+	int (*get_avail_min)(const void *params, cb_uframes *val);
 	int (*get_stop_threshold)(const void *params, cb_uframes *val);
 	int (*get_silence_threshold)(const void *params, cb_uframes *val);
 	int (*get_silence_size)(const void *params, cb_uframes *val);
+	int (*set_avail_min)(void *pcm, void *params, cb_uframes val);
 	int (*set_stop_threshold)(void *pcm, void *params, cb_uframes val);
 	int (*set_silence_threshold)(void *pcm, void *params, cb_uframes val);
 	int (*set_silence_size)(void *pcm, void *params, cb_uframes val);
@@ -71,12 +73,17 @@ static struct {
 // thread: miniaudio opens the device on the thread that calls
 // ma_device_init.
 typedef struct {
-	int seen; // the wrapper ran for a playback PCM
-	int err;  // first error applying ours (negative errno; then miniaudio's stand), 0
-	cb_uframes buffer, boundary, stop, silence_threshold, silence_size; // as read back
+	int seen;  // the wrapper ran for a playback PCM
+	int err;   // first error applying ours (negative errno), 0
+	int level; // what the PCM took: 2 all of ours, 1 the queue limit only, 0 miniaudio's
+	cb_uframes buffer, period, boundary, avail_min, stop, silence_threshold, silence_size; // as read back
 } cb_params;
 
 static __thread cb_params cb_last;
+
+// How many periods the opener on this thread wants queued for the card at
+// most; 0: as many as the ring holds.
+static __thread unsigned cb_queue;
 
 // Playback starts left to the start threshold, for the tests.
 static unsigned long cb_deferred;
@@ -105,9 +112,11 @@ static int cb_resolve(void) {
 	CB_SYM(sw_params_sizeof, "snd_pcm_sw_params_sizeof");
 	CB_SYM(sw_params_current, "snd_pcm_sw_params_current");
 	CB_SYM(get_boundary, "snd_pcm_sw_params_get_boundary");
+	CB_SYM(get_avail_min, "snd_pcm_sw_params_get_avail_min");
 	CB_SYM(get_stop_threshold, "snd_pcm_sw_params_get_stop_threshold");
 	CB_SYM(get_silence_threshold, "snd_pcm_sw_params_get_silence_threshold");
 	CB_SYM(get_silence_size, "snd_pcm_sw_params_get_silence_size");
+	CB_SYM(set_avail_min, "snd_pcm_sw_params_set_avail_min");
 	CB_SYM(set_stop_threshold, "snd_pcm_sw_params_set_stop_threshold");
 	CB_SYM(set_silence_threshold, "snd_pcm_sw_params_set_silence_threshold");
 	CB_SYM(set_silence_size, "snd_pcm_sw_params_set_silence_size");
@@ -127,10 +136,10 @@ static int cb_read_back(void *pcm, cb_params *r) {
 	if (cur == NULL) {
 		return -12; // ENOMEM
 	}
-	cb_uframes period;
 	int err = cb_alsa.sw_params_current(pcm, cur);
-	if (err == 0) err = cb_alsa.get_params(pcm, &r->buffer, &period);
+	if (err == 0) err = cb_alsa.get_params(pcm, &r->buffer, &r->period);
 	if (err == 0) err = cb_alsa.get_boundary(cur, &r->boundary);
+	if (err == 0) err = cb_alsa.get_avail_min(cur, &r->avail_min);
 	if (err == 0) err = cb_alsa.get_stop_threshold(cur, &r->stop);
 	if (err == 0) err = cb_alsa.get_silence_threshold(cur, &r->silence_threshold);
 	if (err == 0) err = cb_alsa.get_silence_size(cur, &r->silence_size);
@@ -138,37 +147,59 @@ static int cb_read_back(void *pcm, cb_params *r) {
 	return err;
 }
 
+// cb_apply sets these parameters in params and returns 0 or the first
+// error. The silence threshold is 0 throughout (miniaudio's too).
+static int cb_apply(void *pcm, void *params, cb_uframes avail_min, cb_uframes stop, cb_uframes silence_size) {
+	int err = cb_alsa.set_avail_min(pcm, params, avail_min);
+	if (err == 0) err = cb_alsa.set_stop_threshold(pcm, params, stop);
+	if (err == 0) err = cb_alsa.set_silence_threshold(pcm, params, 0);
+	if (err == 0) err = cb_alsa.set_silence_size(pcm, params, silence_size);
+	return err;
+}
+
 // cb_sw_params stands in for snd_pcm_sw_params, which miniaudio calls once
-// per PCM at the end of its open with its own parameters: for playback it
-// adds ours (stop when dry, zero what was played). If the PCM refuses them
-// it falls back to miniaudio's rather than fail the open.
+// per PCM at the end of its open with its own parameters. For playback it
+// adds ours: at most cb_queue periods queued (avail_min), stop when dry
+// (stop threshold = buffer size), zero what was played (silence size =
+// boundary). If the PCM refuses them it tries the queue limit alone, then
+// miniaudio's parameters, rather than fail the open.
 static int cb_sw_params(void *pcm, void *params) {
 	if (cb_alsa.stream(pcm) != cb_stream_playback) {
 		return cb_alsa.sw_params(pcm, params);
 	}
 	cb_params r = {.seen = 1};
-	cb_uframes buffer = 0, period = 0, boundary = 0, stop = 0;
+	cb_uframes buffer = 0, period = 0, boundary = 0, avail_min = 0, stop = 0, silence_size = 0;
 	int err = cb_alsa.get_params(pcm, &buffer, &period);
 	if (err == 0) err = cb_alsa.get_boundary(params, &boundary);
+	if (err == 0) err = cb_alsa.get_avail_min(params, &avail_min);
 	if (err == 0) err = cb_alsa.get_stop_threshold(params, &stop);
-	int changed = 0;
-	if (err == 0) {
-		changed = 1;
-		err = cb_alsa.set_stop_threshold(pcm, params, buffer);
-	}
-	if (err == 0) err = cb_alsa.set_silence_threshold(pcm, params, 0);
-	if (err == 0) err = cb_alsa.set_silence_size(pcm, params, boundary);
+	if (err == 0) err = cb_alsa.get_silence_size(params, &silence_size);
 	int ret = -1;
 	if (err == 0) {
-		ret = cb_alsa.sw_params(pcm, params);
-		if (ret < 0) err = ret;
-	}
-	if (err != 0) {
-		if (changed) {
-			cb_alsa.set_silence_size(pcm, params, 0);
-			cb_alsa.set_silence_threshold(pcm, params, 0);
-			cb_alsa.set_stop_threshold(pcm, params, stop);
+		// The writer waits until avail >= avail_min, that is until at most
+		// queue-1 periods are queued, then writes one.
+		cb_uframes ours = avail_min;
+		if (cb_queue > 0 && buffer > (cb_uframes)cb_queue * period) {
+			ours = buffer - (cb_uframes)(cb_queue - 1) * period;
 		}
+		for (int level = 2; level >= 0; level--) {
+			int e = 0;
+			switch (level) {
+			case 2: e = cb_apply(pcm, params, ours, buffer, boundary); break;
+			case 1: e = cb_apply(pcm, params, ours, stop, silence_size); break;
+			default: e = cb_apply(pcm, params, avail_min, stop, silence_size); break;
+			}
+			if (e == 0) {
+				e = cb_alsa.sw_params(pcm, params);
+				ret = e;
+			}
+			if (e == 0) {
+				r.level = level;
+				break;
+			}
+			if (err == 0) err = e;
+		}
+	} else {
 		ret = cb_alsa.sw_params(pcm, params);
 	}
 	if (ret == 0) {
@@ -233,7 +264,10 @@ static int cb_hook(void *ctx) {
 	return 0;
 }
 
-static void cb_reset_last(void) { memset(&cb_last, 0, sizeof cb_last); }
+static void cb_begin(unsigned queue) {
+	memset(&cb_last, 0, sizeof cb_last);
+	cb_queue = queue;
+}
 static cb_params cb_get_last(void) { return cb_last; }
 static unsigned long cb_get_deferred(void) { return __atomic_load_n(&cb_deferred, __ATOMIC_RELAXED); }
 */
@@ -251,6 +285,14 @@ import (
 	"github.com/gen2brain/malgo"
 )
 
+// playbackRing is how many periods an ALSA playback ring holds at least;
+// ALSAConfig.Periods of them at most are queued for the card. The rest
+// stays zeroed, so a system that stalls the sound card's driver (its
+// pointer updates) for up to the ring's length has the card play silence
+// once the queue has run dry, not go round the ring again: 160 ms at 10 ms
+// frames.
+const playbackRing = 16
+
 // hookMu serialises the one-time resolution of libasound's functions.
 var hookMu sync.Mutex
 
@@ -258,16 +300,35 @@ var hookMu sync.Mutex
 // miniaudio had set them through the hook.
 type playbackParams struct {
 	seen bool  // the hook saw miniaudio set them
-	err  error // why ours were not applied (miniaudio's stand), or nil
+	err  error // why not all of ours were applied, or nil
+	// level is what the PCM took: levelAll, levelQueue (the queue limit
+	// only: it runs free and keeps what it played) or levelMiniaudio.
+	level int
 	// As read back from the PCM, in frames.
-	buffer, boundary, stop, silenceThreshold, silenceSize uint64
+	buffer, period, boundary, availMin, stop, silenceThreshold, silenceSize uint64
 }
+
+// What a playback PCM took of the hook's parameters.
+const (
+	levelMiniaudio = 0
+	levelQueue     = 1
+	levelAll       = 2
+)
 
 // stopsAndZeroes reports whether the PCM stops once its ring has run dry
 // and zeroes everything it has played.
 func (r playbackParams) stopsAndZeroes() bool {
-	return r.seen && r.err == nil && r.buffer > 0 && r.stop == r.buffer &&
+	return r.seen && r.level == levelAll && r.buffer > 0 && r.stop == r.buffer &&
 		r.silenceThreshold == 0 && r.boundary > 0 && r.silenceSize >= r.boundary
+}
+
+// queued is how many frames the writer keeps queued for the card at most:
+// it waits until avail_min frames are free, then writes a period.
+func (r playbackParams) queued() uint64 {
+	if r.availMin >= r.buffer {
+		return r.period
+	}
+	return r.buffer - r.availMin + r.period
 }
 
 // contextPointer is the ma_context* behind c: malgo keeps it in its one
@@ -306,18 +367,23 @@ func playbackHook(ctx *malgo.AllocatedContext) error {
 	}
 }
 
-// initPlayback runs malgo.InitDevice on one OS thread and reports what the
-// hook did during it (the wrapper records it per thread).
-func initPlayback(ctx malgo.Context, dc malgo.DeviceConfig, cb malgo.DeviceCallbacks) (*malgo.Device, playbackParams, error) {
+// initPlayback runs malgo.InitDevice on one OS thread, the hook keeping at
+// most queue periods queued for the card (0: as many as the ring holds),
+// and reports what the hook did during it (the wrapper records it per
+// thread).
+func initPlayback(ctx malgo.Context, dc malgo.DeviceConfig, cb malgo.DeviceCallbacks, queue int) (*malgo.Device, playbackParams, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	C.cb_reset_last()
+	C.cb_begin(C.uint(queue))
 	dev, err := malgo.InitDevice(ctx, dc, cb)
 	last := C.cb_get_last()
 	r := playbackParams{
 		seen:             last.seen != 0,
+		level:            int(last.level),
 		buffer:           uint64(last.buffer),
+		period:           uint64(last.period),
 		boundary:         uint64(last.boundary),
+		availMin:         uint64(last.avail_min),
 		stop:             uint64(last.stop),
 		silenceThreshold: uint64(last.silence_threshold),
 		silenceSize:      uint64(last.silence_size),

@@ -16,7 +16,8 @@ import (
 
 // An ALSA playback PCM must stop once its ring has run dry and zero what it
 // has played, so that a late fill leaves silence instead of audio the card
-// plays again; a capture PCM keeps miniaudio's parameters. These run
+// plays again, and its ring must hold more than is queued; a capture PCM
+// keeps miniaudio's parameters. These run
 // alsa-lib's file plugin (testdata/asoundrc): no sound card needed. What a
 // real card does on an underrun is the HIL rig's audio scenario's to show.
 func TestALSAPlaybackStopsOnUnderrun(t *testing.T) {
@@ -35,8 +36,12 @@ func TestALSAPlaybackStopsOnUnderrun(t *testing.T) {
 	if !s.seen || s.err != nil {
 		t.Fatalf("software parameters: %+v", s)
 	}
-	if want := uint64(periods * p.Format().FrameSamples()); s.buffer != want {
-		t.Fatalf("buffer of %d frames, want %d", s.buffer, want)
+	// The ring holds playbackRing periods, of which the writer keeps at
+	// most periods queued.
+	period := uint64(p.Format().FrameSamples())
+	if s.period != period || s.buffer != playbackRing*period || s.queued() != periods*period {
+		t.Fatalf("period %d, buffer %d, avail_min %d frames (%d queued), want %d, %d, %d queued",
+			s.period, s.buffer, s.availMin, s.queued(), period, playbackRing*period, periods*period)
 	}
 	if s.stop != s.buffer || s.silenceThreshold != 0 || s.boundary == 0 || s.silenceSize != s.boundary || !s.stopsAndZeroes() {
 		t.Fatalf("stop threshold %d, silence threshold %d, size %d, boundary %d: want %d (the buffer), 0, the boundary, > 0",
