@@ -10,8 +10,8 @@ package audio
 // stalls, and what the late thread then writes lands behind the card's
 // pointer, to be played a ring later, out of order.
 //
-// The hook gives the PCM ALSA's ordinary underrun behaviour instead, and
-// zeroes what has been played:
+// The hook gives the PCM ALSA's ordinary underrun behaviour instead, zeroes
+// what has been played, and keeps the queue shorter than the ring:
 //
 //   - stop threshold = buffer size: once the ring has run dry the card
 //     stops (an xrun). miniaudio's next write then fails with EPIPE, and its
@@ -23,18 +23,26 @@ package audio
 //     noticing (its next pointer update) the card plays on past the last
 //     period written: zeros, never audio from a ring earlier; and a new Run
 //     never plays the end of the last one.
+//   - avail_min = buffer - (queue-1) periods: the ring is larger than
+//     what is queued (see playbackRing), and miniaudio's writer waits until
+//     at most queue-1 periods are queued before writing the next. Past the
+//     queue the ring stays zeroed, so a card whose driver is held off (no
+//     pointer update, so no zeroing and no stop) for up to the ring's
+//     length still meets silence, where a ring as long as the queue would
+//     have it go round and play the queue again.
 //   - snd_pcm_start on a playback PCM with nothing queued is left to the
 //     start threshold (miniaudio's: two periods). miniaudio starts playback
 //     explicitly, on an empty ring, when the device starts and after each
 //     underrun; free-running that was harmless, but a PCM that stops when it
 //     runs dry refuses to start empty (EPIPE), and would fail the device.
 //
-// miniaudio has no setting for any of this and does not expose its
-// snd_pcm_t, so playbackHook swaps the snd_pcm_sw_params and snd_pcm_start
-// pointers in the context's table of libasound functions for wrappers. The
-// functions come from the libasound.so.2 miniaudio has already loaded
-// (dlopen with RTLD_NOLOAD): nothing new is linked or loaded, and no ALSA
-// headers are needed to build.
+// miniaudio has no setting for any of this (its avail_min is a period) and
+// does not expose its snd_pcm_t, so playbackHook swaps the
+// snd_pcm_sw_params and snd_pcm_start pointers in the context's table of
+// libasound functions for wrappers. The functions come from the
+// libasound.so.2 miniaudio has already loaded (dlopen with RTLD_NOLOAD):
+// nothing new is linked or loaded, and no ALSA headers are needed to
+// build.
 
 /*
 #cgo linux LDFLAGS: -ldl
