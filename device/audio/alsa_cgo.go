@@ -204,10 +204,10 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 		log.Warn(stale, "err", "miniaudio did not set the software parameters through snd_pcm_sw_params")
 	case params.stopsAndZeroes():
 		log.Debug("ALSA playback stops on an underrun and zeroes what it played", args...)
-	case params.level == levelQueue:
-		log.Warn(stale, append([]any{"err", params.err}, args...)...)
-	default:
+	case params.level == levelMiniaudio:
 		log.Warn(stale+"; the whole ring may be queued, adding latency", append([]any{"err", params.err}, args...)...)
+	default:
+		log.Warn(stale, append([]any{"err", params.err}, args...)...)
 	}
 	return p, nil
 }
