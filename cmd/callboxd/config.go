@@ -63,7 +63,7 @@ type VideoConfig struct {
 type AudioConfig struct {
 	Capture  string `toml:"capture"`  // "sim" (test signal), "silent", "voice" (someone talking), "room" (see Room), "null" or an ALSA PCM name ("default", "hw:1,0")
 	Playback string `toml:"playback"` // "sim" (clocked speaker into nothing), "room", "null" or an ALSA PCM name
-	Periods  int    `toml:"periods"`  // ALSA buffer length in periods (frames)
+	Periods  int    `toml:"periods"`  // ALSA buffer length in periods (frames); for playback, at most queued
 	Rate     int    `toml:"rate"`
 	Channels int    `toml:"channels"`
 	FrameMs  int    `toml:"frame_ms"`

@@ -53,9 +53,10 @@ type ALSAConfig struct {
 	// Format is the PCM format; the zero value means media.DefaultAudio.
 	// One device period is one frame (10 or 20 ms).
 	Format media.AudioFormat
-	// Periods is how many periods the device buffer holds, MinPeriods to
-	// MaxPeriods; zero means DefaultPeriods. Fewer is lower latency, more
-	// survives longer scheduling stalls.
+	// Periods is how many periods the device buffer holds (capture), or
+	// how many are queued for the card at most (playback, whose ring holds
+	// playbackRing), MinPeriods to MaxPeriods; zero means DefaultPeriods.
+	// Fewer is lower latency, more survives longer scheduling stalls.
 	Periods int
 	// Logger receives device faults and miniaudio's messages (at debug
 	// level); nil discards them.
@@ -129,9 +130,10 @@ type CaptureStats struct {
 // PlaybackStats counts what an ALSAPlayback played.
 type PlaybackStats struct {
 	Frames uint64 // periods pulled through fill
-	// Underruns counts underruns ALSA reported. miniaudio sets the playback
-	// stop threshold to the ring boundary, so most drivers replay the ring
-	// instead of reporting; expect this to stay zero on real hardware.
+	// Underruns counts underruns ALSA reported: fill was late, the ring ran
+	// dry and the card stopped, playing silence, until miniaudio restarted
+	// it with the next periods (underrun_cgo.go). Zero if the PCM refused
+	// to stop on an underrun (the open logs a warning): it then runs on.
 	Underruns uint64
 }
 
@@ -262,7 +264,13 @@ func (c *ALSACapture) Close() error {
 }
 
 // ALSAPlayback is a speaker: an ALSA playback PCM (or the null backend)
-// written through miniaudio. The device runs only while Run does.
+// written through miniaudio. The device runs only while Run does. When fill
+// is late the card plays silence, never what it played before: the PCM
+// stops once its ring has run dry and starts again with the next periods,
+// and its driver zeroes each area of the ring once played (ALSA's
+// stop_threshold = buffer size and silence_size = boundary, set as it
+// opens), so neither an underrun nor a new Run plays stale audio. The open
+// logs a warning if the PCM refuses those parameters.
 type ALSAPlayback struct {
 	name   string
 	format media.AudioFormat

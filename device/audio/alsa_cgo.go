@@ -79,6 +79,9 @@ type malgoPCM struct {
 	dev *malgo.Device
 	id  *malgo.DeviceID // pinned while the device exists
 	pin runtime.Pinner
+	// params is what a playback PCM's software parameters became: whether
+	// it stops on an underrun and zeroes what it has played.
+	params playbackParams
 }
 
 var _ pcm = (*malgoPCM)(nil)
@@ -166,12 +169,45 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	} else {
 		dc.Playback = sub
 	}
-	p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
+	// A playback PCM stops when it runs dry and zeroes what it has played,
+	// and its ring holds more than is queued (see underrun_cgo.go).
+	var params playbackParams
+	hooked := false
+	if kind == malgo.Playback && cfg.Device != NullDevice {
+		if herr := playbackHook(ctx); herr != nil {
+			params.err = herr
+		} else {
+			hooked = true
+		}
+	}
+	if hooked {
+		dc.Periods = uint32(max(cfg.Periods, playbackRing))
+		p.dev, params, err = initPlayback(ctx.Context, dc, cb, cfg.Periods)
+	} else {
+		p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
+	}
 	if err != nil {
 		p.pin.Unpin()
 		ctx.Uninit()
 		ctx.Free()
 		return nil, l.explain(err)
+	}
+	p.params = params
+	const stale = "cannot make ALSA playback stop on an underrun and zero what it played: an underrun may replay stale audio"
+	args := []any{"buffer", params.buffer, "period", params.period, "queued", params.queued(), "avail_min", params.availMin,
+		"stop_threshold", params.stop, "silence_threshold", params.silenceThreshold, "silence_size", params.silenceSize, "boundary", params.boundary}
+	switch {
+	case kind != malgo.Playback || cfg.Device == NullDevice:
+	case !hooked:
+		log.Warn(stale, "err", params.err)
+	case !params.seen:
+		log.Warn(stale, "err", "miniaudio did not set the software parameters through snd_pcm_sw_params")
+	case params.stopsAndZeroes():
+		log.Debug("ALSA playback stops on an underrun and zeroes what it played", args...)
+	case params.level == levelMiniaudio:
+		log.Warn(stale+"; the whole ring may be queued, adding latency", append([]any{"err", params.err}, args...)...)
+	default:
+		log.Warn(stale, append([]any{"err", params.err}, args...)...)
 	}
 	return p, nil
 }

@@ -16,8 +16,9 @@ const fadeMs = 2
 // maxReplayMs is how far back a stretch of the recording is looked for
 // when a piece that is not the stream may repeat it (a replayed fill), and
 // how far back of the run before a short piece of the stream is looked for:
-// a sound card that underruns replays its stale ring buffer, 8 periods
-// (the daemon's largest ALSA buffer) of 10 ms. A run of the stream that
+// a sound card that underruns replays its stale ring buffer, of which the
+// daemon queues at most 8 periods (audio.periods' largest) of 10 ms (the
+// rest of its ring is zeroed). A run of the stream that
 // repeats what was heard before counts as a replay however old it is (see
 // CheckStream).
 const maxReplayMs = 80
@@ -747,15 +748,18 @@ type AudioRule struct {
 }
 
 // Check requires a recording (rep) of nothing but the test stream and
-// silence, in order: no bad stretch (samples from nowhere, corruption) and
-// no run out of order; replays of audio heard before and audio lost are
-// counted, not failed. And at least MinShare of the playedMs of audio the
-// receiving playout buffer played (its frames played times the frame
-// length) must be good.
+// silence, in order: no bad stretch (samples from nowhere, corruption), no
+// run out of order and no replay (a sound card playing its stale ring
+// after an underrun: the daemon's playback must leave silence there);
+// audio lost is counted, not failed. And at least MinShare of the
+// playedMs of audio the receiving playout buffer played (its frames played
+// times the frame length) must be good.
 func (a AudioRule) Check(rep StreamReport, playedMs float64) error {
 	switch {
 	case rep.Bad != 0 || rep.OutOfOrder != 0:
 		return fmt.Errorf("%d bad stretches (%.1f ms) and %d runs out of order, want none", rep.Bad, rep.BadMs, rep.OutOfOrder)
+	case rep.Replayed != 0:
+		return fmt.Errorf("%d replayed stretches (a sound card played its stale ring again after an underrun), want none", rep.Replayed)
 	case playedMs <= 0:
 		return fmt.Errorf("the playout buffer played nothing")
 	case rep.GoodMs < a.MinShare*playedMs:
