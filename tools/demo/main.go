@@ -49,29 +49,15 @@ func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 	}
 	opts := testbox.Options{AutoAnswer: true, RecordVideo: true, RecordAudio: true}
 	fmt.Println("starting two boxes, hall and door, on 127.0.0.1 with simulated camera, microphone, speaker, button and LED")
-	a, err := testbox.Start(ctx, bin, "hall", filepath.Join(tmp, "hall"), opts)
+	a, b, err := startCall(ctx, bin, filepath.Join(tmp, "hall"), filepath.Join(tmp, "door"), opts, opts, func(a, b *testbox.Box) {
+		fmt.Printf("  hall %s  fingerprint %s\n  door %s  fingerprint %s\n", a.Addr, a.FP, b.Addr, b.FP)
+		fmt.Println("paired them (callbox peers add ...); pressing hall's button")
+	})
 	if err != nil {
 		return err
 	}
 	defer a.Stop()
-	b, err := testbox.Start(ctx, bin, "door", filepath.Join(tmp, "door"), opts)
-	if err != nil {
-		return err
-	}
 	defer b.Stop()
-	fmt.Printf("  hall %s  fingerprint %s\n  door %s  fingerprint %s\n", a.Addr, a.FP, b.Addr, b.FP)
-	if err := testbox.Pair(ctx, a, b); err != nil {
-		return err
-	}
-	fmt.Println("paired them (callbox peers add ...); pressing hall's button")
-	if err := a.Press(ctx); err != nil {
-		return err
-	}
-	for _, x := range []*testbox.Box{a, b} {
-		if _, err := x.WaitState(ctx, "in call", 10*time.Second); err != nil {
-			return fmt.Errorf("%w\n%s log:\n%s", err, x.Name, x.Log())
-		}
-	}
 	fmt.Println("in call; door answered by itself. Live figures, one line per box per second:")
 	fmt.Println("  box   state     video fps out/in   audio frames out/in  drops v/a  video lat p50/p99  audio lat p50/p99  rtt")
 	tick := time.NewTicker(time.Second)
@@ -96,21 +82,9 @@ func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 		}
 	}
 	fmt.Println("pressing hall's button again: hang up")
-	if err := a.Press(ctx); err != nil {
+	final, err := hangUp(ctx, a, b)
+	if err != nil {
 		return err
-	}
-	var final [2]control.Status
-	for i, x := range []*testbox.Box{a, b} {
-		if final[i], err = x.WaitState(ctx, "idle", 5*time.Second); err != nil {
-			return err
-		}
-	}
-	// Give the speakers a moment to play out what was buffered, then stop.
-	time.Sleep(300 * time.Millisecond)
-	for _, x := range []*testbox.Box{a, b} {
-		if err := x.Stop(); err != nil {
-			return fmt.Errorf("%s stopped badly: %w\n%s", x.Name, err, x.Log())
-		}
 	}
 	fmt.Println("\nsummary per direction")
 	ok := summary(a, b, final[0], final[1])
@@ -121,6 +95,60 @@ func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 		return fmt.Errorf("a direction missed its target (see above)")
 	}
 	return roomCall(ctx, bin, tmp, roomSeconds)
+}
+
+// startCall starts hall (in dirA) and door (in dirB), pairs them, calls
+// when told so (said is called in between) and waits until both are in
+// the call (door answers by itself).
+func startCall(ctx context.Context, bin, dirA, dirB string, oa, ob testbox.Options, said func(a, b *testbox.Box)) (a, b *testbox.Box, err error) {
+	if a, err = testbox.Start(ctx, bin, "hall", dirA, oa); err != nil {
+		return nil, nil, err
+	}
+	if b, err = testbox.Start(ctx, bin, "door", dirB, ob); err != nil {
+		a.Stop()
+		return nil, nil, err
+	}
+	fail := func(err error) (*testbox.Box, *testbox.Box, error) {
+		a.Stop()
+		b.Stop()
+		return nil, nil, err
+	}
+	if err := testbox.Pair(ctx, a, b); err != nil {
+		return fail(err)
+	}
+	said(a, b)
+	if err := a.Press(ctx); err != nil {
+		return fail(err)
+	}
+	for _, x := range []*testbox.Box{a, b} {
+		if _, err := x.WaitState(ctx, "in call", 10*time.Second); err != nil {
+			return fail(fmt.Errorf("%w\n%s log:\n%s", err, x.Name, x.Log()))
+		}
+	}
+	return a, b, nil
+}
+
+// hangUp presses hall's button, waits for both boxes to be idle, lets the
+// speakers play out what was buffered and stops both daemons. It returns
+// their last status.
+func hangUp(ctx context.Context, a, b *testbox.Box) ([2]control.Status, error) {
+	var final [2]control.Status
+	if err := a.Press(ctx); err != nil {
+		return final, err
+	}
+	for i, x := range []*testbox.Box{a, b} {
+		var err error
+		if final[i], err = x.WaitState(ctx, "idle", 5*time.Second); err != nil {
+			return final, err
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, x := range []*testbox.Box{a, b} {
+		if err := x.Stop(); err != nil {
+			return final, fmt.Errorf("%s stopped badly: %w\n%s", x.Name, err, x.Log())
+		}
+	}
+	return final, nil
 }
 
 func printLine(name string, st control.Status) {

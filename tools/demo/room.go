@@ -38,27 +38,13 @@ func roomCall(ctx context.Context, bin, tmp string, seconds int) error {
 	opts := func(talk string) testbox.Options {
 		return testbox.Options{AutoAnswer: true, RecordAudio: true, Extra: room(talk)}
 	}
-	a, err := testbox.Start(ctx, bin, "hall", filepath.Join(tmp, "room-hall"), opts(string(audio.TalkEven)))
+	a, b, err := startCall(ctx, bin, filepath.Join(tmp, "room-hall"), filepath.Join(tmp, "room-door"),
+		opts(string(audio.TalkEven)), opts(string(audio.TalkOdd)), func(*testbox.Box, *testbox.Box) {})
 	if err != nil {
 		return err
 	}
 	defer a.Stop()
-	b, err := testbox.Start(ctx, bin, "door", filepath.Join(tmp, "room-door"), opts(string(audio.TalkOdd)))
-	if err != nil {
-		return err
-	}
 	defer b.Stop()
-	if err := testbox.Pair(ctx, a, b); err != nil {
-		return err
-	}
-	if err := a.Press(ctx); err != nil {
-		return err
-	}
-	for _, x := range []*testbox.Box{a, b} {
-		if _, err := x.WaitState(ctx, "in call", 10*time.Second); err != nil {
-			return fmt.Errorf("%w\n%s log:\n%s", err, x.Name, x.Log())
-		}
-	}
 	fmt.Println("in call. Each box's echo stage, once a second:")
 	fmt.Println("  box   talking  delay found   echo reduced (ERLE)  ducking")
 	tick := time.NewTicker(time.Second)
@@ -77,20 +63,9 @@ func roomCall(ctx context.Context, bin, tmp string, seconds int) error {
 			printEcho(x.Name, st, talking(x.Name, time.Now()))
 		}
 	}
-	if err := a.Press(ctx); err != nil {
+	final, err := hangUp(ctx, a, b)
+	if err != nil {
 		return err
-	}
-	var final [2]control.Status
-	for i, x := range []*testbox.Box{a, b} {
-		if final[i], err = x.WaitState(ctx, "idle", 5*time.Second); err != nil {
-			return err
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	for _, x := range []*testbox.Box{a, b} {
-		if err := x.Stop(); err != nil {
-			return fmt.Errorf("%s stopped badly: %w\n%s", x.Name, err, x.Log())
-		}
 	}
 	fmt.Println("\necho, per box")
 	for i, x := range []*testbox.Box{a, b} {
