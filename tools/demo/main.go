@@ -60,22 +60,9 @@ func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 	defer b.Stop()
 	fmt.Println("in call; door answered by itself. Live figures, one line per box per second:")
 	fmt.Println("  box   state     video fps out/in   audio frames out/in  drops v/a  video lat p50/p99  audio lat p50/p99  rtt")
-	tick := time.NewTicker(time.Second)
-	for i := 0; i < seconds; i++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		for _, x := range []*testbox.Box{a, b} {
-			st, err := x.Status(ctx)
-			if err != nil {
-				return err
-			}
-			printLine(x.Name, st)
-		}
+	if err := everySecond(ctx, seconds, []*testbox.Box{a, b}, printLine); err != nil {
+		return err
 	}
-	tick.Stop()
 	for _, x := range []*testbox.Box{a, b} {
 		if err := saveFrame(ctx, x, out); err != nil {
 			return err
@@ -91,10 +78,34 @@ func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 	ok = summary(b, a, final[1], final[0]) && ok
 	fmt.Printf("last received frames saved as %s and %s\n",
 		filepath.Join(out, "hall-received.jpg"), filepath.Join(out, "door-received.jpg"))
-	if !ok {
-		return fmt.Errorf("a direction missed its target (see above)")
+	if err := roomCall(ctx, bin, tmp, roomSeconds); err != nil {
+		return err
 	}
-	return roomCall(ctx, bin, tmp, roomSeconds)
+	if !ok {
+		return fmt.Errorf("a direction of the first call missed its target (see above)")
+	}
+	return nil
+}
+
+// everySecond prints each box's status once a second for seconds.
+func everySecond(ctx context.Context, seconds int, boxes []*testbox.Box, print func(string, control.Status)) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for i := 0; i < seconds; i++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		for _, x := range boxes {
+			st, err := x.Status(ctx)
+			if err != nil {
+				return err
+			}
+			print(x.Name, st)
+		}
+	}
+	return nil
 }
 
 // startCall starts hall (in dirA) and door (in dirB), pairs them, calls

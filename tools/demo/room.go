@@ -26,8 +26,8 @@ import (
 // peer's voice echoed by the box's room, what the stage left of it, and
 // the room's noise) against the box's own talker.
 func roomCall(ctx context.Context, bin, tmp string, seconds int) error {
-	if seconds < 12 {
-		return fmt.Errorf("the call in simulated rooms needs 12 s or more (-room-seconds %d)", seconds)
+	if seconds < 16 {
+		return fmt.Errorf("the call in simulated rooms needs 16 s or more (-room-seconds %d)", seconds)
 	}
 	fmt.Println("\nsecond call: each box in a simulated room (its microphone hears its speaker through a")
 	fmt.Println("60 ms, RT60 400 ms echo path, background noise 30 dB below the talker); hall's talker")
@@ -47,21 +47,11 @@ func roomCall(ctx context.Context, bin, tmp string, seconds int) error {
 	defer b.Stop()
 	fmt.Println("in call. Each box's echo stage, once a second:")
 	fmt.Println("  box   talking  delay found   echo reduced (ERLE)  ducking")
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for i := 0; i < seconds; i++ {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		for _, x := range []*testbox.Box{a, b} {
-			st, err := x.Status(ctx)
-			if err != nil {
-				return err
-			}
-			printEcho(x.Name, st, talking(x.Name, time.Now()))
-		}
+	err = everySecond(ctx, seconds, []*testbox.Box{a, b}, func(name string, st control.Status) {
+		printEcho(name, st, talking(name, time.Now()))
+	})
+	if err != nil {
+		return err
 	}
 	final, err := hangUp(ctx, a, b)
 	if err != nil {
@@ -78,7 +68,8 @@ func roomCall(ctx context.Context, bin, tmp string, seconds int) error {
 			x.Name, e.Parts, e.DelayMs, e.ERLE, e.DuckedFrames, e.Frames)
 		back, err := echoBack(peer)
 		if err != nil {
-			return err
+			fmt.Printf("    %v\n", err)
+			continue
 		}
 		var turns []string
 		for _, db := range back {
@@ -152,7 +143,7 @@ func echoBack(peer *testbox.Box) ([]float64, error) {
 	guard := int(600 * time.Millisecond / frameDur)
 	from := first + turn // the call's first turn: the canceller converging
 	if first < 0 || last-from < 2*turn {
-		return nil, fmt.Errorf("%s: the call was too short to measure the echo", peer.Name)
+		return nil, fmt.Errorf("%s's recording: the call was too short to measure the echo", peer.Name)
 	}
 	split := func(phase int) (mine, theirs float64) {
 		var nm, nt int
@@ -195,7 +186,7 @@ func echoBack(peer *testbox.Box) ([]float64, error) {
 		}
 	}
 	if len(turns) == 0 {
-		return nil, fmt.Errorf("%s: the call was too short to measure the echo", peer.Name)
+		return nil, fmt.Errorf("%s's recording: the call was too short to measure the echo", peer.Name)
 	}
 	return turns, nil
 }
