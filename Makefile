@@ -157,10 +157,11 @@ test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA and 
 	$(call need-pkgs,qemu-user-static file)
 	$(MAKE) --no-print-directory $(ARM64_STAMP)
 	$(MAKE) --no-print-directory arm64
-	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -version
-	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
-	$(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"
-	$(QEMU_ARM64) $(BIN)/linux-arm64/callbox -help >/dev/null 2>&1 && echo "callbox -help: exit 0"
+	# callboxd links libspeexdsp: the unpacked arm64 one.
+	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -version
+	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
+	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"
+	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callbox -help >/dev/null 2>&1 && echo "callbox -help: exit 0"
 	# test/process, test/netns and test/faults run daemons, not test binaries: they stay native.
 	CGO_ENABLED=1 GOOS=linux GOARCH=arm64 CC=aarch64-linux-gnu-gcc $(ARM64_CGO) \
 	LD_LIBRARY_PATH=$(ARM64_LIB) \
