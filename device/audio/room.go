@@ -95,7 +95,7 @@ type Room struct {
 
 // primeFrames is how much of what the speaker played the microphone keeps
 // in hand against the two clocks' jitter.
-const primeFrames = 2
+const primeFrames = 3
 
 // maxQueuedMs bounds what the speaker may play ahead of the microphone:
 // 200 ms, beyond which the oldest goes (the microphone stalled).

@@ -153,7 +153,9 @@ func (b *Box) start(ctx context.Context) error {
 		b.mu.Unlock()
 		close(b.done)
 	}()
-	deadline := time.Now().Add(20 * time.Second)
+	// Generous: a race-built daemon pre-encoding its test images on a
+	// 2-core machine that runs other test packages too took over 20 s.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var id control.ID
 		err := b.Client.Do(ctx, "GET", "/v1/id", nil, &id)
