@@ -135,7 +135,8 @@ type Stage struct {
 	refN    int64     // reference samples written
 	ref4    []float64 // ring of estRate reference samples
 	ref4N   int64
-	refTmp  []float64
+	refTmp  []float64 // Played's scratch (under mu)
+	refProc []float64 // Process's copy of the reference that lines up (under pmu)
 	stats   Stats
 	closed  bool
 	pmu     sync.Mutex // guards the capture side (one Process at a time) and dsp
@@ -194,7 +195,7 @@ func New(c Config) (*Stage, error) {
 	}
 	s.est = est
 	s.every = max(1, 250/c.Format.FrameMs) // an estimate every 250 ms
-	s.refTmp = make([]float64, s.frame)
+	s.refTmp, s.refProc = make([]float64, s.frame), make([]float64, s.frame)
 	s.micF, s.outF = make([]float64, s.frame), make([]float64, s.frame)
 	s.rec, s.play, s.out = make([]int16, s.frame), make([]int16, s.frame), make([]int16, s.frame)
 	s.estMic = make([]float64, est.win)
@@ -309,14 +310,14 @@ func (s *Stage) Process(frame []int16) {
 	// The reference that lines up with this frame, margin early.
 	off := max(int64(s.delay)-int64(margin.Seconds()*procRate), 0)
 	s.mu.Lock()
-	refAt(s.ref, s.refN, s.micN-off, s.refTmp)
+	refAt(s.ref, s.refN, s.micN-off, s.refProc)
 	var farPow float64
 	s.mu.Unlock()
-	for i, v := range s.refTmp {
+	for i, v := range s.refProc {
 		s.play[i] = sat16(v)
 		farPow += v * v
 	}
-	farPow /= float64(len(s.refTmp))
+	farPow /= float64(len(s.refProc))
 	for i, v := range s.micF {
 		s.rec[i] = sat16(v)
 	}

@@ -199,3 +199,43 @@ func TestAvailable(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Played runs on the speaker's thread while Process runs on the capture
+// loop: under -race this finds shared scratch between them (it did:
+// Process read the reference through Played's buffer).
+func TestPlayedAndProcessConcurrently(t *testing.T) {
+	c := Default()
+	if !Available() {
+		c.Cancel, c.Suppress, c.Denoise, c.AGC = false, false, false, false
+	}
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := c.Format.FrameSamples()
+	if n == 0 {
+		n = 480
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v := room.NewVoice(1, 120, 48000)
+		frame := make([]int16, n)
+		for range 300 {
+			v.Read(frame)
+			s.Played(frame)
+		}
+	}()
+	mic := make([]int16, n)
+	for i := range 300 {
+		for k := range mic {
+			mic[k] = int16((i*k)%200 - 100)
+		}
+		s.Process(mic)
+	}
+	<-done
+	if st := s.Stats(); st.Frames == 0 && Available() {
+		t.Errorf("no frame processed: %+v", st)
+	}
+}
