@@ -80,19 +80,17 @@ func (d *daemon) openSpeaker() (closingSpeaker, error) {
 	case "sim", "silent":
 		return nopCloser{audio.NewClockedSpeaker(f, d.rec)}, nil
 	case "room":
-		return roomSpeaker{d.room.Speaker(d.rec)}, nil
+		return nopCloser{d.room.Speaker(d.rec)}, nil
 	}
 	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
 		Periods: d.cfg.Audio.Periods, Logger: d.log})
 }
 
-type nopCloser struct{ *audio.ClockedSpeaker }
+// nopCloser gives a simulated speaker, which holds nothing to release, a
+// Close.
+type nopCloser struct{ audio.Speaker }
 
 func (nopCloser) Close() error { return nil }
-
-type roomSpeaker struct{ *audio.RoomSpeaker }
-
-func (roomSpeaker) Close() error { return nil }
 
 // audioLoop feeds the microphone to the phone, through the echo stage
 // (echo cancellation, noise suppression, AGC) when there is one. A

@@ -126,6 +126,13 @@ auto_answer = %v
 	return b, b.start(ctx)
 }
 
+// InRoom is Options.Extra for a box in a simulated room (device/audio.Room,
+// the default acoustics) whose talker talks as talk says: "always",
+// "never", "even" or "odd".
+func InRoom(talk string) string {
+	return fmt.Sprintf("[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\ntalk = %q\n", talk)
+}
+
 // VideoRecording is where the box records the peer's frames (MJPEG).
 func (b *Box) VideoRecording() string { return filepath.Join(b.Dir, "peer-video.mjpeg") }
 

@@ -32,7 +32,7 @@ var plainDaemon = sync.OnceValues(func() (string, error) {
 // talker talks as told.
 func roomBox(talk audio.Talk) testbox.Options {
 	return testbox.Options{AutoAnswer: true, RecordAudio: true,
-		Extra: "[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\ntalk = \"" + string(talk) + "\"\n"}
+		Extra: testbox.InRoom(string(talk))}
 }
 
 // lastSeconds is the mean power of the last secs of what b's speaker

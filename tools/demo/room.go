@@ -32,11 +32,8 @@ func roomCall(ctx context.Context, bin, tmp string, seconds int) error {
 	fmt.Println("\nsecond call: each box in a simulated room (its microphone hears its speaker through a")
 	fmt.Println("60 ms, RT60 400 ms echo path, background noise 30 dB below the talker); hall's talker")
 	fmt.Println("speaks in the even 4 s turns of the clock, door's in the odd ones; echo stage as shipped")
-	room := func(talk string) string {
-		return fmt.Sprintf("[audio]\ncapture = \"room\"\nplayback = \"room\"\n[audio.room]\ntalk = %q\n", talk)
-	}
 	opts := func(talk string) testbox.Options {
-		return testbox.Options{AutoAnswer: true, RecordAudio: true, Extra: room(talk)}
+		return testbox.Options{AutoAnswer: true, RecordAudio: true, Extra: testbox.InRoom(talk)}
 	}
 	a, b, err := startCall(ctx, bin, filepath.Join(tmp, "room-hall"), filepath.Join(tmp, "room-door"),
 		opts(string(audio.TalkEven)), opts(string(audio.TalkOdd)), func(*testbox.Box, *testbox.Box) {})
