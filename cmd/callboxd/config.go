@@ -21,7 +21,9 @@ import (
 	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/opus"
 	"github.com/callbox/callbox/stream/room"
+	"github.com/callbox/callbox/stream/wire"
 )
 
 // Config is the daemon's configuration: the TOML file (see
@@ -72,6 +74,13 @@ type AudioConfig struct {
 	// AdaptivePlayout lets the playout target follow the jitter measured
 	// on the peer's audio, between target_ms and max_ms less a frame.
 	AdaptivePlayout bool `toml:"adaptive_playout"`
+
+	// The audio on the wire: "opus" offers Opus (preferred) and PCM, "pcm"
+	// PCM only; what each call uses is negotiated with the peer.
+	Codec          string `toml:"codec"`
+	OpusKbps       int    `toml:"opus_kbps"`       // Opus' target bit rate, 12..128 kbit/s (variable)
+	OpusComplexity int    `toml:"opus_complexity"` // 0 (cheapest) .. 10; lower it on slow CPUs
+	OpusFrameMs    int    `toml:"opus_frame_ms"`   // audio in one Opus packet: 10 or 20 ms, at least frame_ms
 
 	// The microphone's processing (stream/echo), each part on its own;
 	// not applied to the simulated microphones ("sim", "silent"), whose
@@ -165,6 +174,7 @@ func defaultConfig() Config {
 			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true,
+			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusComplexity: 5, OpusFrameMs: 20,
 			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
 			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,
 			Room: RoomSimConfig{DelayMs: 60, RT60Ms: 400, EchoDB: -6, SNRDB: 30, Talk: "always"}},
@@ -176,6 +186,14 @@ func defaultConfig() Config {
 		Pairing:   PairingConfig{WindowS: 120},
 		Screen:    ScreenConfig{Idle: "status", SelfView: true, Prefer: "640x480"},
 	}
+}
+
+// codecs is what the box offers the peer for audio, preferred first.
+func (c *Config) codecs() []wire.AudioCodec {
+	if c.Audio.Codec == "opus" {
+		return []wire.AudioCodec{wire.AudioOpus, wire.AudioPCM}
+	}
+	return []wire.AudioCodec{wire.AudioPCM}
 }
 
 func sanitizeName(s string) string {
@@ -362,6 +380,29 @@ func (c Config) Validate() error {
 		if !ec.Bypass() && !echo.Available() && (ec.Cancel || ec.Denoise || ec.AGC) {
 			return errors.New("audio: echo_cancel, noise_suppress and agc: compiled without echo cancellation (no cgo): turn them off")
 		}
+	}
+	switch a.Codec {
+	case "pcm":
+	case "opus":
+		if !opus.Available() {
+			return errors.New(`audio.codec = "opus": compiled without Opus (no cgo): set codec = "pcm"`)
+		}
+		switch a.Rate {
+		case 8000, 12000, 16000, 24000, 48000:
+		default:
+			return fmt.Errorf(`audio.codec = "opus" takes 8000, 12000, 16000, 24000 or 48000 Hz, not %d: change rate or set codec = "pcm"`, a.Rate)
+		}
+		if a.OpusKbps < opus.MinBitrate/1000 || a.OpusKbps > opus.MaxBitrate/1000 {
+			return fmt.Errorf("audio.opus_kbps: %d out of range %d..%d", a.OpusKbps, opus.MinBitrate/1000, opus.MaxBitrate/1000)
+		}
+		if a.OpusComplexity < 0 || a.OpusComplexity > 10 {
+			return fmt.Errorf("audio.opus_complexity: %d out of range 0..10", a.OpusComplexity)
+		}
+		if a.OpusFrameMs != 10 && a.OpusFrameMs != 20 || a.OpusFrameMs < a.FrameMs {
+			return fmt.Errorf("audio.opus_frame_ms: %d is not 10 or 20, at least frame_ms (%d)", a.OpusFrameMs, a.FrameMs)
+		}
+	default:
+		return fmt.Errorf(`audio.codec: %q is not "opus" or "pcm"`, a.Codec)
 	}
 	if a.TargetMs < 10 || a.TargetMs > 500 {
 		return fmt.Errorf("audio.target_ms: %d out of range 10..500", a.TargetMs)

@@ -260,7 +260,7 @@ func (d *daemon) status() control.Status {
 		Discovery:   d.discoveryState(),
 		Playout: control.Playout{
 			DepthMs: float64(ps.Depth.Microseconds()) / 1000, Played: ps.Played,
-			Underruns: ps.Underruns, Overflow: ps.Overflow, Late: ps.Late,
+			Underruns: ps.Underruns, Concealed: ps.Concealed, Overflow: ps.Overflow, Late: ps.Late,
 			Squeezed: ps.Squeezed, Stretched: ps.Stretched,
 			TargetMs: float64(ps.Target.Microseconds()) / 1000, JitterMs: float64(ps.Jitter.Microseconds()) / 1000,
 		},

@@ -25,6 +25,7 @@ import (
 	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/opus"
 	"github.com/callbox/callbox/stream/playout"
 )
 
@@ -146,15 +147,18 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	d.phone, err = call.New(call.Config{
-		Name:       cfg.Name,
-		ID:         id.Fingerprint.String(),
-		Video:      cfg.videoFormat(),
-		Audio:      cfg.audioFormat(),
-		Prefer:     cfg.preferVideo(),
-		AutoAnswer: cfg.AutoAnswer,
-		Default:    d.defaultPeer,
-		OnChange:   d.stateChanged,
-		Logger:     log,
+		Name:        cfg.Name,
+		ID:          id.Fingerprint.String(),
+		Video:       cfg.videoFormat(),
+		Audio:       cfg.audioFormat(),
+		Prefer:      cfg.preferVideo(),
+		Codecs:      cfg.codecs(),
+		Opus:        opus.Config{Bitrate: cfg.Audio.OpusKbps * 1000, Complexity: cfg.Audio.OpusComplexity},
+		OpusFrameMs: cfg.Audio.OpusFrameMs,
+		AutoAnswer:  cfg.AutoAnswer,
+		Default:     d.defaultPeer,
+		OnChange:    d.stateChanged,
+		Logger:      log,
 	}, d.dial, d.sink)
 	if err != nil {
 		d.sink.Close()

@@ -9,6 +9,7 @@ import (
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/web"
+	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/media"
 	"github.com/callbox/callbox/stream/playout"
 )
@@ -78,6 +79,11 @@ func (s *peerSink) Video(f media.Frame) {
 }
 
 func (s *peerSink) Audio(a media.Audio) { s.play.Push(a) }
+
+// SetConcealer and DropConcealer let an Opus call fill playout underruns
+// with its decoder's concealment (call.ConcealingSink).
+func (s *peerSink) SetConcealer(c call.Concealer)  { s.play.SetConcealer(c) }
+func (s *peerSink) DropConcealer(c call.Concealer) { s.play.DropConcealer(c) }
 
 func (s *peerSink) Close() {
 	if s.rec != nil {

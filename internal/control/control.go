@@ -138,6 +138,7 @@ type Playout struct {
 	DepthMs   float64 `json:"depth_ms"`
 	Played    uint64  `json:"played"`
 	Underruns uint64  `json:"underruns"`
+	Concealed uint64  `json:"concealed"` // frames made up by the codec's loss concealment after underruns
 	Overflow  uint64  `json:"overflow"`
 	Late      uint64  `json:"late"`
 	// Drift compensation between the two boxes' sample clocks, in samples

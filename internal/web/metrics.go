@@ -166,6 +166,7 @@ func writeStatusMetrics(w io.Writer, st control.Status) {
 	}{
 		{"callbox_playout_played_total", "Audio frames played (since the call began).", pl.Played},
 		{"callbox_playout_underruns_total", "Times the playout buffer ran dry while playing.", pl.Underruns},
+		{"callbox_playout_concealed_total", "Audio frames made up by the codec's loss concealment after underruns.", pl.Concealed},
 		{"callbox_playout_overflow_total", "Audio frames dropped, oldest first, to cap the latency.", pl.Overflow},
 		{"callbox_playout_late_total", "Audio frames dropped for arriving out of order.", pl.Late},
 		{"callbox_playout_squeezed_total", "Audio samples merged to follow a faster peer clock.", pl.Squeezed},

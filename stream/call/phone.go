@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/callbox/callbox/stream/media"
+	"github.com/callbox/callbox/stream/opus"
 	"github.com/callbox/callbox/stream/wire"
 )
 
@@ -90,6 +92,16 @@ type Config struct {
 	Video      media.VideoFormat // what we send; default media.DefaultVideo
 	Audio      media.AudioFormat // what we send; default media.DefaultAudio
 	Prefer     media.Size        // the largest video we want to receive (told to the peer in hello); zero: any
+	// Codecs are the audio codecs we receive and send, preferred first
+	// (told to the peer in hello); nil: DefaultCodecs. PCM is always
+	// received, listed or not.
+	Codecs []wire.AudioCodec
+	// Opus shapes our Opus encoder (its Format is Audio's rate and
+	// channels with OpusFrameMs); zero fields take opus' defaults.
+	Opus opus.Config
+	// OpusFrameMs is how much audio one Opus packet carries: 10 or 20 ms,
+	// a multiple of Audio.FrameMs; default 20 (or Audio.FrameMs if longer).
+	OpusFrameMs int
 	AutoAnswer bool              // answer paired peers at once
 
 	PingInterval     time.Duration // default 500ms
@@ -138,6 +150,12 @@ func (c *Config) setDefaults() {
 	if c.MaxPending == 0 {
 		c.MaxPending = 4
 	}
+	if c.Codecs == nil {
+		c.Codecs = DefaultCodecs()
+	}
+	if c.OpusFrameMs == 0 {
+		c.OpusFrameMs = max(20, c.Audio.FrameMs)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -171,6 +189,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("call: audio queue %d out of range 1..100", c.AudioQueue)
 	case c.MaxPending < 1 || c.MaxPending > 64:
 		return fmt.Errorf("call: max pending %d out of range 1..64", c.MaxPending)
+	}
+	if len(c.Codecs) > wire.MaxCodecs {
+		return fmt.Errorf("call: %d audio codecs, limit %d", len(c.Codecs), wire.MaxCodecs)
+	}
+	for _, k := range c.Codecs {
+		switch {
+		case k == wire.AudioOpus && !opus.Available():
+			return errors.New("call: audio codec opus: " + opus.ErrUnavailable.Error())
+		case k != wire.AudioPCM && k != wire.AudioOpus:
+			return fmt.Errorf("call: unknown audio %v", k)
+		}
+	}
+	if slices.Contains(c.Codecs, wire.AudioOpus) {
+		if c.OpusFrameMs != 10 && c.OpusFrameMs != 20 || c.OpusFrameMs%c.Audio.FrameMs != 0 {
+			return fmt.Errorf("call: Opus frames of %d ms: want 10 or 20, a multiple of the %d ms audio frame", c.OpusFrameMs, c.Audio.FrameMs)
+		}
+		oc := c.Opus
+		oc.Format = media.AudioFormat{Rate: c.Audio.Rate, Channels: c.Audio.Channels, FrameMs: c.OpusFrameMs}
+		if err := oc.Validate(); err != nil {
+			return fmt.Errorf("call: %w", err)
+		}
 	}
 	if p := c.Prefer; p != (media.Size{}) && (p.Width < 16 || p.Width > 4096 || p.Height < 16 || p.Height > 4096) {
 		return fmt.Errorf("call: preferred video %dx%d out of range 16..4096 each way", p.Width, p.Height)
@@ -258,6 +297,7 @@ func New(cfg Config, dial Dialer, sink Sink) (*Phone, error) {
 		Video:   wire.VideoCaps{Width: uint16(cfg.Video.Width), Height: uint16(cfg.Video.Height), FPS: uint8(cfg.Video.FPS), Codec: wire.CodecMJPEG},
 		Audio:   wire.AudioCaps{Rate: uint32(cfg.Audio.Rate), Channels: uint8(cfg.Audio.Channels), FrameMs: uint8(cfg.Audio.FrameMs), Format: wire.FormatS16LE},
 		Prefer:  wire.VideoSize{Width: uint16(cfg.Prefer.Width), Height: uint16(cfg.Prefer.Height)},
+		Codecs:  cfg.Codecs,
 	}
 	p.status = Status{State: Idle, Since: time.Now()}
 	return p, nil
@@ -622,15 +662,7 @@ func (p *Phone) handle(e event) {
 	current := s == p.sess
 	switch e.kind {
 	case evHello:
-		s.hello = e.hello
-		a := p.cfg.Audio
-		if int(e.hello.Audio.Rate) != a.Rate || int(e.hello.Audio.Channels) != a.Channels || int(e.hello.Audio.FrameMs) != a.FrameMs {
-			// v1 does not resample: both boxes must use one audio format.
-			p.log.Warn("peer audio format differs", "peer", s.peer.Name,
-				"theirs", fmt.Sprintf("%d Hz × %d ch, %d ms", e.hello.Audio.Rate, e.hello.Audio.Channels, e.hello.Audio.FrameMs),
-				"ours", fmt.Sprintf("%d Hz × %d ch, %d ms", a.Rate, a.Channels, a.FrameMs))
-			s.end(wire.Hangup{Reason: wire.ReasonMedia, Text: "audio formats differ"})
-		}
+		s.hello = e.hello // the session checked that its audio can be played (setCodecs)
 	case evCall:
 		if _, ok := p.pending[s]; !ok {
 			return

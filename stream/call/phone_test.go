@@ -87,7 +87,9 @@ func (n *network) add(t *testing.T, name string, mod func(*Config)) *box {
 // records into.
 func (n *network) addWith(t *testing.T, name string, mod func(*Config), sink Sink, rec *recSink) *box {
 	t.Helper()
-	cfg := Config{Name: name, ID: "fp-" + name, AutoAnswer: true}
+	// PCM unless a test says otherwise: these tests check audio sample for
+	// sample (codec_test.go calls with Opus).
+	cfg := Config{Name: name, ID: "fp-" + name, AutoAnswer: true, Codecs: []wire.AudioCodec{wire.AudioPCM}}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -3,7 +3,6 @@ package call
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,9 +62,10 @@ type session struct {
 	// ctrl is the control queue: at most ctrlCap messages; a full queue means
 	// the peer does not read and the session ends (control is never dropped).
 	ctrl []wire.Message
-	// audio is a FIFO of at most cfg.AudioQueue frames; when full the oldest is
-	// dropped (counted) because late audio is worth less than fresh audio.
-	audio []media.Audio
+	// audio is a FIFO of at most cfg.AudioQueue coded frames (payloads);
+	// when full the oldest is dropped (counted) because late audio is worth
+	// less than fresh audio.
+	audio []outAudio
 	// video holds at most one unsent frame: a newer frame replaces it (latest
 	// wins, counted as a drop). cur is the frame being cut into chunks.
 	video    *media.Frame
@@ -91,8 +91,24 @@ type session struct {
 	showNext *media.Frame
 	showWake chan struct{}
 
+	// The audio codecs, set from the peer's hello before any media flows:
+	// tx codes what we capture (in the capture goroutine, no hop), rx
+	// decodes what the peer sends (reader goroutine) and conceals gaps for
+	// the sink (its goroutine) when the sink can use that.
+	tx         atomic.Pointer[packer]
+	rx         *unpacker
+	concealing bool   // rx is the sink's Concealer (reader goroutine)
+	txBad      uint64 // frames the packer refused (under mu)
+
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// outAudio is one coded audio message waiting to be sent.
+type outAudio struct {
+	seq     uint32
+	time    time.Time
+	payload []byte
 }
 
 const ctrlCap = 16
@@ -148,6 +164,7 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, outgoin
 		conn.Close()
 		wg.Wait()
 		shows.Wait() // a sink call under way finishes first
+		s.closeCodecs()
 		s.stopRing()
 		s.post(event{kind: evClosed, err: err})
 		close(s.done)
@@ -160,6 +177,40 @@ func remoteAddr(c net.Conn) string {
 		return a.String()
 	}
 	return ""
+}
+
+// closeCodecs frees the codecs once the reader and writer have ended; the
+// sink stops concealing with ours first.
+func (s *session) closeCodecs() {
+	if s.concealing {
+		s.sink.(ConcealingSink).DropConcealer(s.rx)
+	}
+	s.rx.close()
+	s.tx.Load().close()
+}
+
+// setCodecs picks the audio codecs both ways from the peer's hello and
+// makes their halves (reader goroutine, before the hello event).
+func (s *session) setCodecs(h wire.Hello) error {
+	ours, theirs := s.cfg.Codecs, peerCodecs(h)
+	rx, tx := pickCodec(ours, theirs), pickCodec(theirs, ours)
+	peer := media.AudioFormat{Rate: int(h.Audio.Rate), Channels: int(h.Audio.Channels), FrameMs: int(h.Audio.FrameMs)}
+	u, err := newUnpacker(rx, peer, s.cfg.Audio)
+	if err != nil {
+		return fmt.Errorf("cannot play the peer's audio (%v): %w", rx, err)
+	}
+	pk, err := newPacker(tx, s.cfg.Audio, s.cfg.Opus, s.cfg.OpusFrameMs)
+	if err != nil {
+		u.close()
+		return fmt.Errorf("cannot send audio as %v: %w", tx, err)
+	}
+	s.rx = u
+	s.tx.Store(pk)
+	s.st.mu.Lock()
+	s.st.in.codec, s.st.out.codec = rx.String(), tx.String()
+	s.st.mu.Unlock()
+	s.log.Debug("audio codecs", "send", tx, "receive", rx, "peer_offers", theirs)
+	return nil
 }
 
 // post hands an event to the phone without blocking past the phone's end.
@@ -283,9 +334,28 @@ func (s *session) sendVideo(f media.Frame) {
 	s.kick()
 }
 
-// sendAudio queues an audio frame; a full queue drops its oldest frame.
+// sendAudio codes a captured frame in the caller's goroutine and queues
+// the payload once one is complete; a full queue drops its oldest.
 func (s *session) sendAudio(a media.Audio) {
 	if !s.media.Load() {
+		return
+	}
+	pk := s.tx.Load()
+	if pk == nil {
+		return
+	}
+	payload, seq, t, err := pk.add(a)
+	if err == errPartial {
+		return
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.txBad++
+		first := s.txBad == 1
+		s.mu.Unlock()
+		if first {
+			s.log.Warn("audio not sent: coding failed", "err", err)
+		}
 		return
 	}
 	s.mu.Lock()
@@ -300,7 +370,7 @@ func (s *session) sendAudio(a media.Audio) {
 		s.st.out.audioDrops++
 		s.st.mu.Unlock()
 	}
-	s.audio = append(s.audio, a)
+	s.audio = append(s.audio, outAudio{seq: seq, time: t, payload: payload})
 	s.mu.Unlock()
 	s.kick()
 }
@@ -318,7 +388,7 @@ const (
 // next picks the next message to write: control first, then audio, then one
 // chunk of the current video frame if it fits in room bytes (see linkGate).
 // A held chunk is returned in held (its size) for the writer's retry timer.
-func (s *session) next(buf []byte, room int) (m wire.Message, p pick, held int, err error) {
+func (s *session) next(room int) (m wire.Message, p pick, held int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closeErr != nil {
@@ -334,11 +404,7 @@ func (s *session) next(buf []byte, room int) (m wire.Message, p pick, held int, 
 		a := s.audio[0]
 		copy(s.audio, s.audio[1:])
 		s.audio = s.audio[:len(s.audio)-1]
-		pcm := buf[:0]
-		for _, v := range a.Samples {
-			pcm = binary.LittleEndian.AppendUint16(pcm, uint16(v))
-		}
-		return wire.Message{Seq: a.Seq, Time: a.Time.UnixNano(), Body: wire.Audio{PCM: pcm}}, pickOther, 0, nil
+		return wire.Message{Seq: a.seq, Time: a.time.UnixNano(), Body: wire.Audio{PCM: a.payload}}, pickOther, 0, nil
 	}
 	f := s.cur
 	off := s.curOff
@@ -372,8 +438,9 @@ func (s *session) next(buf []byte, room int) (m wire.Message, p pick, held int, 
 // roomUnknown is the writer's room before it asked the link: no chunk fits.
 const roomUnknown = math.MinInt
 
-// audioWireRate is what a call's audio needs on the wire, bytes per second:
-// the PCM plus per-frame overhead (message header, TLS record, TCP/IP).
+// audioWireRate is what a call's audio needs on the wire at most, bytes
+// per second: PCM (Opus takes far less) plus per-frame overhead (message
+// header, TLS record, TCP/IP). The link gate keeps that much room.
 func audioWireRate(f media.AudioFormat) float64 {
 	const overhead = 100 // bytes per frame
 	perSec := float64(1000 / f.FrameMs)
@@ -396,7 +463,6 @@ func (s *session) writeLoop(ctx context.Context) error {
 	defer retry.Stop()
 	var (
 		out      []byte
-		pcm      = make([]byte, 0, 2*s.cfg.Audio.FrameLen())
 		perType  [256]uint32
 		toldCong bool // the congestion control switch is logged
 	)
@@ -427,7 +493,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 		room, known := roomUnknown, false
 		held := 0
 		for {
-			m, p, n, err := s.next(pcm, room)
+			m, p, n, err := s.next(room)
 			if err != nil {
 				return err
 			}
@@ -586,7 +652,13 @@ func (s *session) readLoop(ctx context.Context) error {
 				return fmt.Errorf("peer speaks protocol version %d, we speak %d", h.Version, wire.Version)
 			}
 			gotHello = true
+			cerr := s.setCodecs(h)
 			s.post(event{kind: evHello, hello: h})
+			if cerr != nil {
+				s.log.Warn("peer audio cannot be played", "err", cerr)
+				s.end(wire.Hangup{Reason: wire.ReasonMedia, Text: wire.ClipText(cerr.Error())})
+				return cerr
+			}
 			continue
 		}
 		switch b := m.Body.(type) {
@@ -669,13 +741,15 @@ func (s *session) readLoop(ctx context.Context) error {
 			if !s.media.Load() {
 				continue
 			}
-			if want := 2 * s.cfg.Audio.FrameLen(); len(b.PCM) != want {
-				s.badMedia(&s.st.in.audioBad, "audio", fmt.Errorf("%d bytes of PCM, want %d", len(b.PCM), want))
+			if err := s.rx.frames(m.Seq, time.Unix(0, m.Time), b.PCM, s.sink.Audio); err != nil {
+				s.badMedia(&s.st.in.audioBad, "audio", err)
 				continue
 			}
-			samples := make([]int16, len(b.PCM)/2)
-			for i := range samples {
-				samples[i] = int16(binary.LittleEndian.Uint16(b.PCM[2*i:]))
+			if !s.concealing && s.rx.dec != nil {
+				if cs, ok := s.sink.(ConcealingSink); ok {
+					cs.SetConcealer(s.rx)
+					s.concealing = true
+				}
 			}
 			lat := s.latency(now, m.Time)
 			s.st.mu.Lock()
@@ -688,7 +762,6 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.st.in.audioWin.add(lat)
 			s.st.mu.Unlock()
 			lastAudio, anyAudio = m.Seq, true
-			s.sink.Audio(media.Audio{Seq: m.Seq, Time: time.Unix(0, m.Time), Samples: samples})
 		}
 	}
 }
@@ -713,11 +786,11 @@ func (s *session) badSummary() string {
 	s.st.mu.Unlock()
 	switch {
 	case v > 0 && a > 0:
-		return fmt.Sprintf("dropped %d video frames that were not JPEG and %d audio frames of the wrong size from the peer", v, a)
+		return fmt.Sprintf("dropped %d video frames that were not JPEG and %d audio frames that did not decode from the peer", v, a)
 	case v > 0:
 		return fmt.Sprintf("dropped %d video frames from the peer that were not JPEG", v)
 	case a > 0:
-		return fmt.Sprintf("dropped %d audio frames of the wrong size from the peer", a)
+		return fmt.Sprintf("dropped %d audio frames from the peer that did not decode", a)
 	}
 	return ""
 }

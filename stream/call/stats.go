@@ -105,7 +105,8 @@ type Direction struct {
 	AudioFrames uint64  `json:"audio_frames"`
 	AudioBytes  uint64  `json:"audio_bytes"`
 	AudioDrops  uint64  `json:"audio_drops"` // out: dropped oldest on a full queue; in: gaps in sequence
-	AudioKbps   float64 `json:"audio_kbps"`
+	AudioKbps   float64 `json:"audio_kbps"` // payload only: add 18 bytes of message header per frame for the wire
+	AudioCodec  string  `json:"audio_codec,omitempty"` // "opus" or "pcm", once the hellos are in
 	// Latency (in only) runs from the sender's capture timestamp, on our
 	// clock through the ping/pong offset estimate, to when the sink got the
 	// frame (video) or the whole frame was received (audio).
@@ -120,7 +121,7 @@ type Direction struct {
 	// TCP delivery rate of the last two seconds; 0 where unknown.
 	LinkKbps float64 `json:"link_kbps,omitempty"`
 	// VideoBad and AudioBad (in only) count media that failed its checks
-	// (a frame that is not a JPEG, audio of the wrong size): dropped, never
+	// (a frame that is not a JPEG, audio that does not decode): dropped, never
 	// shown, served or played, and not counted in VideoFrames/AudioFrames.
 	VideoBad uint64 `json:"video_bad,omitempty"`
 	AudioBad uint64 `json:"audio_bad,omitempty"`
@@ -148,6 +149,7 @@ type dirCounters struct {
 	videoSinkDrops                      uint64  // in: frames replaced before the sink took them
 	linkKbps                            float64 // out: the link gate's rate estimate
 	videoBad, audioBad                  uint64  // in: failed the media checks, dropped
+	codec                               string  // the audio codec this way
 }
 
 type rateSample struct {
@@ -225,6 +227,7 @@ func (s *stats) snapshot(now time.Time) CallStats {
 			VideoLatAll: d.videoLat.summary(), AudioLatAll: d.audioLat.summary(),
 			VideoSinkDrops: d.videoSinkDrops, LinkKbps: d.linkKbps,
 			VideoBad: d.videoBad, AudioBad: d.audioBad,
+			AudioCodec: d.codec,
 		}
 	}
 	cs.Out, cs.In = fill(&s.out), fill(&s.in)

@@ -125,31 +125,44 @@ func (d *Decoder) Decode(pcm []int16, packet []byte) error {
 	if len(pcm) != d.f.FrameLen() {
 		return fmt.Errorf("opus: decode: room for %d samples, want %d", len(pcm), d.f.FrameLen())
 	}
+	n, err := d.DecodeAny(pcm, packet)
+	if err == nil && n != d.f.FrameSamples() {
+		clear(pcm)
+		return fmt.Errorf("opus: decode: the packet held %d samples per channel, want %d", n, d.f.FrameSamples())
+	}
+	return err
+}
+
+// DecodeAny decodes one packet of any length that fits pcm and returns
+// how many samples per channel it held (interleaved in pcm). A nil or
+// empty packet conceals len(pcm)/channels samples, which must be a
+// multiple of 2.5 ms. On an error pcm is silent.
+func (d *Decoder) DecodeAny(pcm []int16, packet []byte) (int, error) {
+	room := len(pcm) / d.f.Channels
+	if room == 0 {
+		return 0, errors.New("opus: decode: no room")
+	}
 	if len(packet) > MaxPacket*3 {
 		clear(pcm)
-		return fmt.Errorf("opus: decode: a packet of %d bytes", len(packet))
+		return 0, fmt.Errorf("opus: decode: a packet of %d bytes", len(packet))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.st == nil {
 		clear(pcm)
-		return errors.New("opus: decoder closed")
+		return 0, errors.New("opus: decoder closed")
 	}
 	var data *C.uchar
 	if len(packet) > 0 {
 		data = (*C.uchar)(unsafe.Pointer(&packet[0]))
 	}
 	got := C.opus_decode(d.st, data, C.opus_int32(len(packet)),
-		(*C.opus_int16)(unsafe.Pointer(&pcm[0])), C.int(d.f.FrameSamples()), 0)
+		(*C.opus_int16)(unsafe.Pointer(&pcm[0])), C.int(room), 0)
 	if got < 0 {
 		clear(pcm)
-		return opusErr("decode", got)
+		return 0, opusErr("decode", got)
 	}
-	if int(got) != d.f.FrameSamples() {
-		clear(pcm)
-		return fmt.Errorf("opus: decode: the packet held %d samples per channel, want %d", got, d.f.FrameSamples())
-	}
-	return nil
+	return int(got), nil
 }
 
 // Close frees the decoder. It is idempotent.

@@ -30,5 +30,8 @@ func NewDecoder(media.AudioFormat) (*Decoder, error) { return nil, ErrUnavailabl
 // Decode fails.
 func (*Decoder) Decode(pcm []int16, _ []byte) error { clear(pcm); return ErrUnavailable }
 
+// DecodeAny fails.
+func (*Decoder) DecodeAny(pcm []int16, _ []byte) (int, error) { clear(pcm); return 0, ErrUnavailable }
+
 // Close does nothing.
 func (*Decoder) Close() error { return nil }

@@ -26,6 +26,21 @@ const (
 	MaxMax    = 2 * time.Second
 )
 
+// ConcealMax bounds concealment (see Concealer) after each underrun:
+// past it the output ramps to silence. Opus' own concealment fades out
+// over about this long.
+const ConcealMax = 100 * time.Millisecond
+
+// Concealer makes up audio for a gap in what arrived: typically a
+// decoder's packet-loss concealment, which continues the last audio
+// plausibly instead of cutting it to silence. Conceal fills dst (one
+// frame of the Buffer's format, interleaved); it is called from Read,
+// under the Buffer's lock, so it must be quick and must not call the
+// Buffer.
+type Concealer interface {
+	Conceal(dst []int16)
+}
+
 // fadeTime is the length of the fade-in after silence and of the ramp to zero
 // on underrun: long enough to remove the click, short enough to be inaudible.
 const fadeTime = 2 * time.Millisecond
@@ -92,6 +107,7 @@ type Stats struct {
 	Late          uint64        // frames dropped because their Seq was not newer than the last one pushed
 	Rejected      uint64        // frames dropped because their length was not one frame
 	SilenceFrames uint64        // frames' worth of silence (prebuffer and underrun fill) output
+	Concealed     uint64        // frames the Concealer made up after underruns
 	Playing       bool          // false while prebuffering
 	// Drift compensation, in samples per channel: Squeezed samples were
 	// merged with their neighbour (the buffer played faster), Stretched ones
@@ -136,6 +152,18 @@ type Buffer struct {
 	pushed, played, underruns, overflow, late, rejected uint64
 	silence                                             uint64 // int16 values of silence output
 
+	// Concealment after an underrun (see Concealer): plc is the frame being
+	// output, plcOff how much of it is out (len(plc): none under way),
+	// plcLeft how many more frames this underrun may conceal, plcJoin that
+	// the last output was concealment, so playing resumes without a fade.
+	conceal   Concealer
+	plc       []int16
+	plcOff    int
+	plcLeft   int
+	plcMax    int
+	plcJoin   bool
+	concealed uint64
+
 	drift drift
 	adapt bool
 	floor int // Config.Target in int16 values
@@ -165,6 +193,9 @@ func New(cfg Config) (*Buffer, error) {
 	}
 	b.ring = make([]int16, b.slots*b.frameLen)
 	b.rampPos = b.fade
+	b.plc = make([]int16, b.frameLen)
+	b.plcOff = b.frameLen
+	b.plcMax = max(1, int(ConcealMax/f.FrameDuration()))
 	b.drift = newDrift(f, b.target/f.Channels, !cfg.NoDrift)
 	b.floor = b.target
 	b.adapt = !cfg.Fixed
@@ -232,7 +263,9 @@ func (b *Buffer) depth() int { return b.count*b.frameLen - b.off }
 // Before Target is queued (at start and after each underrun) Read outputs
 // silence. Playback starts with a fade-in over FadeSamples. On underrun Read
 // outputs what it has and fills the rest with silence that ramps from the last
-// sample to zero over FadeSamples. When len(dst) is Format.FrameLen, each call
+// sample to zero over FadeSamples; with a Concealer (SetConcealer) it first
+// outputs up to ConcealMax of concealed frames, and playing resumes from
+// them without a fade when the Buffer refills in time. When len(dst) is Format.FrameLen, each call
 // outputs one whole received frame or one whole block of fill, until drift
 // compensation first adjusts a sample; from then until the next underrun,
 // blocks straddle frames.
@@ -254,23 +287,90 @@ func (b *Buffer) Read(dst []int16) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	// Start only once an underrun ramp has finished, so the fade-in begins from
-	// zero rather than jumping from the middle of the ramp.
-	if !b.playing && b.rampPos >= b.fade && b.depth() >= b.target {
-		b.playing, b.fadePos = true, 0
-		b.drift.resume(b.depth() / b.channels)
-	}
 	i := 0
-	if b.playing {
-		b.drift.observe(b.depth()/b.channels, len(dst)/b.channels)
-		i = b.play(dst)
-		if i < len(dst) {
-			b.playing = false
-			b.underruns++
-			b.startRamp()
+	for first := true; i < len(dst); first = false {
+		// Start only once an underrun ramp or a concealed frame has
+		// finished, so the fade-in begins from zero rather than jumping
+		// from the middle of the ramp, and concealment hands over to what
+		// arrived on a frame boundary, as a decoder's concealment expects.
+		if !b.playing && b.rampPos >= b.fade && b.plcOff == len(b.plc) && b.depth() >= b.target {
+			b.playing, b.fadePos = true, 0
+			if b.plcJoin {
+				b.fadePos = b.fade // the concealment led up to it: no fade
+			}
+			b.plcJoin = false
+			b.drift.resume(b.depth() / b.channels)
 		}
+		if b.playing {
+			if first {
+				b.drift.observe(b.depth()/b.channels, len(dst)/b.channels)
+			}
+			i += b.play(dst[i:])
+			if i < len(dst) {
+				b.playing = false
+				b.underruns++
+				if b.conceal != nil {
+					b.plcLeft = b.plcMax
+				} else {
+					b.startRamp()
+				}
+			}
+			continue
+		}
+		k := b.concealInto(dst[i:])
+		if k == 0 {
+			break
+		}
+		i += k
 	}
 	b.fill(dst[i:])
+}
+
+// concealInto writes concealed audio into dst while an underrun may still
+// be concealed, and returns how many values it wrote. It stops at the end
+// of a concealed frame; when the underrun's concealment is spent, it
+// starts the ramp to silence from the last value.
+func (b *Buffer) concealInto(dst []int16) int {
+	if b.plcOff == len(b.plc) {
+		if b.plcLeft == 0 || b.conceal == nil {
+			return 0
+		}
+		b.conceal.Conceal(b.plc)
+		b.plcOff, b.plcJoin = 0, true
+		b.plcLeft--
+		b.concealed++
+	}
+	k := copy(dst, b.plc[b.plcOff:])
+	b.plcOff += k
+	if k >= b.channels {
+		copy(b.last, dst[k-b.channels:k])
+	}
+	if b.plcOff == len(b.plc) && b.plcLeft == 0 && b.depth() < b.target {
+		b.plcJoin = false
+		b.startRamp()
+	}
+	return k
+}
+
+// SetConcealer makes c fill underruns from now on (nil: silence). A
+// Concealer is tied to one stream of audio, so a call sets its own.
+func (b *Buffer) SetConcealer(c Concealer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.conceal = c
+	if c == nil {
+		b.plcLeft = 0
+	}
+}
+
+// DropConcealer removes c if it is the Buffer's Concealer: a call that
+// ended does not take away the next call's.
+func (b *Buffer) DropConcealer(c Concealer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conceal == c {
+		b.conceal, b.plcLeft = nil, 0
+	}
 }
 
 // play copies queued audio into dst and returns how many values it wrote.
@@ -414,6 +514,7 @@ func (b *Buffer) Stats() Stats {
 		Late:          b.late,
 		Rejected:      b.rejected,
 		SilenceFrames: b.silence / uint64(b.frameLen),
+		Concealed:     b.concealed,
 		Playing:       b.playing,
 		Squeezed:      b.drift.squeezed,
 		Stretched:     b.drift.stretched,
@@ -433,6 +534,7 @@ func (b *Buffer) Reset() {
 	b.playing, b.fadePos = false, 0
 	b.startRamp()
 	b.pushed, b.played, b.underruns, b.overflow, b.late, b.rejected, b.silence = 0, 0, 0, 0, 0, 0, 0
+	b.plcOff, b.plcLeft, b.plcJoin, b.concealed = len(b.plc), 0, false, 0
 	b.drift.restart()
 	b.drift.squeezed, b.drift.stretched = 0, 0
 	b.jit.restart()

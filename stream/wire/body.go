@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,6 +24,28 @@ const (
 	CodecMJPEG  = 1 // VideoCaps.Codec: one complete JPEG image per frame
 	FormatS16LE = 1 // AudioCaps.Format: signed 16-bit little-endian, interleaved
 )
+
+// AudioCodec names how Audio payloads are coded (Hello.Codecs).
+type AudioCodec uint8
+
+// The audio codecs. PCM is what every box receives, listed or not.
+const (
+	AudioPCM  AudioCodec = 1 // the payload is PCM in the sender's announced format
+	AudioOpus AudioCodec = 2 // the payload is one Opus packet (RFC 6716) of 10 or 20 ms
+)
+
+func (c AudioCodec) String() string {
+	switch c {
+	case AudioPCM:
+		return "pcm"
+	case AudioOpus:
+		return "opus"
+	}
+	return "codec " + strconv.Itoa(int(c))
+}
+
+// MaxCodecs is the longest codec list a Hello may carry.
+const MaxCodecs = 16
 
 // Fixed payload parts.
 const (
@@ -62,6 +85,11 @@ type Hello struct {
 	// Hello that ends before it prefers nothing, so version 1 peers that
 	// ignore it interoperate.
 	Prefer VideoSize
+	// Codecs lists the audio codecs the sender of this Hello can receive
+	// (and send), most preferred first; at most MaxCodecs. Optional on
+	// the wire (revision 1.2): it follows the preferred size, which is
+	// then sent even when zero. Absent or empty: PCM only.
+	Codecs []AudioCodec
 }
 
 // VideoSize is a frame size in pixels.
@@ -121,11 +149,13 @@ type Video struct {
 	Data   []byte // 1..MaxChunk bytes
 }
 
-// Audio is one frame of s16le PCM, interleaved. The message sequence number
-// is the audio frame index; the message time is the capture time of the
-// first sample.
+// Audio is one frame of audio in the codec the Hellos negotiated: s16le
+// PCM, interleaved, or one Opus packet. The message sequence number is the
+// audio frame (or packet) index; the message time is the capture time of
+// the first sample. The framing checks only the length (1..MaxAudio); what
+// the payload must hold depends on the codec and is the receiver's check.
 type Audio struct {
-	PCM []byte // even length, 1..MaxAudio bytes
+	PCM []byte // the payload: 1..MaxAudio bytes (named for the original, PCM-only layout)
 }
 
 func (Hello) Type() Type  { return TypeHello }
@@ -146,9 +176,15 @@ func (h Hello) check() (int, error) {
 	if err := checkName(h.Name); err != nil {
 		return 0, err
 	}
+	if len(h.Codecs) > MaxCodecs {
+		return 0, malformed(TypeHello, fmt.Sprintf("%d audio codecs, limit %d", len(h.Codecs), MaxCodecs))
+	}
 	n := helloFixed + len(h.Name)
-	if h.Prefer != (VideoSize{}) {
+	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 {
 		n += helloPrefer
+	}
+	if len(h.Codecs) > 0 {
+		n += 1 + len(h.Codecs)
 	}
 	return n, nil
 }
@@ -162,9 +198,15 @@ func (h Hello) put(b []byte) []byte {
 	b = append(b, h.Video.FPS, h.Video.Codec)
 	b = binary.BigEndian.AppendUint32(b, h.Audio.Rate)
 	b = append(b, h.Audio.Channels, h.Audio.FrameMs, h.Audio.Format)
-	if h.Prefer != (VideoSize{}) {
+	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 {
 		b = binary.BigEndian.AppendUint16(b, h.Prefer.Width)
 		b = binary.BigEndian.AppendUint16(b, h.Prefer.Height)
+	}
+	if len(h.Codecs) > 0 {
+		b = append(b, byte(len(h.Codecs)))
+		for _, c := range h.Codecs {
+			b = append(b, byte(c))
+		}
 	}
 	return b
 }
@@ -204,6 +246,18 @@ func decodeHello(p []byte) (Hello, error) {
 	}
 	if len(c) >= 13+helloPrefer {
 		h.Prefer = VideoSize{Width: binary.BigEndian.Uint16(c[13:]), Height: binary.BigEndian.Uint16(c[15:])}
+	}
+	if l := c[min(len(c), 13+helloPrefer):]; len(l) > 0 {
+		k := int(l[0])
+		if k > MaxCodecs {
+			return Hello{}, malformed(TypeHello, fmt.Sprintf("%d audio codecs, limit %d", k, MaxCodecs))
+		}
+		if len(l) < 1+k {
+			return Hello{}, malformed(TypeHello, fmt.Sprintf("audio codec list of %d runs past the payload", k))
+		}
+		for _, v := range l[1 : 1+k] {
+			h.Codecs = append(h.Codecs, AudioCodec(v))
+		}
 	}
 	// Bytes after these are ignored: later minor revisions may append fields.
 	return h, nil
@@ -332,8 +386,8 @@ func decodeVideo(p []byte) (Video, error) {
 
 func (a Audio) check() (int, error) {
 	n := len(a.PCM)
-	if n == 0 || n > MaxAudio || n%2 != 0 {
-		return 0, malformed(TypeAudio, fmt.Sprintf("PCM length %d not even and in 2..%d", n, MaxAudio))
+	if n == 0 || n > MaxAudio {
+		return 0, malformed(TypeAudio, fmt.Sprintf("payload length %d out of range 1..%d", n, MaxAudio))
 	}
 	return n, nil
 }

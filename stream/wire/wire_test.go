@@ -59,6 +59,27 @@ var cases = []struct {
 		"00000026 01 00 00000000 0000000000000000" +
 			"0001 04 646f6f72 0500 02d0 1e 01 0000bb80 01 0a 01 0280 01e0",
 	},
+	{
+		// Revision 1.2: receives Opus (preferred) and PCM; no preferred
+		// size, so 0x0 stands before the list.
+		"hello with opus and pcm",
+		Message{Time: t1, Body: Hello{Version: 1, Name: "door",
+			Video:  VideoCaps{Width: 640, Height: 480, FPS: 30, Codec: CodecMJPEG},
+			Audio:  AudioCaps{Rate: 48000, Channels: 1, FrameMs: 10, Format: FormatS16LE},
+			Codecs: []AudioCodec{AudioOpus, AudioPCM}}},
+		"00000029 01 00 00000000 17979cfe3d85cd15" +
+			"0001 04 646f6f72 0280 01e0 1e 01 0000bb80 01 0a 01 0000 0000 02 02 01",
+	},
+	{
+		"hello preferring 640x480 with opus only",
+		Message{Body: Hello{Version: 1, Name: "",
+			Video:  VideoCaps{Width: 1280, Height: 720, FPS: 30, Codec: CodecMJPEG},
+			Audio:  AudioCaps{Rate: 16000, Channels: 1, FrameMs: 20, Format: FormatS16LE},
+			Prefer: VideoSize{Width: 640, Height: 480},
+			Codecs: []AudioCodec{AudioOpus}}},
+		"00000024 01 00 00000000 0000000000000000" +
+			"0001 00 0500 02d0 1e 01 00003e80 01 14 01 0280 01e0 01 02",
+	},
 	{"call", Message{Time: t1, Body: Call{}}, "0000000e 02 00 00000000 17979cfe3d85cd15"},
 	{"answer", Message{Time: t3, Body: Answer{}}, "0000000e 03 00 00000000 17979cfe437bae15"},
 	{"busy", Message{Body: Busy{}}, "0000000e 04 00 00000000 0000000000000000"},
@@ -129,6 +150,18 @@ var cases = []struct {
 		Message{Seq: 3, Time: t2, Body: Audio{PCM: bytes.Repeat([]byte{0x34, 0x12}, MaxAudio/2)}},
 		"00001e0e 11 00 00000003 17979cfe4080bd95" + strings.Repeat("3412", MaxAudio/2),
 	},
+	{
+		// An Opus packet: TOC 0x78 (hybrid, fullband, 20 ms, mono, one
+		// frame) and its coded bytes; any length 1..MaxAudio, odd too.
+		"audio opus packet",
+		Message{Seq: 7, Time: t3, Body: Audio{PCM: []byte{0x78, 0x0b, 0xe4}}},
+		"00000011 11 00 00000007 17979cfe437bae15 780be4",
+	},
+	{
+		"audio one byte",
+		Message{Body: Audio{PCM: []byte{0xf8}}},
+		"0000000f 11 00 00000000 0000000000000000 f8",
+	},
 }
 
 // bad are inputs every decoder must refuse, with the sentinel it must
@@ -182,8 +215,8 @@ var bad = []struct {
 	{"video offset past frame", "0000001b 10 00 00000000 0000000000000000 00000001 00000010 00000010 ff", ErrMalformed},
 	{"video offset wraps", "0000001c 10 00 00000000 0000000000000000 00000001 00800000 ffffffff ffd9", ErrMalformed},
 	{"audio empty", "0000000e 11 00 00000000 0000000000000000", ErrMalformed},
-	{"audio odd", "00000011 11 00 00000000 0000000000000000 010203", ErrMalformed},
-	{"audio one byte", "0000000f 11 00 00000000 0000000000000000 01", ErrMalformed},
+	{"hello codec list past payload", "00000023 01 00 00000000 0000000000000000 0001 00 0280 01e0 1e 01 0000bb80 01 0a 01 0000 0000 03 02", ErrMalformed},
+	{"hello 17 codecs", "00000034 01 00 00000000 0000000000000000 0001 00 0280 01e0 1e 01 0000bb80 01 0a 01 0000 0000 11" + strings.Repeat("01", 17), ErrMalformed},
 }
 
 // unhex decodes hex written with spaces for readability.
@@ -425,16 +458,24 @@ func TestReaderPassesErrors(t *testing.T) {
 
 func TestHelloExtension(t *testing.T) {
 	// Bytes after the known Hello fields are ignored, up to the 512 limit.
-	// Fewer than 4 are not a preferred size; 4 or more start with one.
-	for _, extra := range []int{1, 3, 4, 7, 512 - helloFixed} {
+	// Fewer than 4 are not a preferred size; 4 or more start with one; a
+	// fifth starts the codec list, and what follows the list is ignored.
+	for _, extra := range []int{1, 3, 4, 8, 9, 512 - helloFixed} {
 		want := cases[0].msg
 		if extra >= helloPrefer {
 			h := want.Body.(Hello)
 			h.Prefer = VideoSize{Width: 0xeeee, Height: 0xeeee}
+			if extra > helloPrefer {
+				h.Codecs = []AudioCodec{0xee, 0xee, 0xee}
+			}
 			want.Body = h
 		}
 		b := golden(t, cases[0].name)
-		b = append(b, bytes.Repeat([]byte{0xee}, extra)...)
+		tail := bytes.Repeat([]byte{0xee}, extra)
+		if extra > helloPrefer {
+			tail[helloPrefer] = 3 // the codec list: three unknown codecs
+		}
+		b = append(b, tail...)
 		l := minLen + helloFixed + extra
 		b[0], b[1], b[2], b[3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
 		got, err := Decode(b)
@@ -478,7 +519,7 @@ func TestAppendInvalid(t *testing.T) {
 		{"video chunk past frame", video(10, 5, 6)},
 		{"video offset wraps", video(MaxFrameSize, 0xffffffff, 2)},
 		{"audio empty", Message{Body: Audio{}}},
-		{"audio odd", Message{Body: Audio{PCM: make([]byte, 3)}}},
+		{"hello 17 codecs", Message{Body: Hello{Version: 1, Codecs: make([]AudioCodec, MaxCodecs+1)}}},
 		{"audio too large", Message{Body: Audio{PCM: make([]byte, MaxAudio+2)}}},
 	}
 	for _, c := range tests {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/deb/run.sh [BINDIR VERSION]: build the amd64 callbox package, lint it,
 # and install, upgrade, remove and purge it inside a throwaway Debian 12
-# root (debootstrap minbase + systemd + libasound2 + libspeexdsp1, cached as a tarball in
+# root (debootstrap minbase + systemd + libasound2 + libspeexdsp1 + libopus0, cached as a tarball in
 # ${XDG_CACHE_HOME:-$HOME/.cache}/callbox/). Needs root (chroot), and
 # debootstrap, lintian and systemd-analyze on the host. The host's /etc,
 # /var and systemd are never touched: every maintainer script runs inside
@@ -37,7 +37,7 @@ done
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/packaging/deb/build.sh
 suite=bookworm
-include=systemd,libasound2,libspeexdsp1
+include=systemd,libasound2,libspeexdsp1,libopus0
 mirror=${CALLBOX_DEB_MIRROR:-http://deb.debian.org/debian}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/callbox
 tarball=$cache/debootstrap-$suite-minbase-${include//,/-}.tar.gz

@@ -5,7 +5,7 @@
 #   kernel      the kernel to boot (amd64: the uncompressed vmlinux, which
 #               boots in ~2.5 s with qboot; arm64: the Image)
 #   base.cpio   the base initramfs: busybox, init, glibc, libasound and its
-#               data, libspeexdsp (callboxd's echo canceller), aplay/arecord, and the modules the scenarios use,
+#               data, libspeexdsp (callboxd's echo canceller), libopus (its codec), aplay/arecord, and the modules the scenarios use,
 #               including gpio-sim and v4l2loopback built here, and
 #               (amd64) bochs, the DRM driver of QEMU's VGA, for /dev/fb0
 #   info        kernel release and package version
@@ -122,13 +122,13 @@ fi
 
 fetch "linux-image-$kver$any=$version" "linux-headers-$kver$any=$version" \
 	"linux-headers-$abi-common=$version" "linux-kbuild-$series=$version" \
-	v4l2loopback-dkms libasound2-data "busybox-static$any" "libasound2$any" "alsa-utils$any" "libspeexdsp1$any"
+	v4l2loopback-dkms libasound2-data "busybox-static$any" "libasound2$any" "alsa-utils$any" "libspeexdsp1$any" "libopus0$any"
 
 rm -rf "$out" && mkdir -p "$out"
 tree=$out/tree
 log "unpacking"
 for p in "linux-image-$kver" "linux-headers-$kver" "linux-headers-$abi-common" "linux-kbuild-$series" \
-	v4l2loopback-dkms libasound2-data busybox-static libasound2 alsa-utils libspeexdsp1; do
+	v4l2loopback-dkms libasound2-data busybox-static libasound2 alsa-utils libspeexdsp1 libopus0; do
 	for d in "$dir"/debs/"${p}"_*.deb; do
 		case $d in
 		*/linux-kbuild-*_amd64.deb) dpkg -x "$d" "$tree" ;; # build tools: run on this machine
@@ -200,9 +200,9 @@ cp "$build/gpio-sim/gpio-sim.ko" "$build/v4l2loopback/v4l2loopback.ko" "$root/$m
 find "$root/$mdir" -name '*.ko' -exec "$strip" --strip-debug {} +
 cp "$tree/$mdir"/modules.{order,builtin,builtin.modinfo} "$root/$mdir/"
 depmod -b "$root" "$kver"
-# glibc, libasound and libspeexdsp, found by following DT_NEEDED from
-# aplay, libasound and libspeexdsp (callboxd needs libc, libm and
-# libspeexdsp: its echo canceller links it).
+# glibc, libasound, libspeexdsp and libopus, found by following DT_NEEDED
+# from aplay, libasound, libspeexdsp and libopus (callboxd needs libc, libm,
+# libspeexdsp, which its echo canceller links, and libopus, its codec).
 cp "$tree/usr/bin/aplay" "$root/usr/bin/aplay"
 ln -s aplay "$root/usr/bin/arecord"
 cp -r "$tree/usr/share/alsa" "$root/usr/share/alsa"
@@ -222,7 +222,7 @@ need() {
 	done
 	die "library $name not found in ${search[*]}"
 }
-for n in libc.so.6 libm.so.6 libspeexdsp.so.1 $(readelf -d "$root/usr/bin/aplay" | awk '/NEEDED/{gsub(/[][]/, "", $5); print $5}'); do
+for n in libc.so.6 libm.so.6 libspeexdsp.so.1 libopus.so.0 $(readelf -d "$root/usr/bin/aplay" | awk '/NEEDED/{gsub(/[][]/, "", $5); print $5}'); do
 	need "$n"
 done
 mkdir -p "$root/$(dirname "$ld")"

@@ -21,8 +21,9 @@ CALLBOX_VERSION = $(shell unset MAKEFLAGS MFLAGS MAKELEVEL; \
 CALLBOX_COMMIT = $(shell git -C '$(CALLBOX_SITE)' rev-parse --short=8 HEAD 2>/dev/null || echo unknown)
 
 CALLBOX_GOMOD = github.com/callbox/callbox
-# stream/echo links libspeexdsp: built first, into the staging sysroot.
-CALLBOX_DEPENDENCIES = speexdsp
+# stream/echo links libspeexdsp and stream/opus libopus: built first, into
+# the staging sysroot.
+CALLBOX_DEPENDENCIES = speexdsp opus
 CALLBOX_BUILD_TARGETS = cmd/callboxd cmd/callbox
 # As the repository's Makefile: a position-independent executable with
 # full RELRO and BIND_NOW. The golang infrastructure appends its own
