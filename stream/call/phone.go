@@ -87,11 +87,11 @@ type Dialer func(ctx context.Context, peer Peer) (net.Conn, error)
 
 // Config configures a Phone. The zero value of each field means its default.
 type Config struct {
-	Name       string            // our name, sent in hello
-	ID         string            // our fingerprint: breaks the tie when two boxes call each other at once
-	Video      media.VideoFormat // what we send; default media.DefaultVideo
-	Audio      media.AudioFormat // what we send; default media.DefaultAudio
-	Prefer     media.Size        // the largest video we want to receive (told to the peer in hello); zero: any
+	Name   string            // our name, sent in hello
+	ID     string            // our fingerprint: breaks the tie when two boxes call each other at once
+	Video  media.VideoFormat // what we send; default media.DefaultVideo
+	Audio  media.AudioFormat // what we send; default media.DefaultAudio
+	Prefer media.Size        // the largest video we want to receive (told to the peer in hello); zero: any
 	// Codecs are the audio codecs we receive and send, preferred first
 	// (told to the peer in hello); nil: DefaultCodecs. PCM is always
 	// received, listed or not.
@@ -102,7 +102,7 @@ type Config struct {
 	// OpusFrameMs is how much audio one Opus packet carries: 10 or 20 ms,
 	// a multiple of Audio.FrameMs; default 20 (or Audio.FrameMs if longer).
 	OpusFrameMs int
-	AutoAnswer bool              // answer paired peers at once
+	AutoAnswer  bool // answer paired peers at once
 
 	PingInterval     time.Duration // default 500ms
 	PeerTimeout      time.Duration // silence after which the peer is dead; default 2s

@@ -104,8 +104,8 @@ type Direction struct {
 	VideoKbps   float64 `json:"video_kbps"`
 	AudioFrames uint64  `json:"audio_frames"`
 	AudioBytes  uint64  `json:"audio_bytes"`
-	AudioDrops  uint64  `json:"audio_drops"` // out: dropped oldest on a full queue; in: gaps in sequence
-	AudioKbps   float64 `json:"audio_kbps"` // payload only: add 18 bytes of message header per frame for the wire
+	AudioDrops  uint64  `json:"audio_drops"`           // out: dropped oldest on a full queue; in: gaps in sequence
+	AudioKbps   float64 `json:"audio_kbps"`            // payload only: add 18 bytes of message header per frame for the wire
 	AudioCodec  string  `json:"audio_codec,omitempty"` // "opus" or "pcm", once the hellos are in
 	// Latency (in only) runs from the sender's capture timestamp, on our
 	// clock through the ping/pong offset estimate, to when the sink got the
