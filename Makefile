@@ -137,8 +137,8 @@ arm64: cross-deps ## cross-build callboxd and callbox for linux/arm64 (cgo) into
 		[ $$s -le 12582912 ] || { echo "$$b is over the 12 MiB budget"; exit 1; }; \
 		file -b $$f | grep -q 'pie executable' || { echo "$$b is not PIE"; exit 1; }; done
 
-# libasound2:arm64, speexdsp (callboxd links it) and opus (stream/opus's
-# tests) unpacked, not installed, for the cross link and the tests under qemu-user. The stamp
+# libasound2:arm64, speexdsp and opus (callboxd links both)
+# unpacked, not installed, for the cross link and the tests under qemu-user. The stamp
 # names the packages, so a sysroot made before one was added is refilled.
 ARM64_PKGS := libasound2 libspeexdsp1 libspeexdsp-dev libopus0 libopus-dev
 ARM64_STAMP := $(ARM64_SYSROOT)/.done-$(subst $(eval) ,-,$(ARM64_PKGS))
@@ -153,11 +153,11 @@ $(ARM64_STAMP):
 	for d in $(ARM64_SYSROOT)/debs/*.deb; do dpkg -x $$d $(ARM64_SYSROOT); done
 	touch $@
 
-test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA and speexdsp via unpacked arm64 packages)
+test-arm64: cross-deps ## run the arm64 test binaries under qemu-user (ALSA, speexdsp and opus via unpacked arm64 packages)
 	$(call need-pkgs,qemu-user-static file)
 	$(MAKE) --no-print-directory $(ARM64_STAMP)
 	$(MAKE) --no-print-directory arm64
-	# callboxd links libspeexdsp: the unpacked arm64 one.
+	# callboxd links libspeexdsp and libopus: the unpacked arm64 ones.
 	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -version
 	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callbox -version
 	LD_LIBRARY_PATH=$(ARM64_LIB) $(QEMU_ARM64) $(BIN)/linux-arm64/callboxd -help >/dev/null 2>&1 && echo "callboxd -help: exit 0"

@@ -59,7 +59,7 @@ func run(bin string, seconds, roomSeconds int, out string, keep bool) error {
 	defer a.Stop()
 	defer b.Stop()
 	fmt.Println("in call; door answered by itself. Live figures, one line per box per second:")
-	fmt.Println("  box   state     video fps out/in   audio frames out/in  drops v/a  video lat p50/p99  audio lat p50/p99  rtt")
+	fmt.Println("  box   state     video fps out/in   audio kbit/s out/in   drops v/a  video lat p50/p99  audio lat p50/p99  rtt")
 	if err := everySecond(ctx, seconds, []*testbox.Box{a, b}, printLine); err != nil {
 		return err
 	}
@@ -169,10 +169,21 @@ func printLine(name string, st control.Status) {
 		fmt.Printf("  %-5s %-9s\n", name, p.State)
 		return
 	}
-	fmt.Printf("  %-5s %-9s %5.1f / %5.1f       %5d / %5d        %d/%d      %5.1f / %5.1f ms    %5.1f / %5.1f ms    %.2f ms\n",
-		name, p.State, c.Out.VideoFPS, c.In.VideoFPS, c.Out.AudioFrames, c.In.AudioFrames,
+	fmt.Printf("  %-5s %-9s %5.1f / %5.1f       %-4s %4.0f / %4.0f      %d/%d      %5.1f / %5.1f ms    %5.1f / %5.1f ms    %.2f ms\n",
+		name, p.State, c.Out.VideoFPS, c.In.VideoFPS, codecName(c.Out.AudioCodec), c.Out.AudioKbps, c.In.AudioKbps,
 		c.Out.VideoDrops+c.In.VideoDrops, c.Out.AudioDrops+c.In.AudioDrops,
 		c.In.VideoLatency.P50, c.In.VideoLatency.P99, c.In.AudioLatency.P50, c.In.AudioLatency.P99, c.RTT)
+}
+
+// codecName is how the demo shows an audio codec.
+func codecName(c string) string {
+	switch c {
+	case "opus":
+		return "Opus"
+	case "pcm":
+		return "PCM"
+	}
+	return "?"
 }
 
 func saveFrame(ctx context.Context, x *testbox.Box, dir string) error {

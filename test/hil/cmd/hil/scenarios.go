@@ -492,8 +492,10 @@ precomputed = 2
 [audio]
 capture = %q
 playback = %q
-# The test signal is checked sample for sample at the other end: the
-# microphone's processing (the echo scenario's subject) would reshape it.
+# The test signal is checked sample for sample at the other end: PCM on
+# the wire (Opus is lossy), and none of the microphone's processing (the
+# echo scenario's subject), which would reshape it.
+codec = "pcm"
 echo_cancel = false
 echo_suppress = false
 noise_suppress = false
