@@ -164,6 +164,10 @@ func (g *gate) active(ctx context.Context) (actx context.Context, stop func()) {
 	gctx := g.ctx
 	g.mu.Unlock()
 	c, cancel := context.WithCancel(ctx)
+	if gctx.Err() != nil {
+		cancel() // at once: AfterFunc would do it on a goroutine of its own
+		return c, cancel
+	}
 	unhook := context.AfterFunc(gctx, cancel)
 	return c, func() { unhook(); cancel() }
 }
