@@ -271,6 +271,9 @@ func printStatus(out io.Writer, st control.Status) {
 		fmt.Fprintf(out, "last call ended: %s\n", p.LastEnd)
 	}
 	fmt.Fprintf(out, "camera %s; microphone %s; speaker %s\n", st.Camera, st.Microphone, st.Speaker)
+	if st.Media.Video != "" {
+		fmt.Fprintf(out, "capture: camera %s; microphone and speaker %s\n", st.Media.Video, st.Media.Audio)
+	}
 	if st.GPIO != "" {
 		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,7 +219,7 @@ func (d *daemon) serveFrame(w http.ResponseWriter, r *http.Request) {
 	case "peer":
 		jpeg, _, _ = d.sink.frames.Get()
 	case "self":
-		jpeg, _, _ = d.self.Get()
+		jpeg = d.selfFrame(r.Context())
 	default:
 		writeErr(w, http.StatusNotFound, errors.New(`frame: want "peer" or "self"`))
 		return
@@ -266,8 +267,38 @@ func (d *daemon) status() control.Status {
 		},
 		Process: processFigures(),
 		Echo:    d.echoStatus(),
+		Media: control.Media{Video: d.video.describe(), Audio: d.audio.describe(),
+			VideoFrames: d.frames.Load(), AudioFrames: d.micFrames.Load()},
 	}
 }
+
+// selfFrame is our camera's newest frame. The camera is closed while
+// nobody needs it (and then there is no frame): it is opened for this
+// request, which waits up to selfWait for its first frame.
+func (d *daemon) selfFrame(ctx context.Context) []byte {
+	if jpeg, _, _ := d.self.Get(); len(jpeg) > 0 {
+		return jpeg
+	}
+	release := d.video.hold("snapshot")
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, selfWait)
+	defer cancel()
+	for {
+		jpeg, _, changed := d.self.Get()
+		if len(jpeg) > 0 {
+			return jpeg
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// selfWait bounds how long a request for our own frame waits for the
+// camera to open and deliver.
+const selfWait = 3 * time.Second
 
 // echoStatus is the microphone processing's state; nil without one.
 func (d *daemon) echoStatus() *control.Echo {

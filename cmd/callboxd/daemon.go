@@ -70,6 +70,11 @@ type daemon struct {
 	// camWant is the size a re-opening camera opens at: the configured
 	// one, or smaller for a call whose peer asked for less (fitVideo).
 	camWant atomic.Pointer[media.VideoFormat]
+	// video and audio say when the camera, and the microphone and the
+	// speaker, must be open: in a call (from calling or ringing on), and
+	// for the camera while someone watches the self view; closed
+	// otherwise, after mediaLinger.
+	video, audio *gate
 
 	// panel shows the box's state on the LED and keeps the devices'
 	// states.
@@ -83,6 +88,7 @@ type daemon struct {
 
 	// progress counters for the watchdog's health check
 	fills, frames         atomic.Uint64
+	micFrames             atomic.Uint64 // frames the microphone delivered (status)
 	seenFills, seenFrames uint64
 	fillsAt, framesAt     time.Time
 
@@ -92,6 +98,16 @@ type daemon struct {
 
 func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 	d := &daemon{cfg: cfg, log: log, statusKick: make(chan struct{}, 1)}
+	gateChanged := func(name string, on bool, why string) {
+		if on {
+			log.Info(name+" open", "component", "media", "for", why)
+		} else {
+			log.Info(name+" closed: nobody needs it", "component", "media")
+		}
+		d.kickStatus()
+	}
+	d.video = newGate("camera", mediaLinger, gateChanged)
+	d.audio = newGate("microphone and speaker", mediaLinger, gateChanged)
 	id, created, err := identity.LoadOrCreate(cfg.StateDir, cfg.Name)
 	if err != nil {
 		// The key is never replaced, and a state directory we cannot
@@ -245,6 +261,9 @@ func (d *daemon) openDevices() error {
 		if err = vc.Validate(); err != nil {
 			return &ConfigError{fmt.Errorf("video: %w", err)}
 		}
+		// It stands by (closed) while nobody needs it; a look at the
+		// device node every few seconds tells an unplugged one.
+		dev := cfg.Video.Device
 		d.cam = camera.NewResilient(func(ctx context.Context) (camera.Source, error) {
 			vc := vc
 			if f := d.camWant.Load(); f != nil {
@@ -252,7 +271,8 @@ func (d *daemon) openDevices() error {
 			}
 			return camera.OpenV4L2(vc)
 		}, camera.ResilientConfig{Format: cfg.videoFormat(), Logger: d.log,
-			OnChange: d.cameraChanged})
+			OnChange: d.cameraChanged, Standby: true, ProbeEvery: probeEvery,
+			Probe: func() error { _, err := os.Stat(dev); return err }})
 	}
 	if err != nil {
 		return fmt.Errorf("camera %s: %w", cfg.Video.Device, err)
@@ -264,6 +284,8 @@ func (d *daemon) openDevices() error {
 }
 
 func (d *daemon) closeDevices() {
+	d.video.close()
+	d.audio.close()
 	if d.cam != nil {
 		d.cam.Close()
 	}
@@ -444,6 +466,10 @@ func (d *daemon) refreshLED(s call.State) { d.panel.show(s, d.pair.status().Stat
 
 // stateChanged runs in the phone's goroutine: keep it short.
 func (d *daemon) stateChanged(st call.Status) {
+	// From calling or ringing on, so that the first frame is ready when
+	// the call is answered.
+	d.video.set("call", st.State != call.Idle)
+	d.audio.set("call", st.State != call.Idle)
 	d.refreshLED(st.State)
 	switch st.State {
 	case call.InCall:

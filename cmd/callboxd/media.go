@@ -17,11 +17,14 @@ import (
 
 // cameraChanged runs in the re-opening camera's goroutine: keep it short.
 // The camera's state is a line for people ("ok 640x480 MJPEG 30 fps",
-// "down: …; retrying in 2s"); this is the one place that reads it.
+// "down: …; retrying in 2s", camera.StandbyState); this is the one place
+// that reads it.
 func (d *daemon) cameraChanged(state string) {
 	switch {
 	case strings.HasPrefix(state, "ok"):
 		d.panel.setDevice(devCamera, stateUp()) // the chosen format is logged by the camera
+	case state == camera.StandbyState:
+		d.panel.setDevice(devCamera, stateStandby())
 	case strings.HasPrefix(state, "down: "):
 		d.panel.setDevice(devCamera, stateDown(strings.TrimPrefix(state, "down: ")))
 	default:
@@ -29,20 +32,63 @@ func (d *daemon) cameraChanged(state string) {
 	}
 }
 
-// videoLoop feeds camera frames to the phone.
+// clockRestarter is a camera that ticks only while read (the test
+// pattern, a file replay): after a pause its clock starts again.
+type clockRestarter interface{ RestartClock() }
+
+// videoLoop feeds camera frames to the phone while the video gate is
+// open (a call, someone watching the self view), and leaves the camera
+// closed otherwise: a V4L2 camera stands by (camera.Resilient), the
+// simulated and file cameras are simply not read, so none of them wakes
+// the daemon.
 func (d *daemon) videoLoop(ctx context.Context) {
-	if _, ok := d.cam.(*camera.Resilient); !ok {
-		d.panel.setDevice(devCamera, stateUp())
+	res, _ := d.cam.(*camera.Resilient)
+	if res == nil {
+		d.panel.setDevice(devCamera, stateStandby())
 	}
+	for {
+		if d.video.wait(ctx) != nil {
+			return
+		}
+		actx, stop := d.video.active(ctx)
+		if res != nil {
+			res.SetActive(true)
+		} else {
+			if c, ok := d.cam.(clockRestarter); ok {
+				c.RestartClock()
+			}
+			d.panel.setDevice(devCamera, stateUp())
+		}
+		err := d.readCamera(actx)
+		stop()
+		if res != nil {
+			res.SetActive(false)
+		}
+		d.self.Put(nil) // no stale picture of ourselves while the camera is closed
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			d.panel.setDevice(devCamera, stateFailed(err))
+			d.log.Error("camera stopped", "component", "camera", "err", err)
+			return
+		}
+		if res == nil {
+			d.panel.setDevice(devCamera, stateStandby())
+		}
+	}
+}
+
+// readCamera hands frames to the phone, the web page and the screen
+// until ctx ends (nil) or the camera fails.
+func (d *daemon) readCamera(ctx context.Context) error {
 	for {
 		f, err := d.cam.Read(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
-			d.panel.setDevice(devCamera, stateFailed(err))
-			d.log.Error("camera stopped", "component", "camera", "err", err)
-			return
+			return err
 		}
 		d.self.Put(f.JPEG)
 		if d.screen != nil {
@@ -92,37 +138,48 @@ type nopCloser struct{ audio.Speaker }
 
 func (nopCloser) Close() error { return nil }
 
+// alsaProbe is the presence check of an ALSA PCM while it stands by; nil
+// for the simulated devices, which cannot go away.
+func alsaProbe(name string) func() error {
+	switch name {
+	case "sim", "silent", "voice", "room":
+		return nil
+	}
+	return func() error { return audio.Present(name) }
+}
+
 // audioLoop feeds the microphone to the phone, through the echo stage
-// (echo cancellation, noise suppression, AGC) when there is one. A
-// microphone that fails is re-opened with backoff; meanwhile the call goes
-// on without our audio.
+// (echo cancellation, noise suppression, AGC) when there is one, while
+// the audio gate is open. A microphone that fails is re-opened with
+// backoff; meanwhile the call goes on without our audio.
 func (d *daemon) audioLoop(ctx context.Context) {
 	el := echoLogger{log: d.log}
-	keepOpen(ctx, d.log, "microphone", func(s devState) { d.panel.setDevice(devMic, s) }, func() (func() error, error) {
+	d.keepOpen(ctx, "microphone", devMic, alsaProbe(d.cfg.Audio.Capture), func() (device, error) {
 		mic, err := d.openMic()
 		if err != nil {
-			return nil, err
+			return device{}, err
 		}
-		return func() error {
-			defer mic.Close()
+		return device{close: func() { mic.Close() }, run: func(ctx context.Context) error {
 			for {
 				a, err := mic.Read(ctx)
 				if err != nil {
 					return err
 				}
+				d.micFrames.Add(1)
 				if d.echo != nil {
 					d.echo.Process(a.Samples)
 					el.frame(d.echo.Stats())
 				}
 				d.phone.SendAudio(a)
 			}
-		}, nil
+		}}, nil
 	})
 }
 
-// speakerLoop plays the peer through the playout buffer, re-opening a
-// speaker that fails. What the device is handed (after the playout
-// buffer, silence included) is the echo stage's reference.
+// speakerLoop plays the peer through the playout buffer while the audio
+// gate is open, re-opening a speaker that fails. What the device is
+// handed (after the playout buffer, silence included) is the echo
+// stage's reference.
 func (d *daemon) speakerLoop(ctx context.Context) {
 	fill := func(dst []int16) {
 		d.fills.Add(1)
@@ -131,44 +188,117 @@ func (d *daemon) speakerLoop(ctx context.Context) {
 			d.echo.Played(dst)
 		}
 	}
-	keepOpen(ctx, d.log, "speaker", func(s devState) { d.panel.setDevice(devSpeaker, s) }, func() (func() error, error) {
+	d.keepOpen(ctx, "speaker", devSpeaker, alsaProbe(d.cfg.Audio.Playback), func() (device, error) {
 		spk, err := d.openSpeaker()
 		if err != nil {
-			return nil, err
+			return device{}, err
 		}
-		return func() error {
-			defer spk.Close()
+		return device{close: func() { spk.Close() }, run: func(ctx context.Context) error {
 			if err := spk.Run(ctx, fill); err != nil {
 				return err
 			}
 			return ctx.Err()
-		}, nil
+		}}, nil
 	})
 }
 
-// keepOpen opens a device and runs it until ctx ends. When opening or
-// running fails it reports the device down and tries again on the backoff
-// schedule (0.5 s doubling to 10 s, jittered, from the start again once
-// the device has run well for a minute): no busy loop, and a device that
-// comes back is used again without a restart.
-func keepOpen(ctx context.Context, log *slog.Logger, name string, setState func(devState), open func() (run func() error, err error)) {
+// device is an open microphone or speaker: run uses it until ctx ends or
+// it fails; close releases it.
+type device struct {
+	run   func(ctx context.Context) error
+	close func()
+}
+
+// keepOpen keeps an audio device open while the audio gate is open, and
+// closed (standing by) while it is shut. It opens it once at start to
+// check it, closing it again at once when nobody needs it. When opening
+// or running fails it reports the device down and tries again on the
+// backoff schedule (0.5 s doubling to 10 s, jittered, from the start
+// again once the device has run well for a minute), gate or no gate: no
+// busy loop, and a device that comes back is used again without a
+// restart. While it stands by, probe (if not nil) checks every
+// probeEvery that it is still there. Every time the device starts
+// running, the echo stage starts over: it lines the microphone up with
+// the speaker by counting samples from a common start.
+func (d *daemon) keepOpen(ctx context.Context, name string, dev int, probe func() error, open func() (device, error)) {
+	setState := func(s devState) { d.panel.setDevice(dev, s) }
 	retry := backoff.New(backoff.Policy{})
-	for ctx.Err() == nil {
-		run, err := open()
-		if err == nil {
-			setState(stateUp())
-			began := time.Now()
-			err = run()
-			if ctx.Err() != nil {
-				return
-			}
-			retry.Ran(time.Since(began))
-		}
+	healthy := false // the last open worked and nothing failed since
+	fail := func(err error) bool {
+		healthy = false
 		wait := retry.Next()
 		setState(stateDown(fmt.Sprintf("%v; retrying in %v", err, wait.Round(100*time.Millisecond))))
-		log.Error(name+" down", "component", "audio", "err", err, "retry_in", wait.Round(100*time.Millisecond))
-		if backoff.Wait(ctx, wait) != nil {
+		d.log.Error(name+" down", "component", "audio", "err", err, "retry_in", wait.Round(100*time.Millisecond))
+		return backoff.Wait(ctx, wait) == nil
+	}
+	for ctx.Err() == nil {
+		if healthy {
+			setState(stateStandby())
+			if err := d.standBy(ctx, probe); err != nil {
+				if ctx.Err() != nil || !fail(err) {
+					return
+				}
+				continue
+			}
+		}
+		dv, err := open()
+		if err != nil {
+			if !fail(err) {
+				return
+			}
+			continue
+		}
+		healthy = true
+		actx, stop := d.audio.active(ctx)
+		if actx.Err() != nil { // nobody needs it: that was the check
+			stop()
+			dv.close()
+			setState(stateUp())
+			continue
+		}
+		setState(stateUp())
+		if d.echo != nil {
+			d.echo.Restart()
+		}
+		began := time.Now()
+		err = dv.run(actx)
+		stop()
+		dv.close()
+		if ctx.Err() != nil {
 			return
+		}
+		if actx.Err() != nil {
+			continue // the gate shut: stand by
+		}
+		retry.Ran(time.Since(began))
+		if !fail(err) {
+			return
+		}
+	}
+}
+
+// standBy waits until the audio gate opens (nil), ctx ends, or probe
+// says the device is gone (its error).
+func (d *daemon) standBy(ctx context.Context, probe func() error) error {
+	var tick <-chan time.Time
+	if probe != nil {
+		t := time.NewTicker(probeEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		on, opened := d.audio.state()
+		if on {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-opened:
+		case <-tick:
+			if err := probe(); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -148,7 +148,8 @@ const stallAfter = 3 * time.Second
 // must keep moving do: the call listener accepts, the call loop answers
 // and its bookkeeping of waiting connections is within its bounds, and
 // each device either delivers or is known to be down (a device being
-// re-opened is alive; a hung one is not).
+// re-opened is alive; a hung one is not) or stands by (closed while
+// nobody needs it).
 func (d *daemon) healthy(ctx context.Context) error {
 	if err := d.calls.Check(); err != nil {
 		return err
@@ -162,15 +163,17 @@ func (d *daemon) healthy(ctx context.Context) error {
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if f := d.fills.Load(); f != d.seenFills || d.fillsAt.IsZero() {
+	// A device that is not running (down, or closed while nobody needs
+	// it) starts its clock afresh: it is judged from when it runs again.
+	if f := d.fills.Load(); f != d.seenFills || d.fillsAt.IsZero() || !d.panel.device(devSpeaker).running() {
 		d.seenFills, d.fillsAt = f, now
-	} else if d.panel.device(devSpeaker).is(devUp) && now.Sub(d.fillsAt) > stallAfter {
+	} else if now.Sub(d.fillsAt) > stallAfter {
 		return fmt.Errorf("speaker clock stalled for %v", now.Sub(d.fillsAt).Round(time.Second))
 	}
 	frameGap := stallAfter + 3*time.Second/time.Duration(d.cfg.Video.FPS)
-	if f := d.frames.Load(); f != d.seenFrames || d.framesAt.IsZero() {
+	if f := d.frames.Load(); f != d.seenFrames || d.framesAt.IsZero() || !d.panel.device(devCamera).running() {
 		d.seenFrames, d.framesAt = f, now
-	} else if d.panel.device(devCamera).is(devUp) && now.Sub(d.framesAt) > frameGap {
+	} else if now.Sub(d.framesAt) > frameGap {
 		return fmt.Errorf("camera delivered nothing for %v", now.Sub(d.framesAt).Round(time.Second))
 	}
 	return nil

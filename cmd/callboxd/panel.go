@@ -34,18 +34,30 @@ func (h devHealth) String() string {
 }
 
 // devState is a device's state: its health and, when it is not up, why.
+// A device that is up may stand by: closed because nobody needs it, last
+// opened without a fault and (where that can be checked) still present.
 type devState struct {
-	health devHealth
-	detail string
+	health  devHealth
+	detail  string
+	standby bool
 }
 
+// standbyDetail says what standing by means, in status.
+const standbyDetail = "standby: closed while not needed"
+
 func stateUp() devState                { return devState{health: devUp} }
+func stateStandby() devState           { return devState{health: devUp, standby: true} }
 func stateDown(detail string) devState { return devState{health: devDown, detail: detail} }
 func stateFailed(err error) devState   { return devState{health: devFailed, detail: err.Error()} }
 func (s devState) bad() bool           { return s.health == devDown || s.health == devFailed }
 func (s devState) is(h devHealth) bool { return s.health == h }
 
+// running says the device is up and open: it must deliver.
+func (s devState) running() bool { return s.health == devUp && !s.standby }
+
 // String is the state for people: "ok", "starting", "down: …", "failed: …".
+// A device standing by is "ok" too (its detail in the control API's
+// device list says so): it worked and is there.
 func (s devState) String() string {
 	switch s.health {
 	case devUp:
@@ -152,6 +164,9 @@ func (p *panel) devices(names [numDevs]string) []control.Device {
 	out := make([]control.Device, numDevs)
 	for i := range out {
 		out[i] = control.Device{Name: devNames[i], Device: names[i], Health: p.dev[i].health.String(), Detail: p.dev[i].detail}
+		if p.dev[i].standby {
+			out[i].Detail = standbyDetail
+		}
 	}
 	return out
 }

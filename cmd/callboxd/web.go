@@ -21,6 +21,15 @@ func (b webBackend) Latest(which web.Stream) ([]byte, uint64, <-chan struct{}) {
 	return b.d.self.Get()
 }
 
+// Watch keeps the camera open while someone watches the self view (the
+// page shows it, or a player streams /self.mjpg).
+func (b webBackend) Watch(which web.Stream) func() {
+	if which != web.Self {
+		return func() {}
+	}
+	return b.d.video.hold("web viewer")
+}
+
 func (b webBackend) Call(ctx context.Context) error {
 	peer, err := b.d.defaultPeer()
 	if err != nil {

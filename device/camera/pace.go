@@ -57,3 +57,7 @@ func (p *pacer) wait(ctx context.Context, done <-chan struct{}) (time.Time, uint
 	p.next++
 	return now, skipped, nil
 }
+
+// restart starts the clock again at the next wait, slot numbering
+// included, as a V4L2 stream's at a new STREAMON.
+func (p *pacer) restart() { p.start, p.next = time.Time{}, 0 }

@@ -144,6 +144,11 @@ func (r *Replay) Read(ctx context.Context) (media.Frame, error) {
 	return f, nil
 }
 
+// RestartClock starts the frame clock again at the next Read, as
+// Synthetic.RestartClock does; the replay goes on from where it was.
+// Call it from the reader's goroutine.
+func (r *Replay) RestartClock() { r.pace.restart() }
+
 // Format returns the first frame's size and the replay rate.
 func (r *Replay) Format() media.VideoFormat { return r.format }
 

@@ -29,6 +29,16 @@ type ResilientConfig struct {
 	// OnChange, if set, is called with every new State, in order, from
 	// the goroutine that owns the source. It must not block.
 	OnChange func(state string)
+	// Standby starts the source inactive (see SetActive): the first open
+	// only checks the camera and closes it again at once.
+	Standby bool
+	// Probe, if set, says whether the camera is still there while it
+	// stands by (closed): a cheap check such as the device node's
+	// presence. Its error counts as a failure: the camera is down and
+	// opened on the backoff schedule until an open works again.
+	Probe func() error
+	// ProbeEvery is the time between two Probe calls; 0 means 5 s.
+	ProbeEvery time.Duration
 	// Logger receives state changes; nil discards them.
 	Logger *slog.Logger
 }
@@ -44,6 +54,8 @@ func (c ResilientConfig) Validate() error {
 		return fmt.Errorf("camera: resilient: max backoff %v below min backoff %v", c.MaxBackoff, c.MinBackoff)
 	case c.HealthyAfter < 0:
 		return fmt.Errorf("camera: resilient: healthy-after %v is negative", c.HealthyAfter)
+	case c.ProbeEvery < 0:
+		return fmt.Errorf("camera: resilient: probe interval %v is negative", c.ProbeEvery)
 	}
 	if c.Format != (media.VideoFormat{}) {
 		if err := c.Format.Validate(); err != nil {
@@ -95,9 +107,11 @@ type Resilient struct {
 	slot     *media.Frame
 	closeErr error
 	reopen   bool               // Reopen asked for a new source
-	stopSrc  context.CancelFunc // ends the open source's reads (Reopen)
+	active   bool               // SetActive: keep the source open
+	stopSrc  context.CancelFunc // ends the open source's reads (Reopen, SetActive(false))
 
 	ready chan struct{} // capacity 1: a frame arrived
+	wake  chan struct{} // capacity 1: SetActive(true) while standing by
 
 	seq uint32 // reader-owned
 }
@@ -126,6 +140,9 @@ func NewResilient(open func(ctx context.Context) (Source, error), cfg ResilientC
 	if cfg.HealthyAfter <= 0 {
 		cfg.HealthyAfter = time.Minute
 	}
+	if cfg.ProbeEvery <= 0 {
+		cfg.ProbeEvery = 5 * time.Second
+	}
 	if cfg.Format == (media.VideoFormat{}) || cfg.Format.Validate() != nil {
 		cfg.Format = media.DefaultVideo
 	}
@@ -145,13 +162,16 @@ func NewResilient(open func(ctx context.Context) (Source, error), cfg ResilientC
 		done:   make(chan struct{}),
 		state:  "starting",
 		format: cfg.Format,
+		active: !cfg.Standby,
 		ready:  make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
 	}
 	go r.run()
 	return r
 }
 
-// run is the owner goroutine: open, read until failure, back off, repeat.
+// run is the owner goroutine: open, read until failure, back off, repeat;
+// and while inactive, stand by with the source closed.
 func (r *Resilient) run() {
 	defer close(r.done)
 	retry := backoff.New(backoff.Policy{First: r.cfg.MinBackoff, Max: r.cfg.MaxBackoff, Healthy: r.cfg.HealthyAfter})
@@ -176,25 +196,35 @@ func (r *Resilient) run() {
 			sctx, stop := context.WithCancel(r.ctx)
 			r.mu.Lock()
 			r.src, r.format, r.stopSrc = src, src.Format(), stop
-			if r.reopen { // asked while opening: this source may be stale
+			if r.reopen || !r.active { // asked while opening: this source may be stale or unneeded
 				stop()
 			}
 			r.mu.Unlock()
 			r.setState("ok " + describe(src))
 			err = r.pump(sctx, src)
+			stopped := sctx.Err() != nil // by Reopen or SetActive(false), not a failure
 			stop()
 			r.closeSource(src)
 			if r.ctx.Err() != nil {
 				return
 			}
 			r.mu.Lock()
-			again := r.reopen
+			again, idle := r.reopen, !r.active
 			r.stopSrc = nil
 			r.mu.Unlock()
-			if again {
+			if stopped && idle {
+				// The camera worked: closed until it is needed again.
+				if err = r.standby(); err == nil {
+					continue
+				}
+				if r.ctx.Err() != nil {
+					return
+				}
+			} else if again {
 				continue // at once: not a failure
+			} else {
+				retry.Ran(time.Since(opened))
 			}
-			retry.Ran(time.Since(opened))
 		}
 		r.failures.Add(1)
 		d := retry.Next()
@@ -202,6 +232,64 @@ func (r *Resilient) run() {
 		if backoff.Wait(r.ctx, d) != nil {
 			return
 		}
+	}
+}
+
+// StandbyState is State while the camera stands by: closed because
+// nobody needs it, last opened without a fault, and (with a Probe) found
+// present at the last check.
+const StandbyState = "standby: closed while not needed"
+
+// standby keeps the source closed until SetActive(true) (nil), Close
+// (the context's error) or a failed Probe (its error).
+func (r *Resilient) standby() error {
+	r.setState(StandbyState)
+	var probe <-chan time.Time
+	if r.cfg.Probe != nil {
+		t := time.NewTicker(r.cfg.ProbeEvery)
+		defer t.Stop()
+		probe = t.C
+	}
+	for {
+		r.mu.Lock()
+		active := r.active
+		r.mu.Unlock()
+		if active {
+			return nil
+		}
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-r.wake:
+		case <-probe:
+			if err := r.cfg.Probe(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// SetActive opens the camera (true) or closes it until it is needed
+// again (false): a call or a viewer wants frames, or nobody does. While
+// inactive the camera stands by (see StandbyState) and Read blocks. A
+// camera that is down is still opened on the backoff schedule while
+// inactive, and closed again at once when that works. It does not
+// block; any goroutine may call it.
+func (r *Resilient) SetActive(on bool) {
+	r.mu.Lock()
+	changed := r.active != on
+	r.active = on
+	stop := r.stopSrc
+	r.mu.Unlock()
+	if !changed {
+		return
+	}
+	if !on && stop != nil {
+		stop()
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -289,8 +377,9 @@ func (r *Resilient) Reopen() {
 	}
 }
 
-// State describes the camera now: "starting", "ok 640x480 MJPEG 30 fps", or
-// "down: <error>; retrying in 4s". Safe from any goroutine.
+// State describes the camera now: "starting", "ok 640x480 MJPEG 30 fps",
+// StandbyState, or "down: <error>; retrying in 4s". Safe from any
+// goroutine.
 func (r *Resilient) State() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

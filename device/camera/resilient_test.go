@@ -309,3 +309,124 @@ func TestResilientReopen(t *testing.T) {
 		}
 	})
 }
+
+// A camera standing by is checked once at start and closed; it is opened
+// when it becomes active and delivers, closed again when it is not, and
+// while closed its probe is asked now and then: a camera that went away
+// is down (and opened on the backoff schedule), one that came back
+// stands by again.
+func TestResilientStandby(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := &opener{}
+		var probeErr error
+		var mu sync.Mutex
+		probes := 0
+		var seen states
+		r := camera.NewResilient(o.open, camera.ResilientConfig{Standby: true, OnChange: seen.add,
+			Probe: func() error {
+				mu.Lock()
+				defer mu.Unlock()
+				probes++
+				return probeErr
+			}})
+		defer r.Close()
+		synctest.Wait()
+		if n := len(o.attempts()); n != 1 || !o.fake(0).Closed() {
+			t.Fatalf("%d opens at start, first closed %v: want one check, closed", n, n > 0 && o.fake(0).Closed())
+		}
+		if st := r.State(); st != camera.StandbyState {
+			t.Fatalf("state %q after the check, want standby", st)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		p := probes
+		mu.Unlock()
+		if n := len(o.attempts()); n != 1 || p < 10 || p > 13 {
+			t.Errorf("a minute standing by: %d opens, %d probes; want no open, a probe every 5 s", n, p)
+		}
+
+		// Active: opened, frames flow.
+		r.SetActive(true)
+		synctest.Wait()
+		if n := len(o.attempts()); n != 2 || o.fake(1).Closed() {
+			t.Fatalf("%d opens after SetActive(true), want the camera open", n)
+		}
+		got := make(chan media.Frame)
+		go func() {
+			f, err := r.Read(t.Context())
+			if err == nil {
+				got <- f
+			}
+		}()
+		o.fake(1).Frames <- media.Frame{JPEG: []byte{1}}
+		if f := <-got; len(f.JPEG) != 1 {
+			t.Errorf("frame %v", f)
+		}
+		if !strings.HasPrefix(r.State(), "ok") {
+			t.Errorf("state %q while active", r.State())
+		}
+
+		// Inactive: closed, no failure counted.
+		r.SetActive(false)
+		synctest.Wait()
+		if !o.fake(1).Closed() || r.State() != camera.StandbyState || r.Stats().Failures != 0 {
+			t.Fatalf("after SetActive(false): closed %v, state %q, %+v", o.fake(1).Closed(), r.State(), r.Stats())
+		}
+
+		// Unplugged while standing by: the probe says so, down, and the
+		// open attempts on the backoff schedule fail.
+		mu.Lock()
+		probeErr = errors.New("stat /dev/video0: no such file or directory")
+		mu.Unlock()
+		o.setFail(true)
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		if st := r.State(); !strings.HasPrefix(st, "down: ") || !strings.Contains(st, "retrying") {
+			t.Fatalf("state %q after the probe failed, want down", st)
+		}
+		if !slicesHasPrefix(seen.list(), "down: stat /dev/video0") {
+			t.Errorf("states %q: the probe's error never shown", seen.list())
+		}
+		time.Sleep(20 * time.Second)
+		synctest.Wait()
+		if n := len(o.attempts()); n < 4 {
+			t.Errorf("%d opens while down, want retries", n)
+		}
+		// Back: the next open works, it is closed at once and stands by.
+		mu.Lock()
+		probeErr = nil
+		mu.Unlock()
+		o.setFail(false)
+		time.Sleep(11 * time.Second)
+		synctest.Wait()
+		n := len(o.attempts())
+		if st := r.State(); st != camera.StandbyState || !o.fake(2).Closed() {
+			t.Fatalf("state %q after the camera came back, want standby (closed)", st)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if m := len(o.attempts()); m != n {
+			t.Errorf("%d opens in a minute standing by after the recovery", m-n)
+		}
+		var downs int
+		for _, s := range seen.list() {
+			if strings.HasPrefix(s, "down") {
+				downs++
+			}
+		}
+		if downs == 0 {
+			t.Errorf("states %q: never down", seen.list())
+		}
+	})
+}
+
+// slicesHasPrefix says whether one of list starts with prefix.
+func slicesHasPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}

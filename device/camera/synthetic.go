@@ -210,6 +210,13 @@ func (w *bodyWriter) WriteByte(c byte) error {
 
 func (w *bodyWriter) Flush() error { return nil }
 
+// RestartClock starts the frame clock again at the next Read, as a V4L2
+// stream's starts at STREAMON: for a reader that stopped reading for a
+// while (nobody needed frames). The first frame then comes one frame
+// time after that Read, and the slots missed meanwhile are not counted
+// as skipped. Frame numbers go on. Call it from the reader's goroutine.
+func (s *Synthetic) RestartClock() { s.pace.restart() }
+
 // Format returns the format of the frames Read returns now.
 func (s *Synthetic) Format() media.VideoFormat {
 	s.mu.Lock()

@@ -202,6 +202,31 @@ func TestSyntheticSkipsAfterStall(t *testing.T) {
 	})
 }
 
+// A reader that paused (nobody needed frames) and restarts the clock gets
+// its next frame one frame time later, with the pause not counted as
+// skipped slots; frame numbers go on.
+func TestSyntheticRestartClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSynth(t, SyntheticConfig{Format: media.VideoFormat{Width: 64, Height: 48, FPS: 10}})
+		if _, err := s.Read(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		s.RestartClock()
+		back := time.Now()
+		f, err := s.Read(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Seq != 1 || time.Since(back) != 100*time.Millisecond {
+			t.Fatalf("after the pause: Seq %d at %v, want Seq 1 one frame time later", f.Seq, time.Since(back))
+		}
+		if st := s.Stats(); st != (Stats{Captured: 2}) {
+			t.Fatalf("Stats = %+v, want 2 captured, none skipped", st)
+		}
+	})
+}
+
 func TestSyntheticPrecomputed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := newSynth(t, SyntheticConfig{Format: media.VideoFormat{Width: 160, Height: 120, FPS: 25}, Precomputed: 3})

@@ -47,6 +47,21 @@ type Status struct {
 	// Echo is the microphone's processing; nil when there is none (a
 	// simulated test microphone, or every part turned off).
 	Echo *Echo `json:"echo,omitempty"`
+	// Media says whether the camera and the microphone and speaker are
+	// open, and for what: they are closed while nobody needs them.
+	Media Media `json:"media"`
+}
+
+// Media is what the daemon captures and plays now: "closed", or "open
+// (call)", "open (call, web viewer)", "open (lingering)" (the last reason
+// went a moment ago; it closes soon).
+type Media struct {
+	Video string `json:"video"` // the camera
+	Audio string `json:"audio"` // the microphone and the speaker
+	// Frames the camera and the microphone delivered since the start:
+	// they stand still while both are closed.
+	VideoFrames uint64 `json:"video_frames"`
+	AudioFrames uint64 `json:"audio_frames"`
 }
 
 // Echo is the microphone's processing (stream/echo): which parts run, the

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -38,6 +39,9 @@ func (s *Server) stream(which Stream) http.HandlerFunc {
 		}
 		defer func() { <-s.streams }()
 		s.log.Debug("stream client", "stream", string(which), "remote", r.RemoteAddr)
+		if wb, ok := s.b.(Watcher); ok {
+			defer wb.Watch(which)()
+		}
 
 		rc := http.NewResponseController(w)
 		h := w.Header()
@@ -96,10 +100,16 @@ func (s *Server) stream(which Stream) http.HandlerFunc {
 }
 
 // snapshot answers the newest frame as one JPEG, or 503 when there is none
-// yet.
+// yet. A self snapshot from a Watcher waits up to snapshotWait for the
+// camera it has opened.
 func (s *Server) snapshot(which Stream) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		jpeg, _, _ := s.b.Latest(which)
+		if wb, ok := s.b.(Watcher); ok && which == Self && len(jpeg) == 0 {
+			done := wb.Watch(which)
+			jpeg = s.waitFrame(r.Context(), which)
+			done()
+		}
 		if len(jpeg) == 0 {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "callbox: no "+string(which)+" frame yet", http.StatusServiceUnavailable)
@@ -111,4 +121,26 @@ func (s *Server) snapshot(which Stream) http.Handler {
 		h.Set("Cache-Control", "no-store")
 		w.Write(jpeg)
 	})
+}
+
+// waitFrame waits up to snapshotWait (or until ctx ends) for a frame of
+// which and returns it, or nil.
+func (s *Server) waitFrame(ctx context.Context, which Stream) []byte {
+	t := time.NewTimer(snapshotWait)
+	defer t.Stop()
+	for {
+		jpeg, _, changed := s.b.Latest(which)
+		if len(jpeg) > 0 {
+			return jpeg
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			return nil
+		case <-s.quit:
+			return nil
+		}
+	}
 }

@@ -133,6 +133,19 @@ type Backend interface {
 	Press(ctx context.Context, long bool) error
 }
 
+// Watcher is a Backend that wants to know who watches a stream: a
+// daemon opens its camera only while a call or someone needs it. The
+// server calls Watch for every stream client, and for a self snapshot
+// while it waits for a frame; it calls done (once) when that ends.
+// Watch must not block.
+type Watcher interface {
+	Watch(which Stream) (done func())
+}
+
+// snapshotWait bounds how long a self snapshot waits for the camera to
+// deliver when it has no frame (it was closed).
+const snapshotWait = 3 * time.Second
+
 // The page: three small files, served from memory (http.FileServer would
 // cost the arm64 binary some 50 KB for ranges, directory listings and MIME
 // tables this page does not need).

@@ -360,3 +360,67 @@ func TestShutdownEndsStreams(t *testing.T) {
 		t.Fatalf("second shutdown: %v", err)
 	}
 }
+
+// watchingBackend is a daemon that opens its camera while someone
+// watches: Watch counts the watchers, and a self watcher makes the
+// "camera" deliver a frame.
+type watchingBackend struct {
+	*fakeBackend
+	mu       sync.Mutex
+	watching map[Stream]int
+	frame    []byte
+}
+
+func (b *watchingBackend) Watch(which Stream) func() {
+	b.mu.Lock()
+	b.watching[which]++
+	b.mu.Unlock()
+	if which == Self {
+		go b.self.Put(b.frame) // the camera opens and delivers
+	}
+	return sync.OnceFunc(func() {
+		b.mu.Lock()
+		b.watching[which]--
+		b.mu.Unlock()
+	})
+}
+
+func (b *watchingBackend) count(which Stream) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.watching[which]
+}
+
+// A stream client is a watcher while it is connected; a self snapshot
+// with no frame (the camera closed) watches until the camera delivers.
+func TestWatchers(t *testing.T) {
+	b := &watchingBackend{fakeBackend: &fakeBackend{}, watching: map[Stream]int{}, frame: testJPEG(t, 1)}
+	s, err := New(Config{}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := get(t, s, "GET", "/snapshot/self.jpg", nil)
+	if w.Code != 200 || !bytesEqual(w.Body.Bytes(), b.frame) {
+		t.Fatalf("self snapshot with the camera closed: %d, %d bytes; want the frame it opened the camera for", w.Code, w.Body.Len())
+	}
+	if n := b.count(Self); n != 0 {
+		t.Errorf("%d self watchers after the snapshot", n)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/self.mjpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := b.count(Self); n != 1 {
+		t.Errorf("%d self watchers while a stream client is connected, want 1", n)
+	}
+	resp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.count(Self) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream client left; its watch did not end")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

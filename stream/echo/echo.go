@@ -139,7 +139,10 @@ type Stage struct {
 	refProc []float64 // Process's copy of the reference that lines up (under pmu)
 	stats   Stats
 	closed  bool
+	gen     uint64     // Restart calls; the capture side starts over when it sees a new one
 	pmu     sync.Mutex // guards the capture side (one Process at a time) and dsp
+	seen    uint64     // the gen the capture side last started over at
+	dspOpts dspOptions
 	dsp     engine
 	micDec  *decimator
 	up      *interpolator
@@ -202,7 +205,7 @@ func New(c Config) (*Stage, error) {
 	s.estRef = make([]float64, est.win+est.maxLag)
 	if c.needsDSP() {
 		tail := int((c.Tail + margin).Seconds() * procRate)
-		d, err := newSpeex(dspOptions{
+		s.dspOpts = dspOptions{
 			frame: s.block, filter: (tail + s.block - 1) / s.block * s.block, rate: procRate,
 			cancel: c.Cancel, suppress: c.Suppress, denoise: c.Denoise, agc: c.AGC,
 			// Noise down by up to 25 dB, residual echo by 45 (15 while
@@ -211,13 +214,65 @@ func New(c Config) (*Stage, error) {
 			// (3 dB/s up, 6 down) so that it does not pump.
 			noiseDB: -25, echoDB: -45, echoActiveDB: -15,
 			agcLevel: 6000, agcMaxDB: 12, agcUpDB: 3, agcDownDB: 6,
-		})
+		}
+		d, err := newSpeex(s.dspOpts)
 		if err != nil {
 			return nil, err
 		}
 		s.dsp = d
 	}
 	return s, nil
+}
+
+// Restart starts the stage over: for when the speaker or the microphone
+// is (re)opened. The stage lines the two up by counting samples from a
+// common start, so a device that stopped while the other ran (or both
+// stopped and started again at different moments) would leave the
+// reference off by however long that was. After Restart both counts
+// start again from now: the reference played so far is forgotten at
+// once, and the capture side (its resamplers, the delay found, the
+// canceller's filter, the ERLE and ducking) starts over at its next
+// Process, as a new stage would. Frames, DelayChanges and DuckedFrames
+// keep counting. Any goroutine may call it; it does not wait for
+// Process.
+func (s *Stage) Restart() {
+	if s.bypass {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.gen++
+	clear(s.ref)
+	clear(s.ref4)
+	s.refN, s.ref4N = 0, 0
+	s.refDec = newDecimator(s.m, s.cfg.Format.Rate, s.cfg.Format.FrameSamples())
+	s.stats.DelayKnown = false
+	s.stats.Delay = 0
+	s.stats.ERLE = 0
+	s.stats.Duck = 0
+}
+
+// startOver resets the capture side after a Restart; pmu held.
+func (s *Stage) startOver() {
+	f := s.cfg.Format
+	s.micDec = newDecimator(s.m, f.Rate, f.FrameSamples())
+	s.up = newInterpolator(s.m, f.Rate, s.frame)
+	clear(s.mic4)
+	s.micN, s.mic4N = 0, 0
+	s.delay, s.sinceEs = 0, 0
+	s.est.known, s.est.cur, s.est.cand, s.est.hits, s.est.atCur = false, 0, 0, 0, 0
+	s.pm, s.po, s.erle, s.inst, s.farHold, s.duckGain = 0, 0, 0, 0, 0, 1
+	if s.dsp != nil {
+		// A fresh canceller: the old one's filter models the echo path
+		// at the old alignment.
+		if d, err := newSpeex(s.dspOpts); err == nil {
+			s.dsp.close()
+			s.dsp = d
+		}
+	}
 }
 
 // Available says whether this build can cancel echo (it has speexdsp).
@@ -297,10 +352,14 @@ func (s *Stage) Process(frame []int16) {
 		return
 	}
 	s.mu.Lock()
-	closed := s.closed
+	closed, gen := s.closed, s.gen
 	s.mu.Unlock()
 	if closed {
 		return
+	}
+	if gen != s.seen {
+		s.seen = gen
+		s.startOver()
 	}
 	s.micDec.run(frame, s.micF)
 	for i := 0; i+4 <= len(s.micF); i += 4 {

@@ -239,3 +239,70 @@ func TestPlayedAndProcessConcurrently(t *testing.T) {
 		t.Errorf("no frame processed: %+v", st)
 	}
 }
+
+// A microphone that stops while the speaker plays on (or the two started
+// at different moments) leaves the sample counts apart by that long; a
+// Restart when it opens again lines them up from there, and the stage
+// finds the room's delay again, as a new one would.
+func TestRestartRealigns(t *testing.T) {
+	c := Default()
+	if !Available() {
+		c.Cancel, c.Suppress, c.Denoise, c.AGC = false, false, false, false
+	}
+	rc := room.Default()
+	run := func(restart bool) Stats {
+		s, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		r, err := room.New(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		far := room.NewVoice(1, 110, 48000)
+		frame := make([]int16, 480)
+		talk := func(frames int) {
+			for range frames {
+				far.Read(frame)
+				s.Played(frame)
+				mic := append([]int16(nil), r.Hear(frame, nil).Mic...)
+				s.Process(mic)
+			}
+		}
+		talk(300)
+		if st := s.Stats(); !st.DelayKnown {
+			t.Fatalf("no delay found in 3 s: %+v", st)
+		}
+		// The microphone is closed for 1 s; the speaker plays on.
+		for range 100 {
+			far.Read(frame)
+			s.Played(frame)
+			r.Hear(frame, nil)
+		}
+		if restart {
+			s.Restart()
+			if st := s.Stats(); st.DelayKnown {
+				t.Errorf("delay still known after Restart: %+v", st)
+			}
+		}
+		talk(500)
+		return s.Stats()
+	}
+	st := run(true)
+	want := rc.Delay
+	if !st.DelayKnown || st.Delay < want-15*time.Millisecond || st.Delay > want+40*time.Millisecond {
+		t.Errorf("after Restart: delay %v (known %v), want about %v", st.Delay, st.DelayKnown, want)
+	}
+	if st.Frames != 800 {
+		t.Errorf("frames %d, want 800 (counted across Restart)", st.Frames)
+	}
+	if !Available() {
+		return
+	}
+	stale := run(false)
+	t.Logf("ERLE after 5 s: with Restart %.1f dB, without %.1f dB (delay %v)", st.ERLE, stale.ERLE, stale.Delay)
+	if st.ERLE < 10 || st.ERLE < stale.ERLE+5 {
+		t.Errorf("ERLE with Restart %.1f dB, without %.1f dB: want ≥ 10 dB and well above", st.ERLE, stale.ERLE)
+	}
+}

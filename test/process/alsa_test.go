@@ -47,55 +47,69 @@ pcm.callbox_speaker {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	f := media.DefaultAudio
-	// The microphone: test frames at their real pace.
+	// The microphone: test frames at their real pace, to whoever has the
+	// FIFO open. The daemon opens the microphone once at start to check
+	// it and then only for a call (it is closed while idle): each time,
+	// the writer opens the FIFO again (that blocks until the daemon does)
+	// and the frame numbers go on.
 	go func() {
-		w, err := os.OpenFile(in, os.O_WRONLY, 0)
-		if err != nil {
-			return
-		}
-		defer w.Close()
 		tick := time.NewTicker(f.FrameDuration())
 		defer tick.Stop()
 		buf := make([]byte, 2*f.FrameLen())
-		for i := uint32(0); i < 100*60; i++ { // at most a minute
-			for j, v := range audio.TestFrame(f, i) {
-				binary.LittleEndian.PutUint16(buf[2*j:], uint16(v))
-			}
-			if _, err := w.Write(buf); err != nil {
+		i := uint32(0)
+		for i < 100*60 && ctx.Err() == nil { // at most a minute of frames
+			w, err := openFIFO(ctx, in, os.O_WRONLY)
+			if err != nil {
 				return
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+			for ; i < 100*60; i++ {
+				for j, v := range audio.TestFrame(f, i) {
+					binary.LittleEndian.PutUint16(buf[2*j:], uint16(v))
+				}
+				if _, err := w.Write(buf); err != nil {
+					break // the daemon closed the microphone
+				}
+				select {
+				case <-ctx.Done():
+				case <-tick.C:
+				}
+				if ctx.Err() != nil {
+					break
+				}
 			}
+			w.Close()
 		}
 	}()
-	// The speaker: read at the real pace, keep what was played.
+	// The speaker: read at the real pace, keep what was played, each time
+	// the daemon opens it.
 	played := make(chan []int16, 1)
 	go func() {
 		var got []int16
 		defer func() { played <- got }()
-		r, err := os.OpenFile(out, os.O_RDONLY, 0)
-		if err != nil {
-			return
-		}
-		defer r.Close()
 		tick := time.NewTicker(f.FrameDuration())
 		defer tick.Stop()
 		buf := make([]byte, 2*f.FrameLen())
-		for len(got) < 60*f.Rate { // at most a minute
-			if _, err := io.ReadFull(r, buf); err != nil {
+		for len(got) < 60*f.Rate && ctx.Err() == nil { // at most a minute
+			r, err := openFIFO(ctx, out, os.O_RDONLY)
+			if err != nil {
 				return
 			}
-			for j := 0; j < len(buf); j += 2 {
-				got = append(got, int16(binary.LittleEndian.Uint16(buf[j:])))
+			for len(got) < 60*f.Rate {
+				if _, err := io.ReadFull(r, buf); err != nil {
+					break // the daemon closed the speaker
+				}
+				for j := 0; j < len(buf); j += 2 {
+					got = append(got, int16(binary.LittleEndian.Uint16(buf[j:])))
+				}
+				select {
+				case <-ctx.Done():
+				case <-tick.C:
+				}
+				if ctx.Err() != nil {
+					break
+				}
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+			r.Close()
 		}
 	}()
 
@@ -137,4 +151,35 @@ pcm.callbox_speaker {
 		t.Fatalf("hall's ALSA speaker played %v; want ≥ 100 good frames, none bad or out of order", rep)
 	}
 	t.Logf("hall's ALSA speaker played: %v", rep)
+}
+
+// openFIFO opens a FIFO, which blocks until the other side opens it too,
+// or gives up when ctx ends.
+func openFIFO(ctx context.Context, path string, flag int) (*os.File, error) {
+	type res struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		f, err := os.OpenFile(path, flag, 0)
+		ch <- res{f, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.f, r.err
+	case <-ctx.Done():
+		// Unblock the open with an open of the other side, and close both.
+		other := os.O_RDONLY
+		if flag == os.O_RDONLY {
+			other = os.O_WRONLY
+		}
+		if o, err := os.OpenFile(path, other|syscall.O_NONBLOCK, 0); err == nil {
+			defer o.Close()
+		}
+		if r := <-ch; r.f != nil {
+			r.f.Close()
+		}
+		return nil, ctx.Err()
+	}
 }

@@ -6,7 +6,9 @@
 // Cases: two daemons on loopback at 640x480 and 1280x720 (30 fps, TLS);
 // the same call through network namespaces joined by an emulated link
 // ("LAN", "Wi-Fi", "thin uplink", root only); and a slow receiver whose
-// video sink takes 50 ms per frame; and, in process, what the screen
+// video sink takes 50 ms per frame; two boxes waiting for a call (their
+// CPU over a minute, with simulated and with file devices, and how soon
+// the first frames come after an answer); and, in process, what the screen
 // spends decoding and scaling a frame; and, in process, the echo stage
 // in a simulated room (docs/audio.md). docs/performance.md explains the
 // method and every column.
@@ -40,17 +42,19 @@ type options struct {
 	loopback time.Duration
 	profile  time.Duration
 	slow     time.Duration
-	room     room.Config // the room case's room
+	idle     time.Duration // the idle case's window
+	room     room.Config   // the room case's room
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", filepath.Join("bin", "linux-"+runtime.GOARCH, "callboxd"), "the callboxd binary")
 	flag.StringVar(&o.out, "out", filepath.Join("bench-out", "bench.md"), "also write the table here")
-	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, screen, room")
+	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, idle, screen, room")
 	flag.BoolVar(&o.quick, "quick", false, "short calls (8 s, profiles 20 s): for trying the tool, figures are rougher")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
 	flag.BoolVar(&o.series, "series", false, "also write each case's figures over time (every half second) as CSV next to -out")
+	flag.DurationVar(&o.idle, "idle-window", 0, "idle case: how long each idle box is measured (default 60 s, 15 s with -quick)")
 	o.room = room.Default()
 	flag.DurationVar(&o.room.Delay, "room-delay", o.room.Delay, "room case: the loudspeaker-to-microphone delay (5ms-200ms)")
 	flag.DurationVar(&o.room.RT60, "room-rt60", o.room.RT60, "room case: the reverberation time RT60 (100ms-1s)")
@@ -65,6 +69,12 @@ func main() {
 	o.loopback, o.profile, o.slow = 20*time.Second, 60*time.Second, 20*time.Second
 	if o.quick {
 		o.loopback, o.profile, o.slow = 8*time.Second, 20*time.Second, 8*time.Second
+	}
+	if o.idle <= 0 {
+		o.idle = 60 * time.Second
+		if o.quick {
+			o.idle = 15 * time.Second
+		}
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -187,6 +197,26 @@ func run(o options) error {
 	}
 
 	var screenSection string
+	if want("idle") {
+		var rows []idleRow
+		for i, set := range idleSets {
+			fmt.Printf("\n== idle: two paired daemons waiting for a call, %s, %v; then a call\n", set.name, o.idle)
+			r, err := runIdle(ctx, bin, filepath.Join(work, fmt.Sprintf("idle-%d", i)), set, o.idle, 10*time.Second)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				notes = append(notes, fmt.Sprintf("idle (%s): failed: %v", set.name, err))
+				continue
+			}
+			rows = append(rows, r...)
+		}
+		if len(rows) > 0 {
+			sec := formatIdle(rows)
+			fmt.Print(sec)
+			screenSection += sec
+		}
+	}
 	if want("screen") {
 		fmt.Printf("\n== screen: JPEG decode + scale into a framebuffer, in process\n")
 		rows, err := measureScreen(ctx, 120)

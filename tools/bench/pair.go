@@ -55,6 +55,9 @@ type dirResult struct {
 	cpuMsPerFrame  float64 // sender process CPU (user+sys) per video frame sent
 	cpuIdleMs      float64 // of that, what the same process spends idle (its device loops), per frame
 	cpuMsPerSec    float64 // sender process CPU in the call, ms per second
+	idleMeasured   bool    // cpuIdleMs and switchesIdle were measured
+	switchesIdle   float64 // sender process context switches per second before the call
+	switchesCall   float64 // and in the call
 	rssMB          float64 // sender process peak RSS (VmHWM)
 	linkKbps       float64 // the sender's estimate of what the link carries
 	offsetMs       float64 // the receiver's clock offset estimate (0 is the truth on one machine)
@@ -128,7 +131,10 @@ func runPair(ctx context.Context, c pairCase) (result, error) {
 	if err := testbox.Pair(ctx, a.Box, b.Box); err != nil {
 		return res, err
 	}
-	idle, err := idleCPU(ctx, []*box{a, b})
+	if err := waitClosed(ctx, []*box{a, b}); err != nil {
+		return res, err
+	}
+	idle, err := idleCPU(ctx, []*box{a, b}, idleSpan)
 	if err != nil {
 		return res, err
 	}
@@ -144,7 +150,7 @@ func runPair(ctx context.Context, c pairCase) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	m.idle = idle
+	m.idle, m.idleSwitches = idle.cpu, idle.switches
 	if c.series != "" {
 		if err := m.writeSeries(c.series); err != nil {
 			return res, err
@@ -166,9 +172,10 @@ func stopBox(b *box, dir string) {
 
 // sample is one poll of every box.
 type sample struct {
-	at    time.Duration // since the call was up on every box
-	st    []control.Status
-	ticks []uint64 // process CPU, user+sys, in clock ticks
+	at       time.Duration // since the call was up on every box
+	st       []control.Status
+	ticks    []uint64 // process CPU, user+sys, in clock ticks
+	switches []uint64 // process context switches, voluntary and not
 }
 
 // measurement is a call watched from start to end.
@@ -179,39 +186,85 @@ type measurement struct {
 	first   int      // the sample that opens the steady window (after warm-up)
 	rssMB   []float64
 	idle    []float64 // per box, CPU ms per second before the call; nil if not measured
+	// per box, context switches per second before the call
+	idleSwitches []float64
 }
 
 // idleSpan is how long the bench watches the boxes' CPU before the call.
 const idleSpan = 3 * time.Second
 
-// idleCPU measures each box's CPU use, ms per second, before any call: the
-// simulated devices run all the time (the microphone is read and the
-// speaker fed whether or not a call is up).
-func idleCPU(ctx context.Context, boxes []*box) ([]float64, error) {
-	var before []uint64
+// idleFigures is what boxes cost while they wait for a call, per box.
+type idleFigures struct {
+	cpu      []float64 // CPU ms per second
+	switches []float64 // context switches per second
+}
+
+// idleCPU measures each box's CPU use (ms per second) and context
+// switches (per second) over span before any call: with the devices
+// closed while nobody needs them, what waiting for a call costs.
+func idleCPU(ctx context.Context, boxes []*box, span time.Duration) (idleFigures, error) {
+	var before, swBefore []uint64
 	for _, b := range boxes {
 		t, err := cpuTicks(b.pid)
 		if err != nil {
-			return nil, err
+			return idleFigures{}, err
 		}
-		before = append(before, t)
+		sw, err := switches(b.pid)
+		if err != nil {
+			return idleFigures{}, err
+		}
+		before, swBefore = append(before, t), append(swBefore, sw)
 	}
 	start := time.Now()
 	select {
 	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(idleSpan):
+		return idleFigures{}, ctx.Err()
+	case <-time.After(span):
 	}
 	dt := time.Since(start).Seconds()
-	var rates []float64
+	var f idleFigures
 	for i, b := range boxes {
 		t, err := cpuTicks(b.pid)
 		if err != nil {
-			return nil, err
+			return idleFigures{}, err
 		}
-		rates = append(rates, float64(t-before[i])*1000/clockTicks/dt)
+		sw, err := switches(b.pid)
+		if err != nil {
+			return idleFigures{}, err
+		}
+		f.cpu = append(f.cpu, float64(t-before[i])*1000/clockTicks/dt)
+		f.switches = append(f.switches, float64(sw-swBefore[i])/dt)
 	}
-	return rates, nil
+	return f, nil
+}
+
+// switches sums the voluntary and involuntary context switches of every
+// thread of a process (/proc/<pid>/task/*/status; a thread that ended
+// takes its count with it, which Go's threads rarely do).
+func switches(pid int) (uint64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(l, ":")
+			if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+				continue
+			}
+			c, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/task/%s/status: %s: %w", pid, t.Name(), k, err)
+			}
+			n += c
+		}
+	}
+	return n, nil
 }
 
 const (
@@ -242,6 +295,11 @@ func measure(ctx context.Context, boxes []*box, length time.Duration) (*measurem
 				return nil, fmt.Errorf("%s: %w", b.Name, err)
 			}
 			s.ticks = append(s.ticks, t)
+			sw, err := switches(b.pid)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", b.Name, err)
+			}
+			s.switches = append(s.switches, sw)
 		}
 		m.samples = append(m.samples, s)
 		if m.first == 0 && s.at >= warmup {
@@ -286,6 +344,10 @@ func (m *measurement) direction(i, j int) dirResult {
 	d.fps = (delivered(lin) - delivered(fin)) / dt
 	d.sentFPS = float64(out.VideoFrames-fout.VideoFrames) / dt
 	d.cpuMsPerSec = float64(last.ticks[i]-first.ticks[i]) * 1000 / clockTicks / dt
+	d.switchesCall = float64(last.switches[i]-first.switches[i]) / dt
+	if m.idleSwitches != nil {
+		d.switchesIdle, d.idleMeasured = m.idleSwitches[i], true
+	}
 	if d.sentFPS > 0 {
 		d.cpuMsPerFrame = d.cpuMsPerSec / d.sentFPS
 		if m.idle != nil {

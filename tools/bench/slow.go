@@ -201,6 +201,7 @@ func runSlow(ctx context.Context, bin, dir string, length time.Duration) (result
 	}
 	dt := (last.at - first.at).Seconds()
 	d.cpuMsPerSec = float64(last.ticks[0]-first.ticks[0]) * 1000 / clockTicks / dt
+	d.switchesCall = float64(last.switches[0]-first.switches[0]) / dt
 	if frames := out.VideoFrames - fout.VideoFrames; frames > 0 {
 		d.sentFPS = float64(frames) / dt
 		d.cpuMsPerFrame = d.cpuMsPerSec / d.sentFPS

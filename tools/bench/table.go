@@ -10,17 +10,17 @@ import (
 // formatTable renders results as one Markdown table, a row per direction.
 func formatTable(rs []result) string {
 	var b strings.Builder
-	b.WriteString("| case | direction | audio ms p50 / p99 / max | video ms p50 / p99 / max | video fps delivered (sent) | frames skipped at sender / receiver | audio lost | playout underruns | creep p50 first→last 10 s, audio / video ms (offset-corrected) | sender CPU ms per frame (of it idle) | sender peak RSS MB |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| case | direction | audio ms p50 / p99 / max | video ms p50 / p99 / max | video fps delivered (sent) | frames skipped at sender / receiver | audio lost | playout underruns | creep p50 first→last 10 s, audio / video ms (offset-corrected) | sender CPU ms per frame (of it idle) | sender context switches /s idle / in call | sender peak RSS MB |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		for _, d := range r.dirs {
 			title := r.name
 			if r.title != "" && r.title != r.name {
 				title += " (" + r.title + ")"
 			}
-			fmt.Fprintf(&b, "| %s | %s→%s | %s | %s | %.1f (%.1f) | %d / %d | %d | %s | %s | %s | %.1f |\n",
+			fmt.Fprintf(&b, "| %s | %s→%s | %s | %s | %.1f (%.1f) | %d / %d | %d | %s | %s | %s | %s | %.1f |\n",
 				title, d.from, d.to, fmtLat(d.audio), fmtLat(d.video), d.fps, d.sentFPS,
-				d.skipped, d.sinkDrops, d.audioDrops, fmtUnderruns(d), fmtCreep(d), fmtCPU(d), d.rssMB)
+				d.skipped, d.sinkDrops, d.audioDrops, fmtUnderruns(d), fmtCreep(d), fmtCPU(d), fmtSwitches(d), d.rssMB)
 		}
 	}
 	return b.String()
@@ -70,10 +70,20 @@ func fmtCPU(d dirResult) string {
 	if d.cpuMsPerFrame == 0 {
 		return "—"
 	}
-	if d.cpuIdleMs == 0 {
+	if !d.idleMeasured {
 		return fmt.Sprintf("%.3f", d.cpuMsPerFrame)
 	}
 	return fmt.Sprintf("%.3f (%.3f)", d.cpuMsPerFrame, d.cpuIdleMs)
+}
+
+func fmtSwitches(d dirResult) string {
+	if d.switchesCall == 0 {
+		return "—"
+	}
+	if !d.idleMeasured {
+		return fmt.Sprintf("— / %.0f", d.switchesCall)
+	}
+	return fmt.Sprintf("%.1f / %.0f", d.switchesIdle, d.switchesCall)
 }
 
 // goal is one line of the goals, checked against the results.
