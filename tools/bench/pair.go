@@ -64,6 +64,10 @@ type dirResult struct {
 	playoutDepthMs float64 // the receiver's playout depth at the end
 	playoutTarget  float64 // the receiver's playout target at the end, ms (adaptive)
 	playoutJitter  float64 // and the arrival jitter it measured, ms
+	codec          string  // the audio codec this way
+	audioKbps      float64 // audio on the wire over the steady window: payload and 18-byte message headers
+	concealed      uint64  // frames the receiver's playout concealed after underruns
+	videoKB        float64 // mean size of the video frames sent, kB
 }
 
 // result is one case.
@@ -343,6 +347,11 @@ func (m *measurement) direction(i, j int) dirResult {
 	delivered := func(x call.Direction) float64 { return float64(x.VideoFrames - x.VideoSinkDrops) }
 	d.fps = (delivered(lin) - delivered(fin)) / dt
 	d.sentFPS = float64(out.VideoFrames-fout.VideoFrames) / dt
+	d.codec, d.concealed = out.AudioCodec, dst.Playout.Concealed
+	d.audioKbps = float64((out.AudioBytes-fout.AudioBytes)+18*(out.AudioFrames-fout.AudioFrames)) * 8 / 1000 / dt
+	if n := out.VideoFrames - fout.VideoFrames; n > 0 {
+		d.videoKB = float64(out.VideoBytes-fout.VideoBytes) / float64(n) / 1000
+	}
 	d.cpuMsPerSec = float64(last.ticks[i]-first.ticks[i]) * 1000 / clockTicks / dt
 	d.switchesCall = float64(last.switches[i]-first.switches[i]) / dt
 	if m.idleSwitches != nil {
