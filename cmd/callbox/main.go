@@ -274,6 +274,11 @@ func printStatus(out io.Writer, st control.Status) {
 	if st.Media.Video != "" {
 		fmt.Fprintf(out, "capture: camera %s; microphone and speaker %s\n", st.Media.Video, st.Media.Audio)
 	}
+	if vq := st.VideoQuality; vq.Quality > 0 {
+		fmt.Fprintf(out, "video quality: %d (configured %d, floor %d): %s\n", vq.Quality, vq.Configured, vq.Min, vq.Reason)
+	} else if vq.Reason != "" {
+		fmt.Fprintf(out, "video quality: %s\n", vq.Reason)
+	}
 	if st.GPIO != "" {
 		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
 	}

@@ -59,6 +59,10 @@ type VideoConfig struct {
 	Quality     int    `toml:"quality"`     // JPEG quality of the test pattern and of raw (YUYV) cameras, 1..100
 	StallMs     int    `toml:"stall_ms"`    // a camera silent this long counts as gone and is re-opened
 	Precomputed int    `toml:"precomputed"` // test pattern: pre-encode this many images and cycle them (0: encode live)
+	// AdaptiveQuality lowers the quality (not below MinQuality) while the
+	// call's link cannot carry the frames at the configured rate.
+	AdaptiveQuality bool `toml:"adaptive_quality"`
+	MinQuality      int  `toml:"min_quality"`
 }
 
 // AudioConfig selects the microphone and speaker and shapes playout.
@@ -171,7 +175,8 @@ func defaultConfig() Config {
 		AutoAnswer:    true,
 		LogLevel:      "info",
 		Video: VideoConfig{Device: "sim", Width: media.DefaultVideo.Width, Height: media.DefaultVideo.Height,
-			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000},
+			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000,
+			AdaptiveQuality: true, MinQuality: 15},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true,
 			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusComplexity: 5, OpusFrameMs: 20,
@@ -333,6 +338,9 @@ func (c Config) Validate() error {
 	}
 	if v.Quality < 1 || v.Quality > 100 {
 		return fmt.Errorf("video.quality: %d out of range 1..100", v.Quality)
+	}
+	if v.MinQuality < 1 || v.MinQuality > 100 {
+		return fmt.Errorf("video.min_quality: %d out of range 1..100", v.MinQuality)
 	}
 	if v.Precomputed < 0 || v.Precomputed > 300 {
 		return fmt.Errorf("video.precomputed: %d out of range 0..300", v.Precomputed)

@@ -33,6 +33,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[video]\nstall_ms = 10", "video.stall_ms"},
 		{"[video]\nwidth = 8", "video.width"},
 		{"[video]\nquality = 0", "video.quality"},
+		{"[video]\nmin_quality = 0", "video.min_quality: 0 out of range"},
 		{"[audio]\nrate = 11025", "audio.rate"},
 		{"[audio]\nchannels = 3", "audio.channels"},
 		{"[audio]\ntarget_ms = 100\nmax_ms = 50", "audio.max_ms"},

@@ -269,6 +269,7 @@ func (d *daemon) status() control.Status {
 		Echo:    d.echoStatus(),
 		Media: control.Media{Video: d.video.describe(), Audio: d.audio.describe(),
 			VideoFrames: d.frames.Load(), AudioFrames: d.micFrames.Load()},
+		VideoQuality: d.videoQuality(),
 	}
 }
 

@@ -92,6 +92,14 @@ type daemon struct {
 	seenFills, seenFrames uint64
 	fillsAt, framesAt     time.Time
 
+	// The JPEG quality that follows the link (quality.go): the
+	// controller and its bookkeeping belong to the video loop; status
+	// reads qstat.
+	qctl  *qualityCtl
+	qlook time.Time // the controller's last look
+	qlog  qualityLog
+	qstat atomic.Pointer[control.VideoQuality]
+
 	statusKick chan struct{}    // cap 1: the human status may have changed
 	hup        <-chan os.Signal // SIGHUP; nil when nobody listens for it
 }
@@ -277,6 +285,7 @@ func (d *daemon) openDevices() error {
 	if err != nil {
 		return fmt.Errorf("camera %s: %w", cfg.Video.Device, err)
 	}
+	d.initQuality()
 	if d.sink.arec != nil {
 		d.rec = d.sink.arec
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/callbox/callbox/device/audio"
 	"github.com/callbox/callbox/device/camera"
 	"github.com/callbox/callbox/internal/backoff"
+	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/media"
 )
@@ -64,7 +65,8 @@ func (d *daemon) videoLoop(ctx context.Context) {
 		if res != nil {
 			res.SetActive(false)
 		}
-		d.self.Put(nil) // no stale picture of ourselves while the camera is closed
+		d.resetQuality(time.Now()) // the next call starts at video.quality
+		d.self.Put(nil)            // no stale picture of ourselves while the camera is closed
 		if ctx.Err() != nil {
 			return
 		}
@@ -96,6 +98,86 @@ func (d *daemon) readCamera(ctx context.Context) error {
 		}
 		d.frames.Add(1)
 		d.phone.SendVideo(f)
+		d.adaptQuality(time.Now())
+	}
+}
+
+// initQuality sets up the JPEG quality that follows the link, for a
+// camera whose JPEGs we encode (the test pattern, a raw V4L2 format).
+func (d *daemon) initQuality() {
+	v := d.cfg.Video
+	st := control.VideoQuality{Configured: v.Quality, Min: min(v.MinQuality, v.Quality), Quality: v.Quality,
+		Reason: whyConfigured + ": video.adaptive_quality is off"}
+	if _, ok := d.cam.(camera.QualitySetter); ok && v.AdaptiveQuality {
+		d.qctl = newQualityCtl(v.Quality, min(v.MinQuality, v.Quality), v.FPS) // the floor is never above quality
+		st.Adjustable, st.Reason = true, d.qctl.why
+	}
+	d.qstat.Store(&st)
+}
+
+// videoQuality is the quality for status: the controller's, unless the
+// camera sends its own JPEG (MJPEG, a file replay; a V4L2 camera says
+// which once it has opened).
+func (d *daemon) videoQuality() control.VideoQuality {
+	st := *d.qstat.Load()
+	if qs, ok := d.cam.(camera.QualitySetter); !ok || !qs.SetQuality(0) {
+		st.Quality, st.Adjustable, st.Reason = 0, false, "the camera's own JPEG, sent untouched"
+	}
+	return st
+}
+
+// adaptQuality lets the controller look at the call once a second and
+// sets the camera's quality when it changes. It runs in the video loop,
+// after each frame.
+func (d *daemon) adaptQuality(now time.Time) {
+	if d.qctl == nil || now.Sub(d.qlook) < qualityEvery {
+		return
+	}
+	d.qlook = now
+	qs := d.cam.(camera.QualitySetter)
+	if !qs.SetQuality(0) {
+		return // the camera's own JPEG: nothing to set
+	}
+	if fps := d.cam.Format().FPS; fps > 0 {
+		d.qctl.fps = float64(fps)
+	}
+	cs := d.phone.Status().Call
+	var changed bool
+	if cs == nil {
+		changed = d.qctl.reset()
+		d.qctl.why = whyNoLink
+	} else {
+		changed = d.qctl.observe(lookAt(now, cs))
+	}
+	if changed {
+		qs.SetQuality(d.qctl.quality())
+	}
+	d.qlog.note(d.log, now, d.qctl, changed, cs == nil)
+	d.storeQuality()
+}
+
+// resetQuality goes back to the configured quality: the camera closed,
+// and the next call starts there.
+func (d *daemon) resetQuality(now time.Time) {
+	if d.qctl == nil {
+		return
+	}
+	changed := d.qctl.reset()
+	d.qctl.why = whyNoLink
+	if changed {
+		d.cam.(camera.QualitySetter).SetQuality(d.qctl.quality())
+	}
+	d.qlog.note(d.log, now, d.qctl, changed, true)
+	d.storeQuality()
+	d.qlook = time.Time{}
+}
+
+// storeQuality publishes the controller's state for status.
+func (d *daemon) storeQuality() {
+	st := control.VideoQuality{Configured: d.cfg.Video.Quality, Min: d.qctl.levels[len(d.qctl.levels)-1],
+		Quality: d.qctl.quality(), Adjustable: true, Reason: d.qctl.why, Changes: d.qlog.changes}
+	if old := d.qstat.Load(); old == nil || *old != st {
+		d.qstat.Store(&st)
 	}
 }
 

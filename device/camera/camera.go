@@ -35,3 +35,24 @@ const MaxFrameSize = 8 << 20
 
 // ErrClosed is returned by Read after Close.
 var ErrClosed = errors.New("camera: source closed")
+
+// QualitySetter is a camera that can change the JPEG quality of its frames
+// while it runs: one whose JPEGs callbox encodes itself (the test pattern,
+// a raw V4L2 format). A camera's own MJPEG is passed through untouched.
+type QualitySetter interface {
+	// SetQuality sets the JPEG quality (clamped to 1..100) of the frames
+	// encoded from now on, and reports whether the frames are encoded
+	// here, so that the quality counts (false: the camera's own JPEG is
+	// passed through and q has no effect). q <= 0 changes nothing and only
+	// asks. It does not block and is safe for concurrent use with Read.
+	SetQuality(q int) bool
+}
+
+// clampQuality keeps a JPEG quality within 1..100.
+func clampQuality(q int) int { return min(max(q, 1), 100) }
+
+var (
+	_ QualitySetter = (*Synthetic)(nil)
+	_ QualitySetter = (*V4L2)(nil)
+	_ QualitySetter = (*Resilient)(nil)
+)

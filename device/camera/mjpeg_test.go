@@ -19,7 +19,7 @@ func testFrames(t testing.TB, n, w, h int) [][]byte {
 	s := newSynth(t, SyntheticConfig{Format: media.VideoFormat{Width: w, Height: h, FPS: 30}})
 	out := make([][]byte, n)
 	for i := range out {
-		body, err := s.encode(uint32(i))
+		body, err := s.encode(uint32(i), 75)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -107,6 +107,8 @@ type Resilient struct {
 	slot     *media.Frame
 	closeErr error
 	reopen   bool               // Reopen asked for a new source
+	quality  int                // SetQuality's last value, for every source opened; 0: none yet
+	encodes  bool               // the last source opened encodes its JPEGs (QualitySetter said so)
 	active   bool               // SetActive: keep the source open
 	stopSrc  context.CancelFunc // ends the open source's reads (Reopen, SetActive(false))
 
@@ -196,6 +198,9 @@ func (r *Resilient) run() {
 			sctx, stop := context.WithCancel(r.ctx)
 			r.mu.Lock()
 			r.src, r.format, r.stopSrc = src, src.Format(), stop
+			// The quality asked for so far (0: none, then it only asks).
+			qs, ok := src.(QualitySetter)
+			r.encodes = ok && qs.SetQuality(r.quality)
 			if r.reopen || !r.active { // asked while opening: this source may be stale or unneeded
 				stop()
 			}
@@ -361,6 +366,23 @@ func (r *Resilient) setState(s string) {
 	if r.cfg.OnChange != nil {
 		r.cfg.OnChange(s)
 	}
+}
+
+// SetQuality sets the JPEG quality (clamped to 1..100) of the frames the
+// open source encodes, and of every source opened later; q <= 0 only
+// asks. It reports whether the camera's frames are encoded here (the
+// last source opened said so; false before any was). It does not block;
+// any goroutine may call it.
+func (r *Resilient) SetQuality(q int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q > 0 {
+		r.quality = clampQuality(q)
+	}
+	if qs, ok := r.src.(QualitySetter); ok {
+		r.encodes = qs.SetQuality(q)
+	}
+	return r.encodes
 }
 
 // Reopen closes the open source and opens one again at once, without

@@ -15,6 +15,13 @@ import (
 // memory for the life of the source (300 at 640x480 is about 15 MB).
 const MaxPrecomputed = 300
 
+// maxPreQualities bounds the qualities whose precomputed images are kept
+// at once (SetQuality): the least recently used set is let go when a
+// further one is needed. The configured quality's set is one of them, so
+// at most three times the memory of one set, and lower qualities are
+// smaller.
+const maxPreQualities = 3
+
 // SyntheticConfig configures a synthetic camera. The zero value is valid.
 type SyntheticConfig struct {
 	Format  media.VideoFormat // zero value means media.DefaultVideo
@@ -22,7 +29,9 @@ type SyntheticConfig struct {
 	// Precomputed is 0 to draw and encode every frame live, or K in
 	// 1..MaxPrecomputed to encode K distinct images at start and cycle them
 	// (cheap on a slow CPU); the COM segment still carries the true frame
-	// number, the drawn number is the image's index.
+	// number, the drawn number is the image's index. After SetQuality the
+	// images are encoded again at the new quality as they come round
+	// (each once, then kept; see maxPreQualities).
 	Precomputed int
 	Name        string // drawn along the bottom of the picture; may be empty
 }
@@ -53,6 +62,7 @@ type Synthetic struct {
 	once sync.Once
 
 	captured, skipped atomic.Uint64
+	quality           atomic.Int32 // SetQuality: what the next frame is encoded at
 
 	mu   sync.Mutex
 	size media.Size // what the next frame is drawn at (SetFormat)
@@ -63,7 +73,14 @@ type Synthetic struct {
 	seq    uint32
 	canvas *canvas
 	buf    bytes.Buffer // encoder output, reused between frames
-	pre    [][]byte     // precomputed images, each a JPEG without its SOI
+	pre    []*preSet    // precomputed images by quality, most recently used first
+}
+
+// preSet is the precomputed images at one quality, each a JPEG without
+// its SOI; nil until first needed.
+type preSet struct {
+	quality int
+	img     [][]byte
 }
 
 var _ Source = (*Synthetic)(nil)
@@ -87,23 +104,68 @@ func NewSynthetic(cfg SyntheticConfig) (*Synthetic, error) {
 	}
 	s.size = media.Size{Width: cfg.Format.Width, Height: cfg.Format.Height}
 	s.cur = s.size
+	s.quality.Store(int32(cfg.Quality))
 	if err := s.precompute(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// precompute encodes the cycled images at the current size.
+// precompute encodes the cycled images at the current size and quality,
+// and forgets those of other sizes and qualities.
 func (s *Synthetic) precompute() error {
 	s.pre = s.pre[:0]
-	for i := range s.cfg.Precomputed {
-		body, err := s.encode(uint32(i))
-		if err != nil {
+	if s.cfg.Precomputed == 0 {
+		return nil
+	}
+	set := s.preSet(int(s.quality.Load()))
+	for i := range set.img {
+		if _, err := s.preImage(set, uint32(i)); err != nil {
 			return err
 		}
-		s.pre = append(s.pre, bytes.Clone(body))
 	}
 	return nil
+}
+
+// preSet returns the precomputed set at quality q, made (empty) if need
+// be, and moves it to the front; the least recently used set beyond
+// maxPreQualities is let go.
+func (s *Synthetic) preSet(q int) *preSet {
+	for i, set := range s.pre {
+		if set.quality == q {
+			copy(s.pre[1:i+1], s.pre[:i])
+			s.pre[0] = set
+			return set
+		}
+	}
+	set := &preSet{quality: q, img: make([][]byte, s.cfg.Precomputed)}
+	if len(s.pre) >= maxPreQualities {
+		s.pre = s.pre[:maxPreQualities-1]
+	}
+	s.pre = append([]*preSet{set}, s.pre...)
+	return set
+}
+
+// preImage returns image n of set, encoding it the first time.
+func (s *Synthetic) preImage(set *preSet, n uint32) ([]byte, error) {
+	if set.img[n] == nil {
+		body, err := s.encode(n, set.quality)
+		if err != nil {
+			return nil, err
+		}
+		set.img[n] = bytes.Clone(body)
+	}
+	return set.img[n], nil
+}
+
+// SetQuality sets the JPEG quality (clamped to 1..100) from the next frame
+// on (q <= 0 only asks). The test pattern is always encoded here: it
+// reports true. It does not block; any goroutine may call it.
+func (s *Synthetic) SetQuality(q int) bool {
+	if q > 0 {
+		s.quality.Store(int32(clampQuality(q)))
+	}
+	return true
 }
 
 // SetFormat changes the picture size from the next frame on (the frame
@@ -152,10 +214,14 @@ func (s *Synthetic) Read(ctx context.Context) (media.Frame, error) {
 		return media.Frame{}, err
 	}
 	seq := s.seq
+	q := int(s.quality.Load())
 	var body []byte
-	if len(s.pre) > 0 {
-		body = s.pre[seq%uint32(len(s.pre))]
-	} else if body, err = s.encode(seq); err != nil {
+	if n := s.cfg.Precomputed; n > 0 {
+		body, err = s.preImage(s.preSet(q), seq%uint32(n))
+	} else {
+		body, err = s.encode(seq, q)
+	}
+	if err != nil {
 		return media.Frame{}, err
 	}
 	s.seq++
@@ -172,13 +238,13 @@ func withSOI(seq uint32, body []byte) []byte {
 	return append(b, body...)
 }
 
-// encode draws picture n and returns its JPEG minus the SOI marker, in a
-// buffer valid until the next call.
-func (s *Synthetic) encode(n uint32) ([]byte, error) {
+// encode draws picture n and returns its JPEG at quality q minus the SOI
+// marker, in a buffer valid until the next call.
+func (s *Synthetic) encode(n uint32, q int) ([]byte, error) {
 	s.canvas.render(n)
 	s.buf.Reset()
 	w := &bodyWriter{buf: &s.buf, skip: 2}
-	if err := jpeg.Encode(w, s.canvas.img, &jpeg.Options{Quality: s.cfg.Quality}); err != nil {
+	if err := jpeg.Encode(w, s.canvas.img, &jpeg.Options{Quality: q}); err != nil {
 		return nil, fmt.Errorf("camera: synthetic: encode frame %d: %w", n, err)
 	}
 	return s.buf.Bytes(), nil

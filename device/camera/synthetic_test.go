@@ -130,7 +130,7 @@ func TestSyntheticLegible(t *testing.T) {
 	}
 	for _, tc := range tests {
 		s := newSynth(t, SyntheticConfig{Format: media.VideoFormat{Width: tc.w, Height: tc.h, FPS: 30}, Name: tc.name})
-		body, err := s.encode(tc.n)
+		body, err := s.encode(tc.n, 75)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +303,7 @@ func BenchmarkSyntheticLive(b *testing.B) {
 	s := newSynth(b, SyntheticConfig{Name: "bench"})
 	var size int
 	for i := 0; b.Loop(); i++ {
-		body, err := s.encode(uint32(i))
+		body, err := s.encode(uint32(i), 75)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -316,13 +316,13 @@ func BenchmarkSyntheticLive(b *testing.B) {
 func BenchmarkSyntheticPrecomputed(b *testing.B) {
 	s := newSynth(b, SyntheticConfig{Precomputed: 4})
 	for i := 0; b.Loop(); i++ {
-		withSOI(uint32(i), s.pre[i%4])
+		withSOI(uint32(i), s.pre[0].img[i%4])
 	}
 }
 
 func BenchmarkTrim(b *testing.B) {
 	s := newSynth(b, SyntheticConfig{})
-	body, err := s.encode(1)
+	body, err := s.encode(1, 75)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -124,6 +124,7 @@ type V4L2 struct {
 	cancel context.CancelFunc
 
 	captured, skipped, broken atomic.Uint64
+	quality                   atomic.Int32 // SetQuality: for raw frames encoded from now on
 
 	mu       sync.Mutex
 	slot     []byte    // latest unread frame: a JPEG, or a raw image; nil if none
@@ -255,6 +256,7 @@ func (v *V4L2) setup(cfg V4L2Config, node string) error {
 		}
 		v.raw = &l
 		v.enc = newRawEncoder(l, cfg.Quality)
+		v.quality.Store(int32(cfg.Quality))
 	}
 	v.format = media.VideoFormat{Width: got.width, Height: got.height, FPS: fps}
 	name := got.fourcc
@@ -423,6 +425,7 @@ func (v *V4L2) Read(ctx context.Context) (media.Frame, error) {
 			jpg := buf // a JPEG slot buffer goes to the caller
 			if v.enc != nil {
 				var err error
+				v.enc.options.Quality = int(v.quality.Load())
 				jpg, err = v.enc.encode(buf)
 				v.mu.Lock()
 				v.recycle(buf)
@@ -445,6 +448,22 @@ func (v *V4L2) Read(ctx context.Context) (media.Frame, error) {
 			return media.Frame{}, ErrClosed
 		}
 	}
+}
+
+// SetQuality sets the JPEG quality (clamped to 1..100) of raw frames
+// encoded from the next Read on, and reports whether frames are encoded
+// here (a raw format). The camera's own MJPEG is passed through
+// untouched: then it reports false and changes nothing. q <= 0 only
+// asks. Safe from any
+// goroutine.
+func (v *V4L2) SetQuality(q int) bool {
+	if v.enc == nil {
+		return false
+	}
+	if q > 0 {
+		v.quality.Store(int32(clampQuality(q)))
+	}
+	return true
 }
 
 // Format returns the size and rate the driver actually chose. Safe from

@@ -50,6 +50,23 @@ type Status struct {
 	// Media says whether the camera and the microphone and speaker are
 	// open, and for what: they are closed while nobody needs them.
 	Media Media `json:"media"`
+	// VideoQuality is the JPEG quality of the frames we send, which
+	// follows the call's link.
+	VideoQuality VideoQuality `json:"video_quality"`
+}
+
+// VideoQuality is the JPEG quality of the frames we send. For a camera
+// whose JPEGs the daemon encodes (the test pattern, a raw V4L2 format) it
+// follows the call's link, between Min and Configured; a camera's own
+// MJPEG and a file replay are sent as they come (Adjustable false,
+// Quality 0).
+type VideoQuality struct {
+	Quality    int    `json:"quality"`    // in use now; 0: not ours to set
+	Configured int    `json:"configured"` // video.quality
+	Min        int    `json:"min"`        // video.min_quality
+	Adjustable bool   `json:"adjustable"` // the frames are encoded here and the quality follows the link
+	Reason     string `json:"reason"`     // why it is what it is
+	Changes    uint64 `json:"changes"`    // changes since the start
 }
 
 // Media is what the daemon captures and plays now: "closed", or "open

@@ -153,6 +153,13 @@ func writeStatusMetrics(w io.Writer, st control.Status) {
 		p.sample("callbox_led", labels("pattern", st.LED), 1)
 	}
 
+	if vq := st.VideoQuality; vq.Quality > 0 {
+		p.family("callbox_video_quality", "gauge", "JPEG quality of the video we send: video.quality, lower while the call's link cannot carry its frames.")
+		p.sample("callbox_video_quality", "", float64(vq.Quality))
+		p.family("callbox_video_quality_changes_total", "counter", "Times the video quality followed the link down or up.")
+		p.count("callbox_video_quality_changes_total", "", vq.Changes)
+	}
+
 	pl := st.Playout
 	p.family("callbox_playout_depth_seconds", "gauge", "Audio queued in the playout buffer.")
 	p.sample("callbox_playout_depth_seconds", "", pl.DepthMs/1000)

@@ -33,6 +33,7 @@ func TestMetrics(t *testing.T) {
 	f.st.Playout.Underruns = 3
 	f.st.Playout.DepthMs = 40
 	f.st.Playout.TargetMs = 70
+	f.st.VideoQuality = control.VideoQuality{Quality: 40, Configured: 75, Min: 15, Adjustable: true, Changes: 4}
 	f.st.Echo = &control.Echo{Parts: "cancel+duck", DelayKnown: true, DelayMs: 62.5, DelayChanges: 2,
 		ERLE: 31.5, Ducking: true, DuckDB: 9, DuckedFrames: 40, Frames: 1000}
 	s.sent[1].Add(7)
@@ -60,6 +61,8 @@ func TestMetrics(t *testing.T) {
 		`callbox_playout_underruns_total 3`,
 		`callbox_playout_depth_seconds 0.04`,
 		`callbox_playout_target_seconds 0.07`,
+		`callbox_video_quality 40`,
+		`callbox_video_quality_changes_total 4`,
 		`callbox_device_up{device="camera"} 1`,
 		`callbox_device_up{device="microphone"} 0`,
 		`callbox_device_up{device="speaker"} 1`,
