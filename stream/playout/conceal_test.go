@@ -108,3 +108,34 @@ func TestDropConcealerOnlyItsOwn(t *testing.T) {
 		t.Fatal("dropped concealer still used")
 	}
 }
+
+// TestConcealmentStopsWhenAudioArrives: once frames arrive, the decoder
+// behind the Concealer has decoded past the gap, so concealing on would
+// not continue what was played: the output ramps down and waits for the
+// target instead.
+func TestConcealmentStopsWhenAudioArrives(t *testing.T) {
+	f := mono48
+	b := newBuffer(t, Config{Format: f, Target: 30 * time.Millisecond, Max: 100 * time.Millisecond})
+	c := &plcStub{value: 1000}
+	b.SetConcealer(c)
+	push(b, 0, 1, 2)
+	for range 3 {
+		read(b)
+	}
+	if out := read(b); out[0] != 1000 {
+		t.Fatalf("underrun not concealed: %d", out[0])
+	}
+	push(b, 3) // one frame: below the 30 ms target
+	out := read(b)
+	if out[0] == 0 || out[0] >= 1000 || !allZero(out[FadeSamples(f):]) {
+		t.Fatalf("after a frame arrived: starts %d, want a ramp from 1000 to silence", out[0])
+	}
+	if c.calls != 1 {
+		t.Fatalf("%d concealed frames, want 1", c.calls)
+	}
+	push(b, 4, 5)
+	out = read(b)
+	if want := frame(f, 3); out[len(out)-1] != want[len(want)-1] || out[0] == want[0] {
+		t.Fatalf("at the target: want frame 3 faded in, got %d..%d", out[0], out[len(out)-1])
+	}
+}

@@ -328,11 +328,21 @@ func (b *Buffer) Read(dst []int16) {
 
 // concealInto writes concealed audio into dst while an underrun may still
 // be concealed, and returns how many values it wrote. It stops at the end
-// of a concealed frame; when the underrun's concealment is spent, it
-// starts the ramp to silence from the last value.
+// of a concealed frame; when the underrun's concealment is spent, or
+// frames arrived but fewer than the target (the Concealer, a decoder, has
+// moved past the gap), it starts the ramp to silence from the last value.
 func (b *Buffer) concealInto(dst []int16) int {
 	if b.plcOff == len(b.plc) {
 		if b.plcLeft == 0 || b.conceal == nil {
+			return 0
+		}
+		if b.count > 0 {
+			// Audio arrived but not yet enough to play: the decoder has
+			// decoded it, so its concealment would no longer continue
+			// what was played (and would garble what it decodes next).
+			// Ramp down from here and wait for the target.
+			b.plcLeft, b.plcJoin = 0, false
+			b.startRamp()
 			return 0
 		}
 		b.conceal.Conceal(b.plc)
