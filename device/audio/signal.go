@@ -50,10 +50,22 @@ func testFrame(f media.AudioFormat, idx uint32, dst []int16) {
 	envInc := uint64(syllableHz) * turn / rate
 
 	k := uint64(idx) * uint64(f.FrameSamples())
+	// Phase is the closed-form integral of the triangular glide, modulo one
+	// turn (uint64 arithmetic wraps, keeping the low 32 bits exact): at the
+	// frame's start, then adding the triangle sample by sample, which wraps
+	// to the same.
+	pos := k % (2 * half)
+	glide := k/(2*half)*cycle + glideSum(pos, half)
 	for i := 0; i < len(dst); i += f.Channels {
-		// Phase is the closed-form integral of the triangular glide, modulo
-		// one turn (uint64 arithmetic wraps, keeping the low 32 bits exact).
-		phase := uint32(k*inc0 + slope*(k/(2*half)*cycle+glideSum(k%(2*half), half)))
+		phase := uint32(k*inc0 + slope*glide)
+		if pos < half {
+			glide += pos
+		} else {
+			glide += 2*half - pos
+		}
+		if pos++; pos == 2*half {
+			pos = 0
+		}
 		var acc int64
 		for h, amp := range harmonics {
 			acc += amp * int64(sinQ15(uint32(h+1)*phase))
