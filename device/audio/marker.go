@@ -6,7 +6,7 @@ import "github.com/callbox/callbox/stream/media"
 // destroys the index bits: every frame carries one quiet tone from each of
 // three sets, the digits of the frame index modulo markerPeriod.
 //
-// The layout is what survived Opus when measured (see CheckCoded): at
+// The layout is what survived Opus when measured (see coded_test.go): at
 // 12 kbit/s libopus codes narrowband (nothing above 4 kHz) with one spectral
 // envelope per 20 ms, and smears a tone over about ±200 Hz and into the next
 // frame. So the set that changes every frame (set 0, the fastest digit) sits
