@@ -102,8 +102,9 @@ func (p *pacer) shut() error {
 }
 
 // TestSource is a simulated microphone producing the test signal in real time
-// (see TestFrame). Frame n has Seq n, carries n in its index bits, and its Time
-// is the first Read's time plus n frame durations.
+// (see TestFrame). Frame n has Seq n, carries n in its index bits (and, modulo
+// 315, in its marker tones), and its Time is the first Read's time plus n
+// frame durations.
 type TestSource struct{ p *pacer }
 
 var _ Source = (*TestSource)(nil)
