@@ -144,7 +144,8 @@ func checkAudio(t *testing.T, b *testbox.Box, min int) string {
 // codec) and match the test frame of that number (audio.CheckCoded); short
 // runs of other audio are allowed only where the box itself says something
 // interrupted the stream: the call's start and end, and each underrun
-// (filled with the codec's concealment), latency-cap drop or late frame.
+// (filled with the codec's concealment), latency-cap drop, late frame or
+// packet the sender dropped.
 func checkPlayed(t *testing.T, name string, st control.Status, samples []int16, min int) string {
 	t.Helper()
 	c := st.Phone.LastCall
@@ -163,12 +164,15 @@ func checkPlayed(t *testing.T, name string, st control.Status, samples []int16, 
 		return "PCM: " + rep.String()
 	case "opus":
 		rep := audio.CheckCoded(media.DefaultAudio, samples)
+		// Breaks the box reports, and one a second for the checker: at 32
+		// kbit/s, complexity 5, it cannot confirm about 4 windows in 1000
+		// of a clean chain (each a lone window between good ones).
 		pl := st.Playout
-		breaks := 2 + int(pl.Underruns+pl.Overflow+pl.Late)
+		breaks := 2 + int(pl.Underruns+pl.Overflow+pl.Late+c.In.AudioDrops) + rep.Windows/100
 		if rep.Bad != 0 || rep.OutOfOrder != 0 || rep.Good < min || rep.ConcealRuns > breaks {
 			t.Fatalf("%s played (Opus): %v; want ≥ %d good frames, none bad or out of order, "+
-				"and at most %d runs of concealment (start, end, %d underruns, %d dropped at the cap, %d late)",
-				name, rep, min, breaks, pl.Underruns, pl.Overflow, pl.Late)
+				"and at most %d runs of concealment (start, end, %d underruns, %d dropped at the cap, %d late, %d lost on the way, one a second)",
+				name, rep, min, breaks, pl.Underruns, pl.Overflow, pl.Late, c.In.AudioDrops)
 		}
 		return "Opus: " + rep.String()
 	}
