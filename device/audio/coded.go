@@ -30,8 +30,11 @@ const (
 	// the window to be good.
 	minCorr = 0.4
 	// maxConceal is the longest run of windows that are neither good nor
-	// silence that counts as concealment rather than as bad audio.
-	maxConceal = 8
+	// silence that counts as concealment rather than as bad audio: a
+	// playout buffer conceals up to 100 ms (stream/playout.ConcealMax, 10
+	// frames of 10 ms), then ramps down in one more window, and the audio
+	// after a break splices in one more.
+	maxConceal = 12
 	// quietLevel is the largest value (-54 dBFS) that counts as silence.
 	quietLevel = 64
 	// confirmWithin is how many windows after a jump in the index may go on
@@ -669,6 +672,15 @@ func (c *coder) check() CodedReport {
 				rho = c.corr(at(w), idx)
 			}
 		}
+		// Loss concealment continues the last audio it decoded, tones and
+		// all: a window that reads as the last good frame again is
+		// concealment going on, not that frame played twice. (A replay of
+		// just the last 10 ms cannot be told from it through a codec;
+		// PCM's exact check still sees one. A repeated 20 ms packet reads
+		// as the frame before the last first, and is caught.)
+		if have && idx == last && rho < jumpCorr {
+			rho = -1
+		}
 		if rho < minCorr {
 			wins[w].kind = kindOther
 			since++
@@ -724,7 +736,8 @@ func (c *coder) runs(wins []window, reads []reading, rep *CodedReport) {
 			// good audio before, or leading to the good audio after.
 			var want []uint32
 			if before {
-				want = append(want, wins[w-1].idx+uint32(x-w+1))
+				// Concealment repeats the last frame's tones.
+				want = append(want, wins[w-1].idx+uint32(x-w+1), wins[w-1].idx)
 			}
 			if after {
 				want = append(want, wins[end].idx-uint32(end-x))
