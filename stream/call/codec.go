@@ -60,6 +60,7 @@ type packer struct {
 	n     int           // frames in buf
 	seq   uint32        // seq of buf's first frame
 	t     time.Time     // capture time of buf's first sample
+	shut  bool          // closed: frames are dropped quietly
 }
 
 // newPacker makes the sender's half of codec c for frames in format f.
@@ -102,6 +103,9 @@ func (p *packer) add(a media.Audio) ([]byte, uint32, time.Time, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shut {
+		return nil, 0, time.Time{}, errPartial // the session is ending: nothing to send
+	}
 	if p.n > 0 && a.Seq != p.seq+uint32(p.n) {
 		p.n = 0
 	}
@@ -125,9 +129,13 @@ func (p *packer) add(a media.Audio) ([]byte, uint32, time.Time, error) {
 }
 
 func (p *packer) close() {
-	if p != nil && p.enc != nil {
-		p.enc.Close()
+	if p == nil || p.enc == nil {
+		return
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.shut = true
+	p.enc.Close()
 }
 
 // maxPacketMs bounds the audio one Opus packet may hold.
