@@ -304,10 +304,10 @@ func printStatus(out io.Writer, st control.Status) {
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)
 		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %s %.0f kbit/s %d frames %d dropped\n",
-			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, codecName(cs.Out.AudioCodec), cs.Out.AudioKbps, cs.Out.AudioFrames, cs.Out.AudioDrops)
+			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, control.CodecName(cs.Out.AudioCodec), cs.Out.AudioKbps, cs.Out.AudioFrames, cs.Out.AudioDrops)
 		fmt.Fprintf(out, "  in:  video %.1f fps %.0f kbit/s %d frames, latency p50 %.1f p99 %.1f ms; audio %s %.0f kbit/s %d frames %d lost, latency p50 %.1f p99 %.1f ms\n",
 			cs.In.VideoFPS, cs.In.VideoKbps, cs.In.VideoFrames, cs.In.VideoLatency.P50, cs.In.VideoLatency.P99,
-			codecName(cs.In.AudioCodec), cs.In.AudioKbps, cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99)
+			control.CodecName(cs.In.AudioCodec), cs.In.AudioKbps, cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99)
 		fmt.Fprintf(out, "  playout: depth %.0f ms (target %.0f ms for %.0f ms of jitter), %d underruns (%d frames concealed), %d dropped (cap), drift %d squeezed %d stretched samples\n",
 			st.Playout.DepthMs, st.Playout.TargetMs, st.Playout.JitterMs, st.Playout.Underruns, st.Playout.Concealed, st.Playout.Overflow, st.Playout.Squeezed, st.Playout.Stretched)
 		if cs.In.VideoSinkDrops > 0 || cs.Out.LinkKbps > 0 {
@@ -334,17 +334,4 @@ func printStatus(out io.Writer, st control.Status) {
 		l.InUse, l.Friends, l.Accepted, l.Dropped)
 	pr := st.Process
 	fmt.Fprintf(out, "process: %d goroutines, %.1f MB heap, %d open files\n", pr.Goroutines, float64(pr.HeapBytes)/1e6, pr.OpenFDs)
-}
-
-// codecName is how status shows an audio codec ("opus" → "Opus").
-func codecName(c string) string {
-	switch c {
-	case "opus":
-		return "Opus"
-	case "pcm":
-		return "PCM"
-	case "":
-		return "(codec not agreed yet)"
-	}
-	return c
 }

@@ -274,3 +274,17 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	return json.Unmarshal(data, out)
 }
+
+// CodecName is how people are shown an audio codec of call.Direction's
+// AudioCodec ("opus" → "Opus").
+func CodecName(c string) string {
+	switch c {
+	case "opus":
+		return "Opus"
+	case "pcm":
+		return "PCM"
+	case "":
+		return "(codec not agreed yet)"
+	}
+	return c
+}

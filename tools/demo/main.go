@@ -170,20 +170,9 @@ func printLine(name string, st control.Status) {
 		return
 	}
 	fmt.Printf("  %-5s %-9s %5.1f / %5.1f       %-4s %4.0f / %4.0f      %d/%d      %5.1f / %5.1f ms    %5.1f / %5.1f ms    %.2f ms\n",
-		name, p.State, c.Out.VideoFPS, c.In.VideoFPS, codecName(c.Out.AudioCodec), c.Out.AudioKbps, c.In.AudioKbps,
+		name, p.State, c.Out.VideoFPS, c.In.VideoFPS, control.CodecName(c.Out.AudioCodec), c.Out.AudioKbps, c.In.AudioKbps,
 		c.Out.VideoDrops+c.In.VideoDrops, c.Out.AudioDrops+c.In.AudioDrops,
 		c.In.VideoLatency.P50, c.In.VideoLatency.P99, c.In.AudioLatency.P50, c.In.AudioLatency.P99, c.RTT)
-}
-
-// codecName is how the demo shows an audio codec.
-func codecName(c string) string {
-	switch c {
-	case "opus":
-		return "Opus"
-	case "pcm":
-		return "PCM"
-	}
-	return "?"
 }
 
 func saveFrame(ctx context.Context, x *testbox.Box, dir string) error {
@@ -255,7 +244,7 @@ func summary(from, to *testbox.Box, fs, ts control.Status) bool {
 	fmt.Printf("    video: %d frames sent, %d received (%.1f fps), %d dropped at the sender, %d undecodable, %d out of order; latency p50 %.1f ms, p99 %.1f ms\n",
 		out.Out.VideoFrames, in.In.VideoFrames, fps, out.Out.VideoDrops, bad, backwards, in.In.VideoLatAll.P50, in.In.VideoLatAll.P99)
 	fmt.Printf("    audio: %s at %.1f kbit/s on the wire (message headers included), %d messages sent, %d received (%.1f%%), latency p50 %.1f ms, p99 %.1f ms\n",
-		codecName(out.Out.AudioCodec), wire, out.Out.AudioFrames, in.In.AudioFrames, audioPct, in.In.AudioLatAll.P50, in.In.AudioLatAll.P99)
+		control.CodecName(out.Out.AudioCodec), wire, out.Out.AudioFrames, in.In.AudioFrames, audioPct, in.In.AudioLatAll.P50, in.In.AudioLatAll.P99)
 	fmt.Printf("    played: %s\n", played)
 	fmt.Printf("    rtt %.2f ms\n", in.RTT)
 	ok := fps >= 25 && audioPct >= 95 && bad == 0 && backwards == 0 && len(frames) > 0 && aGood > 0 && aBad == 0
