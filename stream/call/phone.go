@@ -227,8 +227,11 @@ type Status struct {
 	// hello); nil when it has no preference or there is no call.
 	PeerPrefers *media.Size `json:"peer_prefers,omitempty"`
 	LastEnd     string      `json:"last_end,omitempty"` // why the last call ended
-	Call        *CallStats  `json:"call,omitempty"`     // the call in progress
-	LastCall    *CallStats  `json:"last_call,omitempty"`
+	// Group is the group call in progress, or the last one until the
+	// next call starts: each member's state and who answered.
+	Group    *GroupStatus `json:"group,omitempty"`
+	Call     *CallStats   `json:"call,omitempty"` // the call in progress
+	LastCall *CallStats   `json:"last_call,omitempty"`
 }
 
 // Errors callers branch on.
@@ -265,6 +268,7 @@ type Phone struct {
 	sess     *session // the session of the current call, nil when idle or dialling
 	dialStop context.CancelFunc
 	dialSeq  int
+	group    *groupCall // the group call being placed or answered, nil otherwise
 	// pending holds the sessions that are not the current call: incoming
 	// ones before their call request, and ended ones until they have
 	// closed; each with when it got here. Every one leaves within a bound
@@ -327,6 +331,16 @@ func (p *Phone) shutdown() {
 		p.dialStop()
 	}
 	var all []*session
+	if g := p.group; g != nil && g.winner == nil {
+		g.stop()
+		for _, l := range g.legs {
+			if l.sess != nil && l.state.open() {
+				l.sess.end(wire.Hangup{Reason: wire.ReasonShutdown, Text: "box shutting down"})
+				all = append(all, l.sess)
+			}
+		}
+		p.group = nil
+	}
 	if p.sess != nil {
 		p.sess.end(wire.Hangup{Reason: wire.ReasonShutdown, Text: "box shutting down"})
 		all = append(all, p.sess)
@@ -423,7 +437,7 @@ func (p *Phone) Accept(conn net.Conn, peer Peer) {
 		if len(p.pending) >= p.cfg.MaxPending {
 			return errors.New("too many connections waiting")
 		}
-		s := newSession(p.ctx, p, conn, peer, false)
+		s := newSession(p.ctx, p, conn, peer, p.hello, false)
 		p.pending[s] = time.Now()
 		s.ringTimer(p.cfg.HandshakeTimeout, func() {
 			s.end(wire.Hangup{Reason: wire.ReasonProtocol, Text: "no call request in time"})
@@ -565,6 +579,9 @@ func (p *Phone) startCall(peer Peer) error {
 	p.peer = peer
 	p.dialSeq++
 	seq := p.dialSeq
+	p.mu.Lock()
+	p.status.Group = nil // a single call replaces the last group call's outcome
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.RingTimeout)
 	p.dialStop = cancel
 	p.setState(Calling, "")
@@ -596,7 +613,7 @@ func (p *Phone) dialled(seq int, conn net.Conn, err error) {
 		p.endCall(fmt.Sprintf("could not reach %s: %v", p.peer.Name, err))
 		return
 	}
-	s := newSession(p.ctx, p, conn, p.peer, true)
+	s := newSession(p.ctx, p, conn, p.peer, p.hello, true)
 	p.sess = s
 	s.ringTimer(p.cfg.RingTimeout, func() {
 		s.end(wire.Hangup{Reason: wire.ReasonTimeout, Text: "no answer"})
@@ -617,6 +634,10 @@ func (p *Phone) hangup(reason wire.Reason, why string) error {
 	case Idle:
 		return ErrNotInCall
 	case Calling:
+		if p.group != nil {
+			p.groupHangup(reason, why)
+			return nil
+		}
 		if p.sess == nil {
 			p.dialSeq++ // forget the dial in flight
 			if p.dialStop != nil {
@@ -638,6 +659,10 @@ func (p *Phone) hangup(reason wire.Reason, why string) error {
 // endCall returns to idle. A session that is still closing finishes on its
 // own; its later events are ignored.
 func (p *Phone) endCall(why string) {
+	if p.group != nil {
+		p.group.stop()
+		p.group = nil
+	}
 	if p.sess != nil {
 		if bad := p.sess.badSummary(); bad != "" {
 			why += "; " + bad
@@ -658,6 +683,9 @@ func (p *Phone) endCall(why string) {
 }
 
 func (p *Phone) handle(e event) {
+	if p.groupEvent(e) {
+		return
+	}
 	s := e.s
 	current := s == p.sess
 	switch e.kind {
@@ -672,7 +700,12 @@ func (p *Phone) handle(e event) {
 			delete(p.pending, s)
 			s.stopRing()
 			p.sess, p.peer = s, s.peer
-			if p.cfg.AutoAnswer {
+			p.mu.Lock()
+			p.status.Group = nil
+			p.mu.Unlock()
+			// A group call rings even here: the first person to answer
+			// takes it (see group.go).
+			if p.cfg.AutoAnswer && s.hello.Flags&wire.HelloRingOnly == 0 {
 				p.answer()
 				return
 			}
@@ -728,6 +761,9 @@ func (p *Phone) handle(e event) {
 			why := fmt.Sprintf("%s hung up (%v)", p.peer.Name, e.reason)
 			if e.text != "" {
 				why += ": " + e.text
+			}
+			if e.reason == wire.ReasonElsewhere {
+				why = fmt.Sprintf("%s's group call was answered elsewhere", p.peer.Name)
 			}
 			p.endCall(why)
 		}

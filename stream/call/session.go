@@ -113,7 +113,9 @@ type outAudio struct {
 
 const ctrlCap = 16
 
-func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, outgoing bool) *session {
+// newSession starts a session over conn: it sends hello (and a call
+// request when outgoing) and reads and writes until it ends.
+func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, hello wire.Hello, outgoing bool) *session {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &session{
 		cfg:      &p.cfg,
@@ -132,7 +134,7 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, outgoin
 	}
 	s.gate = newLinkGate(p.newProbe(conn), p.cfg.QueueTarget, 2*p.cfg.ChunkSize, audioWireRate(p.cfg.Audio))
 	s.videoReady.Store(true)
-	s.enqueue(wire.Message{Time: time.Now().UnixNano(), Body: p.hello})
+	s.enqueue(wire.Message{Time: time.Now().UnixNano(), Body: hello})
 	if outgoing {
 		s.enqueue(wire.Message{Time: time.Now().UnixNano(), Body: wire.Call{}})
 	}

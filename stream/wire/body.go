@@ -90,7 +90,19 @@ type Hello struct {
 	// the wire (revision 1.2): it follows the preferred size, which is
 	// then sent even when zero. Absent or empty: PCM only.
 	Codecs []AudioCodec
+	// Flags are the sender's call flags (revision 1.3), HelloRingOnly and
+	// so on. Optional on the wire: one byte after the codec list, which
+	// is then sent even when empty; absent means none.
+	Flags uint8
 }
+
+// Hello flags (revision 1.3). Receivers ignore bits they do not know.
+const (
+	// HelloRingOnly asks the callee to ring and wait for someone to
+	// answer even if it answers calls by itself: the caller rings a
+	// group and the first person to answer takes the call.
+	HelloRingOnly uint8 = 1 << 0
+)
 
 // VideoSize is a frame size in pixels.
 type VideoSize struct{ Width, Height uint16 }
@@ -180,11 +192,14 @@ func (h Hello) check() (int, error) {
 		return 0, malformed(TypeHello, fmt.Sprintf("%d audio codecs, limit %d", len(h.Codecs), MaxCodecs))
 	}
 	n := helloFixed + len(h.Name)
-	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 {
+	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 || h.Flags != 0 {
 		n += helloPrefer
 	}
-	if len(h.Codecs) > 0 {
+	if len(h.Codecs) > 0 || h.Flags != 0 {
 		n += 1 + len(h.Codecs)
+	}
+	if h.Flags != 0 {
+		n++
 	}
 	return n, nil
 }
@@ -198,15 +213,18 @@ func (h Hello) put(b []byte) []byte {
 	b = append(b, h.Video.FPS, h.Video.Codec)
 	b = binary.BigEndian.AppendUint32(b, h.Audio.Rate)
 	b = append(b, h.Audio.Channels, h.Audio.FrameMs, h.Audio.Format)
-	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 {
+	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 || h.Flags != 0 {
 		b = binary.BigEndian.AppendUint16(b, h.Prefer.Width)
 		b = binary.BigEndian.AppendUint16(b, h.Prefer.Height)
 	}
-	if len(h.Codecs) > 0 {
+	if len(h.Codecs) > 0 || h.Flags != 0 {
 		b = append(b, byte(len(h.Codecs)))
 		for _, c := range h.Codecs {
 			b = append(b, byte(c))
 		}
+	}
+	if h.Flags != 0 {
+		b = append(b, h.Flags)
 	}
 	return b
 }
@@ -257,6 +275,9 @@ func decodeHello(p []byte) (Hello, error) {
 		}
 		for _, v := range l[1 : 1+k] {
 			h.Codecs = append(h.Codecs, AudioCodec(v))
+		}
+		if f := l[1+k:]; len(f) > 0 {
+			h.Flags = f[0]
 		}
 	}
 	// Bytes after these are ignored: later minor revisions may append fields.

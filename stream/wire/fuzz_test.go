@@ -50,18 +50,21 @@ func FuzzDecode(f *testing.F) {
 // canonical returns in as Append would write the message it decodes to m:
 // the same bytes, except that Hello drops the trailing bytes that version 1
 // ignores (and a preferred size of 0x0 without a codec list, which means
-// none, and an empty codec list).
+// none, and an empty codec list without flags).
 func canonical(in []byte, m Message) []byte {
 	h, ok := m.Body.(Hello)
 	if !ok {
 		return in
 	}
 	n := HeaderLen + helloFixed + len(h.Name)
-	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 {
+	if h.Prefer != (VideoSize{}) || len(h.Codecs) > 0 || h.Flags != 0 {
 		n += helloPrefer
 	}
-	if len(h.Codecs) > 0 {
+	if len(h.Codecs) > 0 || h.Flags != 0 {
 		n += 1 + len(h.Codecs)
+	}
+	if h.Flags != 0 {
+		n++
 	}
 	out := bytes.Clone(in[:n])
 	binary.BigEndian.PutUint32(out, uint32(n-lenFieldLen))

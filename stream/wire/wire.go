@@ -110,6 +110,9 @@ const (
 	ReasonShutdown    Reason = 5 // the daemon is stopping
 	ReasonProtocol    Reason = 6 // the peer sent something invalid
 	ReasonMedia       Reason = 7 // a camera, microphone or speaker failed
+	// ReasonElsewhere (revision 1.3): a group call was answered by another
+	// box of the group; the caller hangs up on the ones still ringing.
+	ReasonElsewhere Reason = 8
 )
 
 // String returns a short lower-case description of r, or "reason N" for
@@ -132,6 +135,8 @@ func (r Reason) String() string {
 		return "protocol error"
 	case ReasonMedia:
 		return "media error"
+	case ReasonElsewhere:
+		return "answered elsewhere"
 	}
 	return "reason " + strconv.Itoa(int(r))
 }

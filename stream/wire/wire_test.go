@@ -80,6 +80,17 @@ var cases = []struct {
 		"00000024 01 00 00000000 0000000000000000" +
 			"0001 00 0500 02d0 1e 01 00003e80 01 14 01 0280 01e0 01 02",
 	},
+	{
+		// Revision 1.3: a caller ringing a group (ring only), PCM only,
+		// so an empty codec list stands before the flags.
+		"hello ringing a group",
+		Message{Time: t1, Body: Hello{Version: 1, Name: "door",
+			Video: VideoCaps{Width: 640, Height: 480, FPS: 30, Codec: CodecMJPEG},
+			Audio: AudioCaps{Rate: 48000, Channels: 1, FrameMs: 10, Format: FormatS16LE},
+			Flags: HelloRingOnly}},
+		"00000028 01 00 00000000 17979cfe3d85cd15" +
+			"0001 04 646f6f72 0280 01e0 1e 01 0000bb80 01 0a 01 0000 0000 00 01",
+	},
 	{"call", Message{Time: t1, Body: Call{}}, "0000000e 02 00 00000000 17979cfe3d85cd15"},
 	{"answer", Message{Time: t3, Body: Answer{}}, "0000000e 03 00 00000000 17979cfe437bae15"},
 	{"busy", Message{Body: Busy{}}, "0000000e 04 00 00000000 0000000000000000"},
@@ -102,6 +113,12 @@ var cases = []struct {
 		"hangup unknown reason unicode text",
 		Message{Time: t1, Body: Hangup{Reason: 200, Text: "Störung"}},
 		"00000018 06 00 00000000 17979cfe3d85cd15 c8 08 5374c3b672756e67",
+	},
+	{
+		// Revision 1.3: the caller of a group to the boxes still ringing.
+		"hangup answered elsewhere",
+		Message{Time: t3, Body: Hangup{Reason: ReasonElsewhere, Text: "answered elsewhere"}},
+		"00000022 06 00 00000000 17979cfe437bae15 08 12 616e73776572656420656c73657768657265",
 	},
 	{"ping", Message{Seq: 41, Time: t1, Body: Ping{}}, "0000000e 07 00 00000029 17979cfe3d85cd15"},
 	{
@@ -459,7 +476,8 @@ func TestReaderPassesErrors(t *testing.T) {
 func TestHelloExtension(t *testing.T) {
 	// Bytes after the known Hello fields are ignored, up to the 512 limit.
 	// Fewer than 4 are not a preferred size; 4 or more start with one; a
-	// fifth starts the codec list, and what follows the list is ignored.
+	// fifth starts the codec list, the byte after the list holds the
+	// flags, and what follows them is ignored.
 	for _, extra := range []int{1, 3, 4, 8, 9, 512 - helloFixed} {
 		want := cases[0].msg
 		if extra >= helloPrefer {
@@ -467,6 +485,9 @@ func TestHelloExtension(t *testing.T) {
 			h.Prefer = VideoSize{Width: 0xeeee, Height: 0xeeee}
 			if extra > helloPrefer {
 				h.Codecs = []AudioCodec{0xee, 0xee, 0xee}
+			}
+			if extra > helloPrefer+4 {
+				h.Flags = 0xee
 			}
 			want.Body = h
 		}
@@ -574,7 +595,7 @@ func TestStrings(t *testing.T) {
 	}
 	reasons := map[Reason]string{ReasonUnspecified: "unspecified", ReasonNormal: "normal", ReasonBusy: "busy",
 		ReasonDeclined: "declined", ReasonTimeout: "timeout", ReasonShutdown: "shutdown",
-		ReasonProtocol: "protocol error", ReasonMedia: "media error", 8: "reason 8"}
+		ReasonProtocol: "protocol error", ReasonMedia: "media error", ReasonElsewhere: "answered elsewhere", 9: "reason 9"}
 	for r, want := range reasons {
 		if got := r.String(); got != want {
 			t.Errorf("Reason(%d).String() = %q, want %q", r, got, want)
