@@ -21,10 +21,10 @@ const usage = `usage: callbox [-socket PATH] COMMAND [ARGS]
 
 commands:
   status [--json]                  state, peer and live call figures
-  call [NAME]                      call a paired peer (default: the button's peer)
+  call [NAME]                      call a paired peer or ring a group (default: the button's)
   hangup                           end, decline or abandon the call
   answer                           answer a ringing call
-  press [--long]                   press the (simulated) button
+  press [--long] [--button N]      press the (simulated) button; N: the Nth [[button]]
   devices [--json]                 cameras, microphones, speakers, GPIO lines and screens here
   id                               this box's name and fingerprint
   pair [-confirm | -cancel]        open the pairing window (as a long press), wait
@@ -97,6 +97,7 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 	flags.SetOutput(io.Discard)
 	asJSON := flags.Bool("json", false, "")
 	long := flags.Bool("long", false, "")
+	button := flags.Int("button", 0, "")
 	self := flags.Bool("self", false, "")
 	file := flags.String("o", "", "")
 	confirm := flags.Bool("confirm", false, "")
@@ -130,7 +131,7 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 	case "hangup", "answer":
 		return c.Do(ctx, "POST", "/v1/"+cmd, nil, nil)
 	case "press":
-		return c.Do(ctx, "POST", "/v1/press", control.PressRequest{Long: *long}, nil)
+		return c.Do(ctx, "POST", "/v1/press", control.PressRequest{Long: *long, Button: *button}, nil)
 	case "id":
 		var id control.ID
 		if err := c.Do(ctx, "GET", "/v1/id", nil, &id); err != nil {
@@ -267,8 +268,18 @@ func printStatus(out io.Writer, st control.Status) {
 		state += " with " + p.Peer.Name
 	}
 	fmt.Fprintf(out, "%s (%s): %s, LED %s\n", st.Name, st.Listen, state, st.LED)
+	if st.ButtonLEDs != "" {
+		fmt.Fprintf(out, "button LEDs: %s\n", st.ButtonLEDs)
+	}
 	if p.LastEnd != "" && p.State.String() == "idle" {
 		fmt.Fprintf(out, "last call ended: %s\n", p.LastEnd)
+	}
+	if g := p.Group; g != nil {
+		line := "group " + g.Name + ": " + g.String()
+		if p.State.String() == "idle" {
+			line = "last " + line
+		}
+		fmt.Fprintln(out, line)
 	}
 	fmt.Fprintf(out, "camera %s; microphone %s; speaker %s\n", st.Camera, st.Microphone, st.Speaker)
 	if st.Media.Video != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/web"
+	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
 	"github.com/callbox/callbox/stream/media"
@@ -34,7 +35,7 @@ type Config struct {
 	Listen        string `toml:"listen"`         // call port, host:port
 	ControlSocket string `toml:"control_socket"` // unix socket of the control API
 	AutoAnswer    bool   `toml:"auto_answer"`    // answer paired peers at once
-	CallPeer      string `toml:"call_peer"`      // who the button calls; default: the only paired peer
+	CallPeer      string `toml:"call_peer"`      // who the button calls, a peer or a group; default: the only paired peer
 	LogLevel      string `toml:"log_level"`      // debug, info, warn, error
 
 	Video  VideoConfig  `toml:"video"`
@@ -46,6 +47,9 @@ type Config struct {
 
 	Discovery DiscoveryConfig `toml:"discovery"`
 	Pairing   PairingConfig   `toml:"pairing"`
+
+	Groups  []GroupConfig  `toml:"group"`  // peers called together
+	Buttons []ButtonConfig `toml:"button"` // more buttons, each calling a peer or group
 
 	listDevices bool // -devices: list and exit
 }
@@ -122,6 +126,23 @@ type GPIOConfig struct {
 	LEDActiveLow    bool   `toml:"led_active_low"`    // the LED lights when the line is low
 	DebounceMs      int    `toml:"debounce_ms"`       // a level must hold this long to count
 	LongPressMs     int    `toml:"long_press_ms"`     // held this long: a long press
+}
+
+// GroupConfig is a group of paired peers called together: every member
+// rings and the first to answer takes the call.
+type GroupConfig struct {
+	Name  string   `toml:"name"`
+	Peers []string `toml:"peers"`
+}
+
+// ButtonConfig is a button besides [gpio]'s: a press calls its peer or
+// group when idle (and answers or hangs up like the main button
+// otherwise); its LED, if any, shows calls with that peer or group.
+// Debounce, pull and active level are [gpio]'s.
+type ButtonConfig struct {
+	Line string `toml:"line"` // "sim" (pressed with `callbox press -button N`) or a line
+	Call string `toml:"call"` // a paired peer's or a group's name
+	LED  string `toml:"led"`  // "", "sim" or a line
 }
 
 // WebConfig is the web page, MJPEG streams and /metrics (internal/web).
@@ -443,6 +464,12 @@ func (c Config) Validate() error {
 	if g.LongPressMs <= g.DebounceMs || g.LongPressMs > 60000 {
 		return fmt.Errorf("gpio.long_press_ms: %d out of range debounce_ms+1..60000", g.LongPressMs)
 	}
+	if err := c.validateGroups(); err != nil {
+		return err
+	}
+	if err := c.validateButtons(); err != nil {
+		return err
+	}
 	if err := c.webConfig(nil).Validate(); err != nil {
 		return err
 	}
@@ -561,4 +588,84 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("%q is not debug, info, warn or error", s)
 	}
 	return l, nil
+}
+
+func (c *Config) validateGroups() error {
+	seen := map[string]bool{}
+	for i, g := range c.Groups {
+		where := fmt.Sprintf("group[%d]", i)
+		if err := identity.ValidateName(g.Name); err != nil {
+			return fmt.Errorf("%s.name: %w", where, err)
+		}
+		if seen[g.Name] {
+			return fmt.Errorf("%s.name: %q names two groups", where, g.Name)
+		}
+		seen[g.Name] = true
+		if len(g.Peers) == 0 || len(g.Peers) > call.MaxGroup {
+			return fmt.Errorf("%s.peers: %d peers, want 1..%d", where, len(g.Peers), call.MaxGroup)
+		}
+		members := map[string]bool{}
+		for _, p := range g.Peers {
+			if err := identity.ValidateName(p); err != nil {
+				return fmt.Errorf("%s.peers: %w", where, err)
+			}
+			if members[p] {
+				return fmt.Errorf("%s.peers: %q listed twice", where, p)
+			}
+			members[p] = true
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateButtons() error {
+	lines := map[string]string{} // line → what uses it
+	use := func(line, what string) error {
+		if line == "sim" || line == "none" || line == "" {
+			return nil
+		}
+		if _, err := gpio.ParsePin(line); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if other, ok := lines[line]; ok {
+			return fmt.Errorf("%s: line %q is also %s", what, line, other)
+		}
+		lines[line] = what
+		return nil
+	}
+	if err := use(c.GPIO.Button, "gpio.button"); err != nil {
+		return err
+	}
+	if err := use(c.GPIO.LED, "gpio.led"); err != nil {
+		return err
+	}
+	for i, b := range c.Buttons {
+		where := fmt.Sprintf("button[%d]", i)
+		if b.Line == "" {
+			return fmt.Errorf(`%s.line: must be set ("sim" or a GPIO line)`, where)
+		}
+		if err := use(b.Line, where+".line"); err != nil {
+			return err
+		}
+		if b.LED == "none" {
+			return fmt.Errorf(`%s.led: leave it out for no LED`, where)
+		}
+		if err := use(b.LED, where+".led"); err != nil {
+			return err
+		}
+		if err := identity.ValidateName(b.Call); err != nil {
+			return fmt.Errorf("%s.call: %w", where, err)
+		}
+	}
+	return nil
+}
+
+// group returns the group called name, if there is one.
+func (c *Config) group(name string) (GroupConfig, bool) {
+	for _, g := range c.Groups {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return GroupConfig{}, false
 }

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/echo"
@@ -91,18 +90,12 @@ func (d *daemon) serveCall(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	var peer call.Peer
-	var err error
-	if req.Peer == "" {
-		peer, err = d.defaultPeer()
-	} else {
-		peer, err = d.peerByName(req.Peer)
-	}
-	if err != nil {
+	err := d.callTarget(r.Context(), req.Peer)
+	if te := (*targetError)(nil); errors.As(err, &te) {
 		writeErr(w, http.StatusNotFound, err)
 		return
 	}
-	d.reply(w, d.phone.Call(r.Context(), peer))
+	d.reply(w, err)
 }
 
 func (d *daemon) serveHangup(w http.ResponseWriter, r *http.Request) {
@@ -120,14 +113,8 @@ func (d *daemon) servePress(w http.ResponseWriter, r *http.Request) {
 	}
 	// A simulated button is pressed through its own event path, exactly
 	// as a finger would; with a real button the press acts directly.
-	if d.simBtn == nil {
-		ev := gpio.Press
-		if req.Long {
-			ev = gpio.LongPress
-		}
-		d.pressed(r.Context(), ev)
-	} else if !d.simBtn.Press(req.Long) {
-		writeErr(w, http.StatusServiceUnavailable, errors.New("button events queue full"))
+	if err := d.pressButton(r.Context(), req.Button, req.Long); err != nil {
+		writeErr(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
@@ -250,6 +237,7 @@ func (d *daemon) status() control.Status {
 		Version:     version,
 		Phone:       d.phone.Status(),
 		LED:         d.led.Pattern().String(),
+		ButtonLEDs:  d.buttonLEDs(),
 		Camera:      d.cfg.Video.Device + ": " + dev[devCamera].String(),
 		Microphone:  d.cfg.Audio.Capture + ": " + dev[devMic].String(),
 		Speaker:     d.cfg.Audio.Playback + ": " + dev[devSpeaker].String(),

@@ -59,6 +59,7 @@ type daemon struct {
 	rec    io.Writer // where a simulated speaker records, or nil
 	button gpio.Button
 	simBtn *gpio.SimButton // the button, when simulated: `callbox press` presses it
+	extra  []*extraButton  // the [[button]] entries
 	led    gpio.LED
 	play   *playout.Buffer
 	echo   *echo.Stage // the microphone's processing; nil: none
@@ -180,7 +181,6 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Opus:        opus.Config{Bitrate: cfg.Audio.OpusKbps * 1000, Complexity: cfg.Audio.OpusComplexity},
 		OpusFrameMs: cfg.Audio.OpusFrameMs,
 		AutoAnswer:  cfg.AutoAnswer,
-		Default:     d.defaultPeer,
 		OnChange:    d.stateChanged,
 		Logger:      log,
 	}, d.dial, d.sink)
@@ -238,6 +238,9 @@ func (d *daemon) openDevices() error {
 			gpioState = strings.TrimPrefix(gpioState+fmt.Sprintf("; LED %s failed: %v", g.LED, err), "; ")
 			d.led = gpio.NewBlinker(func(bool) error { return nil })
 		}
+	}
+	if p := d.openButtons(); len(p) > 0 {
+		gpioState = strings.TrimPrefix(gpioState+"; "+strings.Join(p, "; "), "; ")
 	}
 	d.panel = newPanel(d.led, func() (call.State, string) { return d.phone.Status().State, d.pair.status().State }, d.kickStatus)
 	d.panel.setGPIO(gpioState)
@@ -307,6 +310,7 @@ func (d *daemon) closeDevices() {
 	if d.button != nil {
 		d.button.Close()
 	}
+	d.closeButtons()
 	if d.panel != nil {
 		d.panel.Close() // no flash ends after this
 	}
@@ -363,6 +367,9 @@ func (d *daemon) run(ctx context.Context) error {
 	goDo(func() { d.audioLoop(ctx) })
 	goDo(func() { d.speakerLoop(ctx) })
 	goDo(func() { d.buttonLoop(ctx) })
+	for _, b := range d.extra {
+		goDo(func() { d.extraButtonLoop(ctx, b) })
+	}
 	goDo(func() {
 		for {
 			select {
@@ -411,18 +418,79 @@ func (d *daemon) run(ctx context.Context) error {
 	return nil
 }
 
-func (d *daemon) defaultPeer() (call.Peer, error) {
+// defaultTarget is whom the button calls: call_peer (a peer or a group),
+// else the only paired peer.
+func (d *daemon) defaultTarget() (string, error) {
 	if d.cfg.CallPeer != "" {
-		return d.peerByName(d.cfg.CallPeer)
+		return d.cfg.CallPeer, nil
 	}
 	list := d.peers.List()
 	switch len(list) {
 	case 0:
-		return call.Peer{}, errors.New("no paired peer: add one with `callbox peers add`")
+		return "", errors.New("no paired peer: add one with `callbox peers add`")
 	case 1:
-		return toCallPeer(list[0]), nil
+		return list[0].Name, nil
 	}
-	return call.Peer{}, fmt.Errorf("%d paired peers and no call_peer set: the button does not know whom to call", len(list))
+	return "", fmt.Errorf("%d paired peers and no call_peer set: the button does not know whom to call", len(list))
+}
+
+// callTarget calls a paired peer or rings a group ([[group]]) by name;
+// "" is the default target. A group's members that are not paired are
+// left out (and logged); a group with none paired is an error. A group's
+// name wins over a peer's of the same name.
+func (d *daemon) callTarget(ctx context.Context, name string) error {
+	if name == "" {
+		var err error
+		if name, err = d.defaultTarget(); err != nil {
+			return &targetError{err}
+		}
+	}
+	g, ok := d.cfg.group(name)
+	if !ok {
+		peer, err := d.peerByName(name)
+		if err != nil {
+			return &targetError{err}
+		}
+		return d.phone.Call(ctx, peer)
+	}
+	var members []call.Peer
+	var missing []string
+	for _, m := range g.Peers {
+		p, err := d.peerByName(m)
+		if err != nil {
+			missing = append(missing, m)
+			continue
+		}
+		members = append(members, p)
+	}
+	if len(missing) > 0 {
+		d.log.Warn("group members not paired: left out", "group", name, "peers", strings.Join(missing, ", "))
+	}
+	if len(members) == 0 {
+		return &targetError{fmt.Errorf("group %s: none of its peers (%s) is paired", name, strings.Join(g.Peers, ", "))}
+	}
+	return d.phone.CallGroup(ctx, name, members)
+}
+
+// targetError says whom to call could not be worked out: no such peer or
+// group, or nobody to call by default.
+type targetError struct{ err error }
+
+func (e *targetError) Error() string { return e.err.Error() }
+func (e *targetError) Unwrap() error { return e.err }
+
+// press is a short press of a button that calls target ("" = the
+// default): idle, it calls; otherwise it answers or hangs up as the phone's
+// Press does.
+func (d *daemon) press(ctx context.Context, target string) error {
+	if d.phone.Status().State == call.Idle {
+		err := d.callTarget(ctx, target)
+		if !errors.Is(err, call.ErrBusy) {
+			return err
+		}
+		// A call came in meanwhile: the press is for it.
+	}
+	return d.phone.Press(ctx)
 }
 
 func (d *daemon) peerByName(name string) (call.Peer, error) {
@@ -461,7 +529,7 @@ func (d *daemon) pressed(ctx context.Context, ev gpio.Event) {
 			d.pair.stop()
 			return
 		}
-		if err := d.phone.Press(ctx); err != nil {
+		if err := d.press(ctx, ""); err != nil {
 			d.log.Warn("button press did nothing", "component", "gpio", "err", err)
 			d.panel.flash(gpio.ErrorBlink)
 		}
@@ -480,6 +548,7 @@ func (d *daemon) stateChanged(st call.Status) {
 	d.video.set("call", st.State != call.Idle)
 	d.audio.set("call", st.State != call.Idle)
 	d.refreshLED(st.State)
+	d.showButtons(st)
 	switch st.State {
 	case call.InCall:
 		d.fitVideo(st.PeerPrefers)

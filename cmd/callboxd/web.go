@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 
-	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/internal/web"
 )
@@ -30,28 +28,13 @@ func (b webBackend) Watch(which web.Stream) func() {
 	return b.d.video.hold("web viewer")
 }
 
-func (b webBackend) Call(ctx context.Context) error {
-	peer, err := b.d.defaultPeer()
-	if err != nil {
-		return err
-	}
-	return b.d.phone.Call(ctx, peer)
+func (b webBackend) Call(ctx context.Context, target string) error {
+	return b.d.callTarget(ctx, target)
 }
 
 func (b webBackend) Hangup(ctx context.Context) error { return b.d.phone.Hangup(ctx) }
 
 // Press is the button, pressed as `callbox press` does.
 func (b webBackend) Press(ctx context.Context, long bool) error {
-	ev := gpio.Press
-	if long {
-		ev = gpio.LongPress
-	}
-	if b.d.simBtn == nil {
-		b.d.pressed(ctx, ev)
-		return nil
-	}
-	if !b.d.simBtn.Press(long) {
-		return errors.New("button events queue full")
-	}
-	return nil
+	return b.d.pressButton(ctx, 0, long)
 }

@@ -25,15 +25,17 @@ type Status struct {
 	Version     string      `json:"version"`
 	Phone       call.Status `json:"phone"`
 	LED         string      `json:"led"`
-	Camera      string      `json:"camera"`
-	Microphone  string      `json:"microphone"`
-	Speaker     string      `json:"speaker"`
-	GPIO        string      `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
-	Screen      *Screen     `json:"screen,omitempty"` // nil: no screen configured
-	Playout     Playout     `json:"playout"`
-	Pairing     Pairing     `json:"pairing"`
-	Discovery   string      `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
-	Process     Process     `json:"process"`
+	// ButtonLEDs are the [[button]] LEDs' patterns: "1 off, 2 fast-blink".
+	ButtonLEDs string  `json:"button_leds,omitempty"`
+	Camera     string  `json:"camera"`
+	Microphone string  `json:"microphone"`
+	Speaker    string  `json:"speaker"`
+	GPIO       string  `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
+	Screen     *Screen `json:"screen,omitempty"` // nil: no screen configured
+	Playout    Playout `json:"playout"`
+	Pairing    Pairing `json:"pairing"`
+	Discovery  string  `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
+	Process    Process `json:"process"`
 	// Devices holds the camera's, microphone's and speaker's state in a
 	// form to branch on; Camera, Microphone and Speaker say the same for
 	// people.
@@ -198,7 +200,8 @@ type Peer struct {
 	LastAddress string `json:"last_address,omitempty"` // where a call last worked (read only)
 }
 
-// CallRequest is the body of POST /v1/call; an empty name calls the default peer.
+// CallRequest is the body of POST /v1/call: a paired peer's or a group's
+// name; empty calls the default one (call_peer).
 type CallRequest struct {
 	Peer string `json:"peer,omitempty"`
 }
@@ -206,6 +209,9 @@ type CallRequest struct {
 // PressRequest is the body of POST /v1/press.
 type PressRequest struct {
 	Long bool `json:"long,omitempty"`
+	// Button is which button: 0 the [gpio] one, 1.. the [[button]]
+	// entries in the order of the config file.
+	Button int `json:"button,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -26,18 +26,36 @@ func (s *Server) action(do func(r *http.Request) error) http.Handler {
 
 func (s *Server) press(w http.ResponseWriter, r *http.Request) {
 	var req control.PressRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	s.reply(w, s.b.Press(r.Context(), req.Long))
+}
+
+// call calls the peer or group the body names, or the default one.
+func (s *Server) call(w http.ResponseWriter, r *http.Request) {
+	var req control.CallRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	s.reply(w, s.b.Call(r.Context(), req.Peer))
+}
+
+// readBody reads an optional small JSON body into v; on a bad one it
+// answers 400 and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, control.Error{Error: err.Error()})
-		return
+		return false
 	}
 	if len(body) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := json.Unmarshal(body, v); err != nil {
 			writeJSON(w, http.StatusBadRequest, control.Error{Error: fmt.Sprintf("bad request body: %v", err)})
-			return
+			return false
 		}
 	}
-	s.reply(w, s.b.Press(r.Context(), req.Long))
+	return true
 }
 
 func (s *Server) reply(w http.ResponseWriter, err error) {

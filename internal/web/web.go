@@ -125,10 +125,11 @@ type Backend interface {
 	// newer frame arrives. The JPEG is not modified after it is handed
 	// out. Latest (the type) implements this for one stream.
 	Latest(which Stream) (jpeg []byte, version uint64, changed <-chan struct{})
-	// Call calls the default peer; Hangup ends the call; Press is the
+	// Call calls a paired peer or a group by name ("": the default one);
+	// Hangup ends the call; Press is the
 	// button (long: the long press, which opens the pairing window). They
 	// return once the request is taken, like the control API's.
-	Call(ctx context.Context) error
+	Call(ctx context.Context, target string) error
 	Hangup(ctx context.Context) error
 	Press(ctx context.Context, long bool) error
 }
@@ -215,7 +216,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 	// says so in Sec-Fetch-Site or Origin), so a page elsewhere cannot
 	// hang up a call through the user's browser.
 	cop := http.NewCrossOriginProtection()
-	mux.Handle("POST /api/call", cop.Handler(s.plain(s.action(func(r *http.Request) error { return b.Call(r.Context()) }))))
+	mux.Handle("POST /api/call", cop.Handler(s.plain(http.HandlerFunc(s.call))))
 	mux.Handle("POST /api/hangup", cop.Handler(s.plain(s.action(func(r *http.Request) error { return b.Hangup(r.Context()) }))))
 	mux.Handle("POST /api/press", cop.Handler(s.plain(http.HandlerFunc(s.press))))
 	s.h = s.auth(mux)

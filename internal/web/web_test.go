@@ -46,7 +46,12 @@ func (f *fakeBackend) act(name string) error {
 	return f.err
 }
 
-func (f *fakeBackend) Call(ctx context.Context) error   { return f.act("call") }
+func (f *fakeBackend) Call(ctx context.Context, target string) error {
+	if target != "" {
+		return f.act("call " + target)
+	}
+	return f.act("call")
+}
 func (f *fakeBackend) Hangup(ctx context.Context) error { return f.act("hangup") }
 func (f *fakeBackend) Press(ctx context.Context, long bool) error {
 	if long {
@@ -246,6 +251,8 @@ func TestActions(t *testing.T) {
 	}{
 		{"/api/call", "", nil, nil, 200, "call"},
 		{"/api/call", "{}", call.ErrBusy, ctJSON, 409, "call"},
+		{"/api/call", `{"peer":"house"}`, nil, ctJSON, 200, "call house"},
+		{"/api/call", `{"peer":`, nil, ctJSON, 400, ""},
 		{"/api/hangup", "", call.ErrNotInCall, nil, 409, "hangup"},
 		{"/api/hangup", "", nil, []string{"Sec-Fetch-Site", "same-origin"}, 200, "hangup"},
 		{"/api/press", "", nil, nil, 200, "press"},
