@@ -143,6 +143,13 @@ func TestShippedConfig(t *testing.T) {
 			if key == "" {
 				continue
 			}
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+				if !strings.Contains(string(text), "[["+prefix+key+"]]") {
+					t.Errorf("%s: no [[%s%s]] example", path, prefix, key)
+				}
+				walk(prefix+key+".", f.Type.Elem())
+				continue
+			}
 			if f.Type.Kind() == reflect.Struct {
 				if !strings.Contains(string(text), "["+prefix+key+"]") {
 					t.Errorf("%s: no [%s%s] table", path, prefix, key)

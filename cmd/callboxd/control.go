@@ -229,6 +229,7 @@ func (d *daemon) status() control.Status {
 		scr = &control.Screen{Device: d.cfg.Screen.Device, State: d.screen.State(), Shown: st.Shown,
 			Dropped: st.Dropped, Broken: st.Broken, SelfShown: st.SelfShown}
 	}
+	def, _ := d.defaultTarget()
 	return control.Status{
 		Screen:      scr,
 		Name:        d.cfg.Name,
@@ -238,6 +239,8 @@ func (d *daemon) status() control.Status {
 		Phone:       d.phone.Status(),
 		LED:         d.led.Pattern().String(),
 		ButtonLEDs:  d.buttonLEDs(),
+		CallTargets: d.callTargets(),
+		Default:     def,
 		Camera:      d.cfg.Video.Device + ": " + dev[devCamera].String(),
 		Microphone:  d.cfg.Audio.Capture + ": " + dev[devMic].String(),
 		Speaker:     d.cfg.Audio.Playback + ": " + dev[devSpeaker].String(),

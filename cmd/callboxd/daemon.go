@@ -472,6 +472,21 @@ func (d *daemon) callTarget(ctx context.Context, name string) error {
 	return d.phone.CallGroup(ctx, name, members)
 }
 
+// callTargets lists what a call may name: the groups, then the paired
+// peers whose names no group takes.
+func (d *daemon) callTargets() []string {
+	var names []string
+	for _, g := range d.cfg.Groups {
+		names = append(names, g.Name)
+	}
+	for _, p := range d.peers.List() {
+		if _, ok := d.cfg.group(p.Name); !ok {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
 // targetError says whom to call could not be worked out: no such peer or
 // group, or nobody to call by default.
 type targetError struct{ err error }

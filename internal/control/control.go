@@ -26,16 +26,21 @@ type Status struct {
 	Phone       call.Status `json:"phone"`
 	LED         string      `json:"led"`
 	// ButtonLEDs are the [[button]] LEDs' patterns: "1 off, 2 fast-blink".
-	ButtonLEDs string  `json:"button_leds,omitempty"`
-	Camera     string  `json:"camera"`
-	Microphone string  `json:"microphone"`
-	Speaker    string  `json:"speaker"`
-	GPIO       string  `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
-	Screen     *Screen `json:"screen,omitempty"` // nil: no screen configured
-	Playout    Playout `json:"playout"`
-	Pairing    Pairing `json:"pairing"`
-	Discovery  string  `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
-	Process    Process `json:"process"`
+	ButtonLEDs string `json:"button_leds,omitempty"`
+	// CallTargets are the names a call may name: the groups, then the
+	// paired peers; Default is whom the button calls ("" when it cannot
+	// tell).
+	CallTargets []string `json:"call_targets,omitempty"`
+	Default     string   `json:"default_target,omitempty"`
+	Camera      string   `json:"camera"`
+	Microphone  string   `json:"microphone"`
+	Speaker     string   `json:"speaker"`
+	GPIO        string   `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
+	Screen      *Screen  `json:"screen,omitempty"` // nil: no screen configured
+	Playout     Playout  `json:"playout"`
+	Pairing     Pairing  `json:"pairing"`
+	Discovery   string   `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
+	Process     Process  `json:"process"`
 	// Devices holds the camera's, microphone's and speaker's state in a
 	// form to branch on; Camera, Microphone and Speaker say the same for
 	// people.

@@ -41,6 +41,7 @@
     $("peer-name").textContent = state === "idle" ? (ph.last_end ? "last call: " + ph.last_end : "") : peer;
     $("peer-view").classList.toggle("off", state !== "in call");
     $("call").disabled = state !== "idle";
+    targets(st.call_targets || [], st.default_target || "");
     $("hangup").disabled = state === "idle";
 
     const c = ph.call;
@@ -73,6 +74,26 @@
       ["discovery", st.discovery || "–"],
       ["version", st.version || "–"],
     ]);
+  }
+
+  // The peers and groups this box can call, the button's first; the
+  // choice stays while the list is the same.
+  function targets(names, def) {
+    const sel = $("target");
+    const key = names.join("\n") + "\n" + def;
+    if (sel.dataset.key === key) return;
+    const chosen = sel.value;
+    sel.dataset.key = key;
+    sel.replaceChildren();
+    const ordered = def ? [def, ...names.filter((n) => n !== def)] : names;
+    for (const n of ordered) {
+      const o = document.createElement("option");
+      o.value = n;
+      o.textContent = n === def ? n + " (button)" : n;
+      sel.appendChild(o);
+    }
+    if (ordered.includes(chosen)) sel.value = chosen;
+    sel.hidden = ordered.length < 2;
   }
 
   function pairingText(p) {
@@ -114,7 +135,7 @@
     }
     refresh();
   }
-  $("call").addEventListener("click", () => post("api/call"));
+  $("call").addEventListener("click", () => post("api/call", $("target").value ? { peer: $("target").value } : {}));
   $("hangup").addEventListener("click", () => post("api/hangup"));
   $("pair").addEventListener("click", () => post("api/press", { long: true }));
 })();
