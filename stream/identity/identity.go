@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/callbox/callbox/internal/atomicfile"
 	"io"
 	"io/fs"
 	"os"
@@ -164,18 +165,8 @@ func writeKey(path string, key ed25519.PrivateKey) (err error) {
 	if err := os.Link(tmp.Name(), path); err != nil {
 		return fmt.Errorf("identity: write key: %w", err)
 	}
-	return syncDir(dir)
-}
-
-// syncDir makes a new directory entry durable across power loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("identity: sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("identity: sync directory %s: %w", dir, err)
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("identity: %w", err)
 	}
 	return nil
 }

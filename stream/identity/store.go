@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/callbox/callbox/internal/atomicfile"
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -144,7 +144,7 @@ func OpenStore(path string) (*Store, error) {
 		if good, gerr := os.ReadFile(path + GoodSuffix); gerr != nil || !bytes.Equal(good, data) {
 			// A store from before good copies existed, or a copy that
 			// missed the last save: best effort, the next save retries.
-			writeAtomic(path+GoodSuffix, data)
+			atomicfile.WriteFile(path+GoodSuffix, data)
 		}
 		return s, nil
 	}
@@ -165,7 +165,7 @@ func OpenStore(path string) (*Store, error) {
 	}
 	s.peers, rec.FromGood, rec.Peers = peers, true, len(peers)
 	if rec.KeptAs != "" {
-		writeAtomic(path, good) // best effort: memory has it, the next save writes it anyway
+		atomicfile.WriteFile(path, good) // best effort: memory has it, the next save writes it anyway
 	}
 	return s, nil
 }
@@ -327,43 +327,13 @@ func (s *Store) commit(next []Peer) error {
 		return fmt.Errorf("identity: save peer store: %w", err)
 	}
 	data = append(data, '\n')
-	if err := writeAtomic(s.path, data); err != nil {
+	if err := atomicfile.WriteFile(s.path, data); err != nil {
 		return fmt.Errorf("identity: save peer store: %w", err)
 	}
 	s.peers = next
 	// The good copy second: a crash between the two leaves it one change
 	// behind, never ahead of what was saved. Failing to write it loses
 	// nothing now; OpenStore and the next save write it again.
-	writeAtomic(s.path+GoodSuffix, data)
+	atomicfile.WriteFile(s.path+GoodSuffix, data)
 	return nil
-}
-
-// writeAtomic replaces path with data so that a crash leaves either the old
-// or the new file, never a mix: temp file in the same directory, fsync,
-// rename, fsync the directory.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp") // mode 0600
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(name, path)
-	}
-	if err != nil {
-		os.Remove(name)
-		return err
-	}
-	return syncDir(dir)
 }
