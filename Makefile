@@ -98,8 +98,8 @@ fuzz: deps ## run each fuzz target for FUZZTIME executions (default 300000x; a d
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(FUZZTIME) ./stream/discovery
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMessages$$' -fuzztime=$(FUZZTIME) ./stream/pairing
 
-test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1), then short fuzzing
-	$(call need-pkgs,iproute2)
+test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1 and a real Mosquitto broker), then short fuzzing
+	$(call need-pkgs,iproute2 mosquitto)
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 
