@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/rings"
 )
 
 const usage = `usage: callbox [-socket PATH] COMMAND [ARGS]
@@ -33,6 +34,8 @@ commands:
   peers add NAME FINGERPRINT ADDR  pair with a box (ADDR is host:port)
   peers remove NAME                forget a paired box
   frame [--self] -o FILE           save the latest peer (or own) frame as JPEG
+  rings [--json]                   who rang: time, button or incoming call, picture
+  rings ID -o FILE                 save a ring's picture
 
 The socket defaults to $CALLBOX_SOCKET or /run/callbox/control.sock.
 `
@@ -161,6 +164,8 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		}
 		control.PrintDevices(out, d)
 		return nil
+	case "rings":
+		return ringsCmd(ctx, c, args, *file, out, *asJSON)
 	case "frame":
 		if *file == "" {
 			return usageError("frame needs -o FILE")
@@ -176,6 +181,46 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		return os.WriteFile(*file, jpeg, 0o644)
 	}
 	return usageError(fmt.Sprintf("unknown command %q", cmd))
+}
+
+// ringsCmd lists who rang, or saves one ring's picture (rings ID -o FILE).
+func ringsCmd(ctx context.Context, c *control.Client, args []string, file string, out io.Writer, asJSON bool) error {
+	if len(args) == 1 {
+		if file == "" {
+			return usageError("rings ID needs -o FILE")
+		}
+		var jpeg []byte
+		if err := c.Do(ctx, "GET", "/v1/rings/"+url.PathEscape(args[0]), nil, &jpeg); err != nil {
+			return err
+		}
+		return os.WriteFile(file, jpeg, 0o644)
+	}
+	if len(args) > 1 {
+		return usageError("rings takes at most one ring id")
+	}
+	var list []rings.Ring
+	if err := c.Do(ctx, "GET", "/v1/rings", nil, &list); err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(list)
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(out, "nobody rang yet")
+		return nil
+	}
+	for _, r := range list {
+		pic := "no picture"
+		if r.Bytes > 0 {
+			pic = fmt.Sprintf("picture %d kB", (r.Bytes+512)/1024)
+		}
+		what := "button, called " + r.Peer
+		if r.Kind == rings.Incoming {
+			what = "call from " + r.Peer
+		}
+		fmt.Fprintf(out, "%s  %-30s %-16s %s\n", r.Time.Local().Format("2006-01-02 15:04:05"), what, pic, r.ID)
+	}
+	return nil
 }
 
 func peers(ctx context.Context, c *control.Client, args []string, out io.Writer, asJSON bool) error {
@@ -268,6 +313,16 @@ func printStatus(out io.Writer, st control.Status) {
 		state += " with " + p.Peer.Name
 	}
 	fmt.Fprintf(out, "%s (%s): %s, LED %s\n", st.Name, st.Listen, state, st.LED)
+	if m := st.MQTT; m != nil {
+		if m.Connected {
+			fmt.Fprintf(out, "mqtt: connected to %s since %s (%d published, %d events dropped)\n", m.Broker, m.Since.Local().Format("15:04:05"), m.Published, m.Dropped)
+		} else {
+			fmt.Fprintf(out, "mqtt: NOT connected to %s: %s (the box works without it)\n", m.Broker, m.Error)
+		}
+	}
+	if st.RingErrors != "" {
+		fmt.Fprintf(out, "rings: %s\n", st.RingErrors)
+	}
 	if st.ButtonLEDs != "" {
 		fmt.Fprintf(out, "button LEDs: %s\n", st.ButtonLEDs)
 	}

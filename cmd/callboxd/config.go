@@ -48,6 +48,9 @@ type Config struct {
 	Discovery DiscoveryConfig `toml:"discovery"`
 	Pairing   PairingConfig   `toml:"pairing"`
 
+	MQTT  MQTTConfig  `toml:"mqtt"`
+	Rings RingsConfig `toml:"rings"`
+
 	Groups  []GroupConfig  `toml:"group"`  // peers called together
 	Buttons []ButtonConfig `toml:"button"` // more buttons, each calling a peer or group
 
@@ -207,6 +210,8 @@ func defaultConfig() Config {
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
 			DebounceMs: 30, LongPressMs: 3000},
 		Record:    RecordConfig{MaxMB: 64},
+		MQTT:      MQTTConfig{DiscoveryPrefix: "homeassistant"},
+		Rings:     RingsConfig{Keep: 50, MaxMB: 20},
 		Web:       WebConfig{Listen: web.DefaultListen, MaxStreams: web.DefaultMaxStreams},
 		Discovery: DiscoveryConfig{Enabled: true, IPv4: true, IPv6: true},
 		Pairing:   PairingConfig{WindowS: 120},
@@ -468,6 +473,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateButtons(); err != nil {
+		return err
+	}
+	if err := c.validateHome(); err != nil {
 		return err
 	}
 	if err := c.webConfig(nil).Validate(); err != nil {

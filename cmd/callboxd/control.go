@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/echo"
 	"github.com/callbox/callbox/stream/identity"
@@ -64,6 +65,8 @@ var controlRoutes = []struct {
 	{"DELETE /v1/peers/{name}", (*daemon).serveRemovePeer},
 	{"GET /v1/devices", (*daemon).serveDevices},
 	{"GET /v1/frame/{which}", (*daemon).serveFrame},
+	{"GET /v1/rings", (*daemon).serveRings},
+	{"GET /v1/rings/{id}", (*daemon).serveRingPicture},
 }
 
 func (d *daemon) controlServer() *http.Server {
@@ -219,6 +222,25 @@ func (d *daemon) serveFrame(w http.ResponseWriter, r *http.Request) {
 	w.Write(jpeg)
 }
 
+func (d *daemon) serveRings(w http.ResponseWriter, r *http.Request) {
+	list, err := d.rings.List()
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (d *daemon) serveRingPicture(w http.ResponseWriter, r *http.Request) {
+	jpeg, err := d.rings.Picture(strings.TrimSuffix(r.PathValue("id"), ".jpg"))
+	if err != nil {
+		writeErr(w, http.StatusNotFound, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Write(jpeg)
+}
+
 func (d *daemon) status() control.Status {
 	ps := d.play.Stats()
 	gp, store, dev := d.panel.problems()
@@ -240,6 +262,8 @@ func (d *daemon) status() control.Status {
 		LED:         d.led.Pattern().String(),
 		ButtonLEDs:  d.buttonLEDs(),
 		CallTargets: d.callTargets(),
+		MQTT:        d.mqttStatus(),
+		RingErrors:  d.ringErrors(),
 		Default:     def,
 		Camera:      d.cfg.Video.Device + ": " + dev[devCamera].String(),
 		Microphone:  d.cfg.Audio.Capture + ": " + dev[devMic].String(),
@@ -275,17 +299,7 @@ func (d *daemon) selfFrame(ctx context.Context) []byte {
 	defer release()
 	ctx, cancel := context.WithTimeout(ctx, selfWait)
 	defer cancel()
-	for {
-		jpeg, _, changed := d.self.Get()
-		if len(jpeg) > 0 {
-			return jpeg
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	return web.WaitFrame(ctx, d.self.Get, web.AnyFrame)
 }
 
 // selfWait bounds how long a request for our own frame waits for the

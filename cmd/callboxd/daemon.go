@@ -19,6 +19,8 @@ import (
 	"github.com/callbox/callbox/device/gpio"
 	"github.com/callbox/callbox/device/screen"
 	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/hass"
+	"github.com/callbox/callbox/internal/rings"
 	"github.com/callbox/callbox/internal/web"
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/discovery"
@@ -100,6 +102,13 @@ type daemon struct {
 	qlook time.Time // the controller's last look
 	qlog  qualityLog
 	qstat atomic.Pointer[control.VideoQuality]
+
+	// The household side (home.go): who rang, and Home Assistant over
+	// MQTT (nil without a broker).
+	rings     *rings.Store
+	mqtt      *hass.Client
+	ringWG    sync.WaitGroup // ring pictures being waited for
+	lastState call.State     // the phone's, as stateChanged last saw it
 
 	statusKick chan struct{}    // cap 1: the human status may have changed
 	hup        <-chan os.Signal // SIGHUP; nil when nobody listens for it
@@ -188,9 +197,14 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		d.sink.Close()
 		return nil, &ConfigError{err}
 	}
+	if err := d.openHome(); err != nil {
+		d.sink.Close()
+		return nil, err
+	}
 	if cfg.Web.Listen != "" {
 		if d.web, err = web.New(cfg.webConfig(log), webBackend{d}); err != nil {
 			d.sink.Close()
+			d.closeHome()
 			return nil, &ConfigError{err}
 		}
 	}
@@ -333,6 +347,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer d.closeDevices()
 	defer d.sink.Close()
+	defer d.closeHome()
 	lc := net.ListenConfig{}
 	ln, err := lc.Listen(ctx, "tcp", d.cfg.Listen)
 	if err != nil {
@@ -367,6 +382,9 @@ func (d *daemon) run(ctx context.Context) error {
 	goDo(func() { d.audioLoop(ctx) })
 	goDo(func() { d.speakerLoop(ctx) })
 	goDo(func() { d.buttonLoop(ctx) })
+	if d.mqtt != nil {
+		goDo(func() { d.mqtt.Run(ctx) })
+	}
 	for _, b := range d.extra {
 		goDo(func() { d.extraButtonLoop(ctx, b) })
 	}
@@ -497,9 +515,22 @@ func (e *targetError) Unwrap() error { return e.err }
 // press is a short press of a button that calls target ("" = the
 // default): idle, it calls; otherwise it answers or hangs up as the phone's
 // Press does.
+//
+// A press that places a call is a ring (rings.Button): Home Assistant's
+// doorbell event and a picture from this box's camera.
 func (d *daemon) press(ctx context.Context, target string) error {
 	if d.phone.Status().State == call.Idle {
+		if target == "" {
+			t, err := d.defaultTarget()
+			if err != nil {
+				return &targetError{err}
+			}
+			target = t
+		}
 		err := d.callTarget(ctx, target)
+		if err == nil {
+			d.rang(rings.Button, target)
+		}
 		if !errors.Is(err, call.ErrBusy) {
 			return err
 		}
@@ -564,6 +595,7 @@ func (d *daemon) stateChanged(st call.Status) {
 	d.audio.set("call", st.State != call.Idle)
 	d.refreshLED(st.State)
 	d.showButtons(st)
+	d.homeState(st)
 	switch st.State {
 	case call.InCall:
 		d.fitVideo(st.PeerPrefers)

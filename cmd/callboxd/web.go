@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/callbox/callbox/internal/rings"
 
 	"github.com/callbox/callbox/internal/control"
 	"github.com/callbox/callbox/internal/web"
@@ -38,3 +39,9 @@ func (b webBackend) Hangup(ctx context.Context) error { return b.d.phone.Hangup(
 func (b webBackend) Press(ctx context.Context, long bool) error {
 	return b.d.pressButton(ctx, 0, long)
 }
+
+// Rings lists who rang, for the page.
+func (b webBackend) Rings() ([]rings.Ring, error) { return b.d.rings.List() }
+
+// RingPicture is one ring's picture.
+func (b webBackend) RingPicture(id string) ([]byte, error) { return b.d.rings.Picture(id) }

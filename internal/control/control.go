@@ -31,16 +31,20 @@ type Status struct {
 	// paired peers; Default is whom the button calls ("" when it cannot
 	// tell).
 	CallTargets []string `json:"call_targets,omitempty"`
-	Default     string   `json:"default_target,omitempty"`
-	Camera      string   `json:"camera"`
-	Microphone  string   `json:"microphone"`
-	Speaker     string   `json:"speaker"`
-	GPIO        string   `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
-	Screen      *Screen  `json:"screen,omitempty"` // nil: no screen configured
-	Playout     Playout  `json:"playout"`
-	Pairing     Pairing  `json:"pairing"`
-	Discovery   string   `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
-	Process     Process  `json:"process"`
+	// MQTT is the broker connection (Home Assistant); nil when off.
+	MQTT *MQTT `json:"mqtt,omitempty"`
+	// RingErrors says why rings were not saved, if any were not.
+	RingErrors string  `json:"ring_errors,omitempty"`
+	Default    string  `json:"default_target,omitempty"`
+	Camera     string  `json:"camera"`
+	Microphone string  `json:"microphone"`
+	Speaker    string  `json:"speaker"`
+	GPIO       string  `json:"gpio,omitempty"`   // what is wrong with the button or LED, if anything
+	Screen     *Screen `json:"screen,omitempty"` // nil: no screen configured
+	Playout    Playout `json:"playout"`
+	Pairing    Pairing `json:"pairing"`
+	Discovery  string  `json:"discovery,omitempty"` // "off", or the interfaces mDNS runs on
+	Process    Process `json:"process"`
 	// Devices holds the camera's, microphone's and speaker's state in a
 	// form to branch on; Camera, Microphone and Speaker say the same for
 	// people.
@@ -209,6 +213,16 @@ type Peer struct {
 // name; empty calls the default one (call_peer).
 type CallRequest struct {
 	Peer string `json:"peer,omitempty"`
+}
+
+// MQTT is the broker connection of the Home Assistant side.
+type MQTT struct {
+	Broker    string    `json:"broker"`
+	Connected bool      `json:"connected"`
+	Since     time.Time `json:"since"`           // of the last change
+	Error     string    `json:"error,omitempty"` // why it is not connected
+	Published uint64    `json:"published"`
+	Dropped   uint64    `json:"dropped"` // events not sent: broker away or queue full
 }
 
 // PressRequest is the body of POST /v1/press.

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/callbox/callbox/internal/testbox"
 )
 
@@ -36,69 +34,29 @@ func broker(t *testing.T) *testbox.Broker {
 	return b
 }
 
-// watcher is a subscriber of our own: it keeps the last message of each
-// topic and every event.
-type watcher struct {
-	mu     sync.Mutex
-	last   map[string][]byte
-	events []string
-	cl     mqtt.Client
-}
-
 func watch(t *testing.T, b *testbox.Broker, topics ...string) *watcher {
 	t.Helper()
-	w := &watcher{last: map[string][]byte{}}
-	opts := mqtt.NewClientOptions().AddBroker(b.URL).SetClientID("watcher").SetUsername(b.User).SetPassword(b.Pass).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond)
-	handler := func(_ mqtt.Client, m mqtt.Message) {
-		w.mu.Lock()
-		w.last[m.Topic()] = bytes.Clone(m.Payload())
-		if strings.HasSuffix(m.Topic(), "/event") {
-			w.events = append(w.events, string(m.Payload()))
-		}
-		w.mu.Unlock()
+	w, err := b.Watch(topics...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	opts.SetOnConnectHandler(func(c mqtt.Client) {
-		for _, tp := range topics {
-			c.Subscribe(tp, 1, handler)
-		}
-	})
-	w.cl = mqtt.NewClient(opts)
-	if tok := w.cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("watcher: %v", tok.Error())
-	}
-	t.Cleanup(func() { w.cl.Disconnect(100) })
-	return w
+	t.Cleanup(w.Close)
+	return &watcher{w}
 }
 
-// wait polls until f holds (bounded).
+type watcher struct{ *testbox.Watcher }
+
 func (w *watcher) wait(t *testing.T, what string, f func(last map[string][]byte, events []string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		w.mu.Lock()
-		ok := f(w.last, w.events)
-		w.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			var topics []string
-			for k, v := range w.last {
-				topics = append(topics, k+" = "+string(v[:min(len(v), 80)]))
-			}
-			t.Fatalf("waited 15 s for %s; seen:\n%s\nevents %q", what, strings.Join(topics, "\n"), w.events)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := w.Wait(15*time.Second, what, f); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func (w *watcher) publish(t *testing.T, topic, payload string) {
 	t.Helper()
-	if tok := w.cl.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("publish %s: %v", topic, tok.Error())
+	if err := w.Publish(topic, payload); err != nil {
+		t.Fatalf("publish %s: %v", topic, err)
 	}
 }
 
@@ -172,23 +130,20 @@ func TestDiscoveryStateEventsCommands(t *testing.T) {
 	w.wait(t, "online", func(last map[string][]byte, _ []string) bool {
 		return string(last["callbox/door/availability"]) == "online"
 	})
-	var configs []string
 	w.wait(t, "six discovery configs", func(last map[string][]byte, _ []string) bool {
-		configs = configs[:0]
+		n := 0
 		for k := range last {
 			if strings.HasPrefix(k, "homeassistant/") {
-				configs = append(configs, k)
+				n++
 			}
 		}
-		return len(configs) == 6
+		return n == 6
 	})
-	w.mu.Lock()
-	for _, topic := range configs {
-		if err := CheckDiscovery(topic, w.last[topic]); err != nil {
+	for _, topic := range w.Topics("homeassistant/") {
+		if err := CheckDiscovery(topic, w.Last(topic)); err != nil {
 			t.Errorf("%s: %v", topic, err)
 		}
 	}
-	w.mu.Unlock()
 	if st := c.Status(); !st.Connected || st.Error != "" {
 		t.Errorf("status %+v, want connected", st)
 	}
@@ -206,11 +161,9 @@ func TestDiscoveryStateEventsCommands(t *testing.T) {
 	w.wait(t, "picture", func(last map[string][]byte, _ []string) bool {
 		return len(last["callbox/door/ring/image"]) > 0
 	})
-	w.mu.Lock()
-	if _, err := jpeg.Decode(bytes.NewReader(w.last["callbox/door/ring/image"])); err != nil {
+	if _, err := jpeg.Decode(bytes.NewReader(w.Last("callbox/door/ring/image"))); err != nil {
 		t.Errorf("the picture does not decode as JPEG: %v", err)
 	}
-	w.mu.Unlock()
 
 	w.publish(t, "callbox/door/command/call", "kitchen")
 	w.publish(t, "callbox/door/command/call", "PRESS")

@@ -8,10 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // Broker is a real Mosquitto broker on 127.0.0.1 with a password file,
@@ -159,4 +163,108 @@ func (b *Broker) Log() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.log.String()
+}
+
+// Watcher is a subscriber of the test's own on a Broker: it keeps the
+// last message of each topic and, in order, every message of the topics
+// ending in /event.
+type Watcher struct {
+	mu     sync.Mutex
+	last   map[string][]byte
+	events []string
+	cl     mqtt.Client
+}
+
+// Watch subscribes to topics (wildcards allowed), and again after the
+// broker comes back.
+func (b *Broker) Watch(topics ...string) (*Watcher, error) {
+	w := &Watcher{last: map[string][]byte{}}
+	opts := mqtt.NewClientOptions().AddBroker(b.URL).SetClientID(fmt.Sprintf("watcher-%d", time.Now().UnixNano())).
+		SetUsername(b.User).SetPassword(b.Pass).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond)
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		w.mu.Lock()
+		w.last[m.Topic()] = bytes.Clone(m.Payload())
+		if strings.HasSuffix(m.Topic(), "/event") {
+			w.events = append(w.events, string(m.Payload()))
+		}
+		w.mu.Unlock()
+	}
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		for _, tp := range topics {
+			c.Subscribe(tp, 1, handler)
+		}
+	})
+	w.cl = mqtt.NewClient(opts)
+	if tok := w.cl.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("watcher: connect: %v", tok.Error())
+	}
+	return w, nil
+}
+
+// Reset forgets what was seen (say, before the broker restarted without
+// its retained messages).
+func (w *Watcher) Reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	clear(w.last)
+	w.events = nil
+}
+
+// Close disconnects the watcher.
+func (w *Watcher) Close() { w.cl.Disconnect(100) }
+
+// Wait polls (every 20 ms, at most within) until f holds for the last
+// message of each topic and the events so far.
+func (w *Watcher) Wait(within time.Duration, what string, f func(last map[string][]byte, events []string) bool) error {
+	deadline := time.Now().Add(within)
+	for {
+		w.mu.Lock()
+		ok := f(w.last, w.events)
+		w.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			var seen []string
+			for k, v := range w.last {
+				seen = append(seen, k+" = "+string(v[:min(len(v), 80)]))
+			}
+			sort.Strings(seen)
+			return fmt.Errorf("waited %v for %s; seen:\n%s\nevents %q", within, what, strings.Join(seen, "\n"), w.events)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Last is the last message on topic, nil if none.
+func (w *Watcher) Last(topic string) []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last[topic]
+}
+
+// Topics are the topics seen with prefix.
+func (w *Watcher) Topics(prefix string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for k := range w.last {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Publish sends payload to topic (QoS 1) and waits for the broker.
+func (w *Watcher) Publish(topic, payload string) error {
+	tok := w.cl.Publish(topic, 1, false, payload)
+	if !tok.WaitTimeout(5 * time.Second) {
+		return errors.New("publish: timed out")
+	}
+	return tok.Error()
 }

@@ -1,6 +1,9 @@
 package web
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // Latest holds the newest JPEG of one stream and wakes whoever waits for
 // the next. It queues nothing: a newer frame replaces the one held (latest
@@ -37,4 +40,24 @@ func (l *Latest) Get() (jpeg []byte, version uint64, changed <-chan struct{}) {
 		l.changed = make(chan struct{})
 	}
 	return l.jpeg, l.version, l.changed
+}
+
+// AnyFrame as WaitFrame's since takes the frame there is, if any.
+const AnyFrame = ^uint64(0)
+
+// WaitFrame waits until ctx ends for a frame from get (Latest.Get or a
+// Backend's Latest) whose version is not since, and returns it; nil if
+// ctx ended first.
+func WaitFrame(ctx context.Context, get func() ([]byte, uint64, <-chan struct{}), since uint64) []byte {
+	for {
+		jpeg, v, changed := get()
+		if len(jpeg) > 0 && v != since {
+			return jpeg
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }

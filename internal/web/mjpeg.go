@@ -126,21 +126,14 @@ func (s *Server) snapshot(which Stream) http.Handler {
 // waitFrame waits up to snapshotWait (or until ctx ends) for a frame of
 // which and returns it, or nil.
 func (s *Server) waitFrame(ctx context.Context, which Stream) []byte {
-	t := time.NewTimer(snapshotWait)
-	defer t.Stop()
-	for {
-		jpeg, _, changed := s.b.Latest(which)
-		if len(jpeg) > 0 {
-			return jpeg
-		}
+	ctx, cancel := context.WithTimeout(ctx, snapshotWait)
+	defer cancel()
+	go func() {
 		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			return nil
 		case <-s.quit:
-			return nil
+			cancel()
+		case <-ctx.Done():
 		}
-	}
+	}()
+	return WaitFrame(ctx, func() ([]byte, uint64, <-chan struct{}) { return s.b.Latest(which) }, AnyFrame)
 }

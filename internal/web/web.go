@@ -19,11 +19,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/rings"
 )
 
 // DefaultListen is where the daemon serves the page unless configured.
@@ -143,6 +145,13 @@ type Watcher interface {
 	Watch(which Stream) (done func())
 }
 
+// Ringer is a Backend that keeps who rang (internal/rings): the page
+// lists them with their pictures (/api/rings, /rings/ID.jpg).
+type Ringer interface {
+	Rings() ([]rings.Ring, error)
+	RingPicture(id string) ([]byte, error)
+}
+
 // snapshotWait bounds how long a self snapshot waits for the camera to
 // deliver when it has no frame (it was closed).
 const snapshotWait = 3 * time.Second
@@ -211,6 +220,26 @@ func New(cfg Config, b Backend) (*Server, error) {
 	mux.Handle("GET /snapshot/self.jpg", s.plain(s.snapshot(Self)))
 	mux.Handle("GET /snapshot/peer.jpg", s.plain(s.snapshot(Peer)))
 	mux.Handle("GET /api/status", s.plain(http.HandlerFunc(s.status)))
+	if rb, ok := b.(Ringer); ok {
+		mux.Handle("GET /api/rings", s.plain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			list, err := rb.Rings()
+			if err != nil {
+				writeJSON(w, http.StatusInternalServerError, control.Error{Error: err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, list)
+		})))
+		mux.Handle("GET /rings/{id}", s.plain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			jpeg, err := rb.RingPicture(strings.TrimSuffix(r.PathValue("id"), ".jpg"))
+			if err != nil {
+				http.Error(w, "callbox: "+err.Error(), http.StatusNotFound)
+				return
+			}
+			w.Header().Set("Content-Type", "image/jpeg")
+			w.Header().Set("Cache-Control", "private, max-age=86400") // a ring's picture never changes
+			w.Write(jpeg)
+		})))
+	}
 	mux.Handle("GET /metrics", s.plain(http.HandlerFunc(s.metrics)))
 	// The buttons: refused when sent by another site's page (a browser
 	// says so in Sec-Fetch-Site or Origin), so a page elsewhere cannot

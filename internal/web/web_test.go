@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/rings"
 	"github.com/callbox/callbox/stream/call"
 )
 
@@ -429,5 +430,51 @@ func TestWatchers(t *testing.T) {
 			t.Fatal("the stream client left; its watch did not end")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ringBackend is a backend that keeps who rang.
+type ringBackend struct {
+	*fakeBackend
+	list []rings.Ring
+}
+
+func (r ringBackend) Rings() ([]rings.Ring, error) { return r.list, nil }
+func (r ringBackend) RingPicture(id string) ([]byte, error) {
+	for _, x := range r.list {
+		if x.ID == id && x.Bytes > 0 {
+			return []byte("jpeg of " + id), nil
+		}
+	}
+	return nil, errors.New("no ring " + id)
+}
+
+func TestRings(t *testing.T) {
+	b := ringBackend{fakeBackend: &fakeBackend{}, list: []rings.Ring{
+		{ID: "20261203T180000.000000000Z-ring", Kind: rings.Button, Peer: "house", Bytes: 7},
+		{ID: "20261203T170000.000000000Z-incoming", Kind: rings.Incoming, Peer: "door"},
+	}}
+	s, err := New(Config{Listen: "127.0.0.1:0"}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := get(t, s, "GET", "/api/rings", nil)
+	var list []rings.Ring
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &list) != nil || len(list) != 2 || list[0].Peer != "house" {
+		t.Fatalf("/api/rings: %d %s", w.Code, w.Body)
+	}
+	w = get(t, s, "GET", "/rings/20261203T180000.000000000Z-ring.jpg", nil)
+	if w.Code != 200 || w.Body.String() != "jpeg of 20261203T180000.000000000Z-ring" || w.Header().Get("Content-Type") != "image/jpeg" {
+		t.Errorf("picture: %d %q", w.Code, w.Body)
+	}
+	for _, p := range []string{"/rings/20261203T170000.000000000Z-incoming.jpg", "/rings/nothing.jpg"} {
+		if w := get(t, s, "GET", p, nil); w.Code != 404 {
+			t.Errorf("%s: %d, want 404", p, w.Code)
+		}
+	}
+	// Without a Ringer there is no list.
+	plain, _ := newServer(t, Config{})
+	if w := get(t, plain, "GET", "/api/rings", nil); w.Code != 404 {
+		t.Errorf("/api/rings without rings: %d", w.Code)
 	}
 }

@@ -114,6 +114,37 @@
       $("state").dataset.state = "unreachable";
     }
   }
+  // Who rang: the newest 12, each with its picture; asked for every 10 s.
+  let ringsKey = "";
+  async function refreshRings() {
+    try {
+      const r = await fetch(withToken("api/rings"), { headers, cache: "no-store" });
+      if (!r.ok) return;
+      const list = (await r.json()) || [];
+      const key = list.map((x) => x.id).join(",");
+      if (key === ringsKey) return;
+      ringsKey = key;
+      const ul = $("rings");
+      ul.replaceChildren();
+      for (const x of list.slice(0, 12)) {
+        const li = document.createElement("li");
+        if (x.bytes > 0) {
+          const img = document.createElement("img");
+          img.src = withToken("rings/" + encodeURIComponent(x.id) + ".jpg");
+          img.alt = "picture of the ring";
+          img.loading = "lazy";
+          li.appendChild(img);
+        }
+        const p = document.createElement("span");
+        p.textContent = new Date(x.time).toLocaleString() + " · " + (x.kind === "incoming" ? "call from " : "button, called ") + x.peer;
+        li.appendChild(p);
+        ul.appendChild(li);
+      }
+      $("rings-box").hidden = list.length === 0;
+    } catch (e) { /* the status line shows an unreachable daemon */ }
+  }
+  const ringLoop = async () => { await refreshRings(); setTimeout(ringLoop, 10000); };
+  ringLoop();
   const loop = async () => { await refresh(); setTimeout(loop, 1000); };
   loop();
 
