@@ -34,8 +34,10 @@ const (
 	// way.
 	handshakeTimeout = 5 * time.Second
 	notSentLowat     = 16 << 10
-	// lookupTimeout bounds the mDNS lookup before a call falls back to
-	// the stored address; dialTimeout bounds each address tried.
+	// lookupTimeout bounds how long a call's dial waits for discovery to
+	// hear of the peer (it dials the addresses it knows meanwhile);
+	// dialTimeout bounds a TCP connect. The whole dial is bounded by
+	// dialBudget (dialrace.go).
 	lookupTimeout = 2 * time.Second
 	dialTimeout   = 3 * time.Second
 )
@@ -53,6 +55,7 @@ type daemon struct {
 	// for them.
 	friends *friendAddrs
 	disc    *discovery.Node // nil when discovery is off
+	finder  finder          // what a call's dial asks: disc, or nil
 	pair    *pairer
 
 	cam    camera.Source
@@ -133,6 +136,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		if err != nil {
 			return nil, &ConfigError{err}
 		}
+		d.finder = d.disc
 	}
 	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, identity.PeersFile))
 	if err != nil {
