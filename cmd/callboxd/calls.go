@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/identity"
@@ -44,6 +45,7 @@ func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.sightings.saw(want, seenOurCall, won.addr, time.Now())
 	if won.addr != last {
 		if err := d.peers.SetLastAddress(peer.Name, won.addr); err != nil {
 			d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
@@ -113,5 +115,6 @@ func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
 		return
 	}
 	d.friends.saw(remote)
+	d.sightings.saw(fp, seenTheirCall, hostOnly(remote), time.Now())
 	d.phone.Accept(tc, toCallPeer(p))
 }

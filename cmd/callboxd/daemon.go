@@ -56,7 +56,9 @@ type daemon struct {
 	friends *friendAddrs
 	disc    *discovery.Node // nil when discovery is off
 	finder  finder          // what a call's dial asks: disc, or nil
-	pair    *pairer
+	// sightings is when and how each paired peer was last seen (status).
+	sightings *sightings
+	pair      *pairer
 
 	cam    camera.Source
 	rec    io.Writer // where a simulated speaker records, or nil
@@ -138,6 +140,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		}
 		d.finder = d.disc
 	}
+	d.sightings = newSightings()
 	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, identity.PeersFile))
 	if err != nil {
 		return nil, err
@@ -385,6 +388,7 @@ func (d *daemon) run(ctx context.Context) error {
 				d.log.Error("discovery unusable", "component", "discovery", "err", err)
 			}
 		})
+		goDo(func() { d.watchDiscovery(ctx) })
 	}
 	srv := d.controlServer()
 	goDo(func() { srv.Serve(ctl) })

@@ -53,7 +53,7 @@ func dialBox(t testing.TB, f finder) (*daemon, *logBuf) {
 		t.Fatal(err)
 	}
 	lb := &logBuf{}
-	d := &daemon{id: id, peers: peers, friends: newFriendAddrs(peers),
+	d := &daemon{id: id, peers: peers, friends: newFriendAddrs(peers), sightings: newSightings(),
 		log: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if f != nil {
 		d.finder = f
@@ -274,7 +274,12 @@ func TestDialDoesNotWaitForDiscovery(t *testing.T) {
 		!strings.Contains(at[0], "address="+good.addr) || !strings.Contains(at[0], "took_ms=") {
 		t.Errorf("attempts logged: %q", at)
 	}
-	// Its address is the last that worked.
+	// The call is a sighting, and its address is the last that worked.
+	seen := d.peersSeen(time.Now())
+	if len(seen) != 1 || seen[0].OurCall == nil || seen[0].OurCall.Address != good.addr ||
+		!strings.HasPrefix(seen[0].Summary, "seen just now by our call to "+good.addr) {
+		t.Errorf("peers seen after the call: %+v", seen)
+	}
 	if p, _ := d.peers.ByName("door"); p.LastAddress != good.addr {
 		t.Errorf("last address %q, want %q", p.LastAddress, good.addr)
 	}
