@@ -306,6 +306,24 @@ func pair(c *control.Client, req control.PairRequest, out io.Writer) error {
 	}
 }
 
+// printPeersSeen says, for each paired peer, when this box last saw it.
+// A daemon from before sightings sends no list (nil): nothing is said.
+func printPeersSeen(out io.Writer, peers []control.PeerSeen) {
+	if peers == nil {
+		return
+	}
+	if len(peers) == 0 {
+		fmt.Fprintln(out, "peers: none paired")
+	}
+	for _, p := range peers {
+		sum := p.Summary
+		if sum == "" {
+			sum = control.SeenSummary(p.Last)
+		}
+		fmt.Fprintf(out, "peer %s: %s\n", p.Name, sum)
+	}
+}
+
 func printStatus(out io.Writer, st control.Status) {
 	p := st.Phone
 	state := p.State.String()
@@ -364,6 +382,7 @@ func printStatus(out io.Writer, st control.Status) {
 	if st.Discovery != "" {
 		fmt.Fprintf(out, "discovery: %s\n", st.Discovery)
 	}
+	printPeersSeen(out, st.Peers)
 	if sc := st.Screen; sc != nil {
 		fmt.Fprintf(out, "screen %s: %s; %d frames shown, %d dropped, %d broken\n", sc.Device, sc.State, sc.Shown, sc.Dropped, sc.Broken)
 	}

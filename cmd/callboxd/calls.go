@@ -4,73 +4,67 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
-	"slices"
+	"net/netip"
+	"time"
 
 	"github.com/callbox/callbox/stream/call"
 	"github.com/callbox/callbox/stream/identity"
 )
 
-// dial opens an authenticated connection to a paired peer: first where
-// discovery finds its key on the link, then at the last address a call
-// worked at, then at its configured address. The address that works is
-// stored as the last one (the configured one stays). Whoever answers
-// anywhere must have the peer's key: an address is only a hint.
+// dial opens an authenticated connection to a paired peer. It dials at
+// once where the last call to it worked and its configured address, and
+// wherever discovery hears its key while that runs, all in one race
+// (dialRace): the first whose handshake shows the peer's key wins. The
+// address that won is stored as the last one (the configured one stays).
+// Whoever answers anywhere must have the peer's key: an address is only a
+// hint.
 func (d *daemon) dial(ctx context.Context, peer call.Peer) (net.Conn, error) {
 	want, err := identity.ParseFingerprint(peer.Fingerprint)
 	if err != nil {
 		return nil, err
 	}
-	var cands []string
-	if d.disc != nil {
-		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
-		f, err := d.disc.Lookup(lctx, want.String())
-		cancel()
-		if err == nil {
-			for _, a := range f.Addrs {
-				cands = append(cands, a.String())
-			}
-		} else {
-			d.log.Info("peer not found by discovery; trying its stored address", "component", "discovery", "peer", peer.Name, "err", err)
-		}
-	}
 	last := ""
 	if p, ok := d.peers.ByName(peer.Name); ok {
 		last = p.LastAddress
 	}
-	for _, a := range []string{last, peer.Addr} {
-		if a != "" && !slices.Contains(cands, a) {
-			cands = append(cands, a)
+	r := &dialRace{
+		peer:  peer.Name,
+		known: []candidate{{last, srcLast}, {peer.Addr, srcConfigured}},
+		attempt: func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.dial1(ctx, peer, addr, want)
+		},
+		log: d.log,
+	}
+	if d.finder != nil {
+		r.find = func(ctx context.Context, found func(string)) {
+			d.finder.Find(ctx, want.String(), func(a netip.AddrPort) { found(a.String()) })
 		}
 	}
-	if len(cands) == 0 {
-		return nil, fmt.Errorf("peer %s has no address and was not found on the link", peer.Name)
+	conn, won, err := r.run(ctx)
+	if err != nil {
+		return nil, err
 	}
-	var errs []error
-	for _, addr := range cands {
-		conn, err := d.dial1(ctx, peer, addr, want)
-		if err == nil {
-			if addr != last {
-				if err := d.peers.SetLastAddress(peer.Name, addr); err != nil {
-					d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
-				} else {
-					d.log.Info("peer address updated", "component", "discovery", "peer", peer.Name, "address", addr)
-				}
-			}
-			return conn, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		if ctx.Err() != nil {
-			break
+	d.sightings.saw(want, seenOurCall, won.addr, time.Now())
+	if won.addr != last {
+		if err := d.peers.SetLastAddress(peer.Name, won.addr); err != nil {
+			d.log.Warn("storing the peer's address failed", "peer", peer.Name, "err", err)
+		} else {
+			d.log.Info("peer address updated", "component", "discovery", "peer", peer.Name, "address", won.addr, "source", won.source)
 		}
 	}
-	return nil, errors.Join(errs...)
+	return conn, nil
+}
+
+// finder is what a call's dial asks discovery: stream/discovery.Node, or
+// a fake in tests.
+type finder interface {
+	Find(ctx context.Context, fp string, found func(netip.AddrPort))
 }
 
 // dial1 connects to one address and checks the peer's key.
 func (d *daemon) dial1(ctx context.Context, peer call.Peer, addr string, want identity.Fingerprint) (net.Conn, error) {
-	tc, err := dialTLS(ctx, addr, d.id.ClientTLS(want), handshakeTimeout)
+	tc, err := dialTLS(ctx, addr, d.id.ClientTLS(want), dialBudget)
 	if errors.Is(err, identity.ErrKeyMismatch) {
 		d.log.Warn("refused peer: wrong key for its name", "component", "identity", "peer", peer.Name, "addr", addr, "err", err)
 	}
@@ -121,5 +115,6 @@ func (d *daemon) handshake(ctx context.Context, raw net.Conn) {
 		return
 	}
 	d.friends.saw(remote)
+	d.sightings.saw(fp, seenTheirCall, hostOnly(remote), time.Now())
 	d.phone.Accept(tc, toCallPeer(p))
 }

@@ -285,6 +285,7 @@ func (d *daemon) status() control.Status {
 		Media: control.Media{Video: d.video.describe(), Audio: d.audio.describe(),
 			VideoFrames: d.frames.Load(), AudioFrames: d.micFrames.Load()},
 		VideoQuality: d.videoQuality(),
+		Peers:        d.peersSeen(time.Now()),
 	}
 }
 

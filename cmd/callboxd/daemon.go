@@ -36,8 +36,10 @@ const (
 	// way.
 	handshakeTimeout = 5 * time.Second
 	notSentLowat     = 16 << 10
-	// lookupTimeout bounds the mDNS lookup before a call falls back to
-	// the stored address; dialTimeout bounds each address tried.
+	// lookupTimeout bounds how long a call's dial waits for discovery to
+	// hear of the peer (it dials the addresses it knows meanwhile);
+	// dialTimeout bounds a TCP connect. The whole dial is bounded by
+	// dialBudget (dialrace.go).
 	lookupTimeout = 2 * time.Second
 	dialTimeout   = 3 * time.Second
 )
@@ -55,7 +57,10 @@ type daemon struct {
 	// for them.
 	friends *friendAddrs
 	disc    *discovery.Node // nil when discovery is off
-	pair    *pairer
+	finder  finder          // what a call's dial asks: disc, or nil
+	// sightings is when and how each paired peer was last seen (status).
+	sightings *sightings
+	pair      *pairer
 
 	cam    camera.Source
 	rec    io.Writer // where a simulated speaker records, or nil
@@ -143,7 +148,9 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		if err != nil {
 			return nil, &ConfigError{err}
 		}
+		d.finder = d.disc
 	}
+	d.sightings = newSightings()
 	d.peers, err = identity.OpenStore(filepath.Join(cfg.StateDir, identity.PeersFile))
 	if err != nil {
 		return nil, err
@@ -406,6 +413,7 @@ func (d *daemon) run(ctx context.Context) error {
 				d.log.Error("discovery unusable", "component", "discovery", "err", err)
 			}
 		})
+		goDo(func() { d.watchDiscovery(ctx) })
 	}
 	srv := d.controlServer()
 	goDo(func() { srv.Serve(ctl) })

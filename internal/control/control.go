@@ -64,6 +64,83 @@ type Status struct {
 	// VideoQuality is the JPEG quality of the frames we send, which
 	// follows the call's link.
 	VideoQuality VideoQuality `json:"video_quality"`
+	// Peers is every paired peer and when this box last saw it.
+	Peers []PeerSeen `json:"peers"`
+}
+
+// PeerSeen is a paired peer and when this box last saw it, by each of
+// the ways a box sees another: discovery heard its key, a call of ours
+// reached it (the handshake showed its key), or it called us. The daemon
+// keeps sightings in memory only: after a restart it has seen nobody yet.
+type PeerSeen struct {
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	// Last is the latest of the three; nil: not seen since the daemon
+	// started.
+	Last      *Sighting `json:"last,omitempty"`
+	Discovery *Sighting `json:"discovery,omitempty"`
+	OurCall   *Sighting `json:"our_call,omitempty"`
+	TheirCall *Sighting `json:"their_call,omitempty"`
+	// Summary says Last for people: "seen 2 min ago by discovery at
+	// 192.168.1.20:7420", "never seen since start" (SeenSummary).
+	Summary string `json:"summary"`
+}
+
+// How a peer was seen (Sighting.By).
+const (
+	SeenByDiscovery = "discovery" // an mDNS answer carried its key
+	SeenByOurCall   = "our call"  // a call of ours reached it
+	SeenByTheirCall = "its call"  // it called us
+)
+
+// Sighting is one time a peer was seen: how, when, where, and how long
+// before the status was made (so that a client need not trust its own
+// clock against the box's).
+type Sighting struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	AgoS    float64   `json:"ago_s"`
+	Address string    `json:"address,omitempty"` // where it answered or called from
+}
+
+// SeenSummary says a peer's last sighting for people: "seen 2 min ago by
+// discovery at 192.168.1.20:7420", "seen 4 s ago by our call to
+// door.lan:7420", "seen 3 h ago by its call from 10.0.0.7", or, for nil,
+// "never seen since start".
+func SeenSummary(s *Sighting) string {
+	if s == nil {
+		return "never seen since start"
+	}
+	out := "seen " + Ago(time.Duration(s.AgoS*float64(time.Second))) + " by " + s.By
+	if s.Address != "" {
+		switch s.By {
+		case SeenByOurCall:
+			out += " to "
+		case SeenByTheirCall:
+			out += " from "
+		default:
+			out += " at "
+		}
+		out += s.Address
+	}
+	return out
+}
+
+// Ago says how long ago something happened, in the largest whole unit:
+// "just now" (under 2 s), "40 s ago", "2 min ago", "3 h ago", "5 days
+// ago". A negative duration (clocks) is "just now".
+func Ago(d time.Duration) string {
+	switch {
+	case d < 2*time.Second:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
 }
 
 // VideoQuality is the JPEG quality of the frames we send. For a camera

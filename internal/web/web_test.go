@@ -200,8 +200,8 @@ func TestPage(t *testing.T) {
 		path, ctype string
 		contains    []string
 	}{
-		{"/", "text/html", []string{`src="app.js"`, `data-stream="peer.mjpg"`, `data-stream="self.mjpg"`, `id="call"`, `id="hangup"`, `id="pair"`, `id="state"`}},
-		{"/app.js", "javascript", []string{"api/status", "api/call", "api/hangup", "api/press"}},
+		{"/", "text/html", []string{`src="app.js"`, `data-stream="peer.mjpg"`, `data-stream="self.mjpg"`, `id="call"`, `id="hangup"`, `id="pair"`, `id="state"`, `id="peers"`}},
+		{"/app.js", "javascript", []string{"api/status", "api/call", "api/hangup", "api/press", "p.summary"}},
 		{"/style.css", "text/css", []string{".view"}},
 	}
 	for _, c := range cases {
@@ -227,6 +227,8 @@ func TestStatusJSON(t *testing.T) {
 	s, f := newServer(t, Config{})
 	f.st.Phone.State = call.InCall
 	f.st.Camera = "sim: ok"
+	f.st.Peers = []control.PeerSeen{{Name: "hall", Summary: "seen 2 min ago by discovery at 10.0.0.1:7420",
+		Last: &control.Sighting{By: control.SeenByDiscovery, AgoS: 130, Address: "10.0.0.1:7420"}}}
 	w := get(t, s, "GET", "/api/status", nil)
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("%d %q", w.Code, w.Header().Get("Content-Type"))
@@ -237,6 +239,9 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if got.Name != "door" || got.Phone.State != call.InCall || got.Camera != "sim: ok" {
 		t.Fatalf("got %+v", got)
+	}
+	if len(got.Peers) != 1 || got.Peers[0].Summary != f.st.Peers[0].Summary || got.Peers[0].Last == nil || got.Peers[0].Last.AgoS != 130 {
+		t.Errorf("peers: %+v", got.Peers)
 	}
 }
 

@@ -464,6 +464,7 @@ func (n *Node) Seen(since time.Time) ([]Found, <-chan struct{}) {
 		if !e.seen.Before(since) {
 			f := e.found
 			f.Addrs = slices.Clone(f.Addrs)
+			f.Seen = e.seen
 			out = append(out, f)
 		}
 	}

@@ -344,3 +344,62 @@ func TestConfigChecked(t *testing.T) {
 		t.Error("bad interface name accepted")
 	}
 }
+
+// Find reports a box's addresses as they become known, each once, and
+// a cached sighting at once; it returns when its context ends.
+func TestFindReportsAddressesAsTheyArrive(t *testing.T) {
+	h := &hub{}
+	a := startNode(t, h, "10.0.0.1", Instance{Name: "a", Fingerprint: fpA, Port: 7001})
+	startNode(t, h, "10.0.0.2", Instance{Name: "b", Fingerprint: fpB, Port: 7002})
+	ctx, cancel := context.WithCancel(t.Context())
+	got := make(chan netip.AddrPort, 16)
+	done := make(chan struct{})
+	go func() { a.Find(ctx, fpB, func(ap netip.AddrPort) { got <- ap }); close(done) }()
+	select {
+	case ap := <-got:
+		if ap.String() != "10.0.0.2:7002" {
+			t.Errorf("found %v, want 10.0.0.2:7002", ap)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Find reported nothing")
+	}
+	// The answer is in the cache now, with when it was seen.
+	list, _ := a.Seen(time.Time{})
+	if len(list) != 1 || list[0].Seen.IsZero() {
+		t.Errorf("Seen: %+v, want b with its time", list)
+	}
+	// More answers to the queries Find sends every second carry the same
+	// address: it is not reported again.
+	h.inject(mustResponse(t, Instance{Name: "b", Fingerprint: fpB, Port: 7002}), netip.MustParseAddrPort("10.0.0.2:5353"))
+	select {
+	case ap := <-got:
+		t.Errorf("%v reported twice", ap)
+	case <-time.After(50 * time.Millisecond):
+	}
+	cancel()
+	<-done
+
+	// A second Find reports the cached sighting without waiting for the
+	// link: the hub goes quiet first.
+	h.mu.Lock()
+	conns := h.conns
+	h.conns = nil
+	h.mu.Unlock()
+	defer func() { h.mu.Lock(); h.conns = conns; h.mu.Unlock() }()
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	var again []netip.AddrPort
+	a.Find(ctx2, fpB, func(ap netip.AddrPort) { again = append(again, ap); cancel2() })
+	if len(again) != 1 || again[0].String() != "10.0.0.2:7002" {
+		t.Errorf("from the cache: %v", again)
+	}
+}
+
+func mustResponse(t *testing.T, in Instance) []byte {
+	t.Helper()
+	b, err := buildResponse(in, nil, recordTTL, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

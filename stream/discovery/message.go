@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -80,6 +81,7 @@ type Found struct {
 	Pairing  bool             // advertises its pairing window
 	Port     int              // from SRV
 	Addrs    []netip.AddrPort // A/AAAA (zone set for link-local) and the packet's source
+	Seen     time.Time        // when it last answered (set by Node.Seen and Lookup)
 }
 
 // buildQuery returns an mDNS query for the service type's PTR records.

@@ -74,6 +74,10 @@
       ["discovery", st.discovery || "–"],
       ["version", st.version || "–"],
     ]);
+    // Each paired box and when this one last saw it, as the daemon words
+    // it ("seen 2 min ago by discovery at ...", "never seen since start").
+    const peers = st.peers || [];
+    fill($("peers"), peers.length ? peers.map((p) => [p.name, p.summary]) : [["–", "no paired box"]]);
   }
 
   // The peers and groups this box can call, the button's first; the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,7 +71,8 @@ func buttonCall(ctx context.Context, s *session) error {
 	err := s.setup(ctx, guestSpec{
 		modules: []string{"configfs", "gpio-sim"},
 		gpio:    true,
-		config: simAV + fmt.Sprintf(`[gpio]
+		// Debug logging shows the guest's dial attempts (dialRace).
+		config: "log_level = \"debug\"\n" + simAV + fmt.Sprintf(`[gpio]
 button = %q
 led = %q
 `, buttonLine, ledLine),
@@ -104,7 +106,14 @@ led = %q
 		gs, _ := s.agent.Status(ctx)
 		return fmt.Errorf("after the button press: %w; guest: state %q, last end %q", err, gs.Phone.State, gs.Phone.LastEnd)
 	}
-	s.figure("button released → host peer ringing in %.0f ms", float64(time.Since(released).Microseconds())/1000)
+	ring := time.Since(released)
+	s.figure("button released → host peer ringing in %.0f ms (goal ≤ %.0f ms)", msOf(ring), msOf(ringGoal))
+	if at := s.dialAttempts(ctx); at != "" {
+		s.figure("guest's dial: %s", at)
+	}
+	if ring > ringGoal {
+		return fmt.Errorf("button released → host peer ringing took %.0f ms, want ≤ %.0f ms (the guest's mDNS hears no answer here: the known address must not wait for it)", msOf(ring), msOf(ringGoal))
+	}
 	st, err := s.agent.Status(ctx)
 	if err != nil {
 		return err
@@ -206,6 +215,64 @@ led = %q
 	}
 	s.figure("after hangup: LED line %v", b)
 	return s.daemonUnchanged(ctx)
+}
+
+// ringGoal bounds button released → host peer ringing in button-call
+// and arm64 (issue 15). The guest's mDNS hears no answer in QEMU's user
+// network, as on Wi-Fi that filters multicast: the dial must not wait
+// for it. The goal on a Pi, with a known address that works, is 300 ms;
+// an emulated CPU makes the guest's TLS handshake, debounce and status
+// many times slower, and the rig's figure includes its own polling.
+const ringGoal = time.Second
+
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// dialAttempts is what the guest daemon's debug log says of its last
+// call's dial: each address with its source, outcome, start and
+// duration ("10.0.2.2:41235 (configured) connected at +0 ms in 181 ms").
+// Empty if the log has none.
+func (s *session) dialAttempts(ctx context.Context) string {
+	var log []byte
+	if err := s.agent.Get(ctx, "/v1/daemon/log", &log); err != nil {
+		return ""
+	}
+	var out []string
+	for _, line := range strings.Split(string(log), "\n") {
+		if !strings.Contains(line, `msg="dial attempt"`) {
+			continue
+		}
+		f := logFields(line)
+		at, _ := strconv.ParseFloat(f["started_ms"], 64)
+		took, _ := strconv.ParseFloat(f["took_ms"], 64)
+		out = append(out, fmt.Sprintf("%s (%s) %s at +%.0f ms in %.0f ms", f["address"], f["source"], f["outcome"], at, took))
+	}
+	return strings.Join(out, "; ")
+}
+
+// logFields reads the key=value pairs of a log/slog text line.
+func logFields(line string) map[string]string {
+	f := map[string]string{}
+	for line != "" {
+		line = strings.TrimLeft(line, " ")
+		eq := strings.IndexByte(line, '=')
+		if eq < 0 {
+			break
+		}
+		k, rest := line[:eq], line[eq+1:]
+		if strings.HasPrefix(rest, `"`) {
+			if v, err := strconv.QuotedPrefix(rest); err == nil {
+				f[k], _ = strconv.Unquote(v)
+				line = rest[len(v):]
+				continue
+			}
+		}
+		end := strings.IndexByte(rest, ' ')
+		if end < 0 {
+			end = len(rest)
+		}
+		f[k], line = rest[:end], rest[end:]
+	}
+	return f
 }
 
 // loopback is the v4l2loopback camera: /dev/video10, announcing capture
