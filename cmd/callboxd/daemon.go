@@ -183,7 +183,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Default:     d.defaultPeer,
 		OnChange:    d.stateChanged,
 		Logger:      log,
-	}, d.dial, d.sink)
+	}, explainingDialer(d.dial), d.sink)
 	if err != nil {
 		d.sink.Close()
 		return nil, &ConfigError{err}
