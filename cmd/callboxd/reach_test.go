@@ -134,3 +134,18 @@ func TestExplainingDialer(t *testing.T) {
 	}
 	c1.Close()
 }
+
+// The hints send the reader to a README section: it must be there.
+func TestHintsNameAREADMESection(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{hintOverlay, hintName} {
+		_, sec, ok := strings.Cut(h, "(README: ")
+		sec = strings.TrimSuffix(sec, ")")
+		if !ok || !strings.Contains(string(readme), "\n## "+sec+"\n") {
+			t.Errorf("hint %q: README has no section %q", h, sec)
+		}
+	}
+}
