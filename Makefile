@@ -60,12 +60,13 @@ APT := $(if $(filter 0,$(shell id -u)),DEBIAN_FRONTEND=noninteractive apt-get,su
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-# need-pkgs installs the Debian packages named in $(1) that are missing.
+# need-pkgs installs the Debian packages named in $(1) that are missing,
+# with apt-get options $(2) if given (e.g. --no-install-recommends).
 define need-pkgs
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing missing packages:$$missing"; \
-		{ $(APT) update -q && $(APT) install -y -q $$missing; } || { echo "could not install them: run  apt-get install$$missing"; exit 1; }; \
+		{ $(APT) update -q && $(APT) install -y -q $(2) $$missing; } || { echo "could not install them: run  apt-get install$(if $(2), $(2))$$missing"; exit 1; }; \
 	fi
 endef
 
@@ -98,8 +99,12 @@ fuzz: deps ## run each fuzz target for FUZZTIME executions (default 300000x; a d
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(FUZZTIME) ./stream/discovery
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMessages$$' -fuzztime=$(FUZZTIME) ./stream/pairing
 
-test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1 and a real Mosquitto broker), then short fuzzing
+# The namespace tests (test/netns, root) need ip, and for the call through
+# a WireGuard tunnel wg and, without WireGuard in the kernel, wireguard-go.
+# wireguard-tools recommends a kernel image (for the module): not wanted.
+test: vet build ## vet, all tests with -race (incl. real daemons on 127.0.0.1, a real Mosquitto broker and, as root, namespaces over WireGuard), then short fuzzing
 	$(call need-pkgs,iproute2 mosquitto)
+	$(call need-pkgs,wireguard-go wireguard-tools,--no-install-recommends)
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 

@@ -31,7 +31,10 @@ commands:
   pair [-confirm | -cancel]        open the pairing window (as a long press), wait
                                    and print the result and the confirmation code
   peers                            list paired peers
-  peers add NAME FINGERPRINT ADDR  pair with a box (ADDR is host:port)
+  peers add NAME FINGERPRINT ADDR  pair with a box; ADDR is host:port with an IPv4
+                                   address, [an IPv6 address] or a host name
+                                   (192.168.1.20:7420, [fd7a:115c:a1e0::1]:7420,
+                                   door.tail1234.ts.net:7420)
   peers remove NAME                forget a paired box
   frame [--self] -o FILE           save the latest peer (or own) frame as JPEG
   rings [--json]                   who rang: time, button or incoming call, picture

@@ -199,7 +199,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		AutoAnswer:  cfg.AutoAnswer,
 		OnChange:    d.stateChanged,
 		Logger:      log,
-	}, d.dial, d.sink)
+	}, explainingDialer(d.dial), d.sink)
 	if err != nil {
 		d.sink.Close()
 		return nil, &ConfigError{err}

@@ -359,3 +359,29 @@ func BuildDaemon(race bool) (bin string, cleanup func(), err error) {
 	}
 	return bin, func() { os.RemoveAll(dir) }, nil
 }
+
+// BuildCLI builds the callbox control tool into a new temporary
+// directory. It returns the binary's path and a function that removes the
+// directory.
+func BuildCLI() (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "callbox-cli-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "callbox")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/callbox/callbox/cmd/callbox")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building callbox: %w", err)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// CLI runs the callbox tool at bin against the box's control socket with
+// args and returns what it printed (stdout and stderr) and its error.
+func (b *Box) CLI(ctx context.Context, bin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-socket", b.Socket}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

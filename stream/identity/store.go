@@ -65,14 +65,17 @@ func ValidateName(name string) error {
 }
 
 // ValidateAddress reports an address that is neither empty nor host:port
-// with a non-empty host and a numeric port 1..65535.
+// with a non-empty host and a numeric port 1..65535. The host is an IPv4
+// address, an IPv6 address in brackets ("[fd7a:115c:a1e0::1]:7420", a
+// zone allowed: "[fe80::1%wg0]:7420") or a host name, looked up when the
+// box dials (a DNS or MagicDNS name, "localhost").
 func ValidateAddress(addr string) error {
 	if addr == "" {
 		return nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q: %w", addr, err)
+		return fmt.Errorf("address %q: %w%s", addr, err, addressHint(addr))
 	}
 	if host == "" || strings.ContainsAny(host, " \t\r\n") {
 		return fmt.Errorf("address %q: want host:port with a host", addr)
@@ -81,6 +84,18 @@ func ValidateAddress(addr string) error {
 		return fmt.Errorf("address %q: port %q is not a number in 1..65535", addr, port)
 	}
 	return nil
+}
+
+// addressHint says how to write an address SplitHostPort refused, for
+// the two usual slips: an IPv6 address without brackets, a missing port.
+func addressHint(addr string) string {
+	switch {
+	case strings.Count(addr, ":") > 1 && !strings.HasPrefix(addr, "["):
+		return " (write an IPv6 address in brackets, then the port: [fd7a:115c:a1e0::1]:7420)"
+	case !strings.Contains(addr, ":"):
+		return fmt.Sprintf(" (add the peer's call port: %s:7420)", addr)
+	}
+	return ""
 }
 
 // Store is the paired-peer list, kept in a JSON file. Every change is

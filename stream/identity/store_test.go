@@ -340,3 +340,60 @@ func TestStoreFallsBackToGoodCopy(t *testing.T) {
 		t.Errorf("good copy not written at open: %v", err)
 	}
 }
+
+// A peer's address may be an IPv4 address, a bracketed IPv6 address (a
+// zone too) or a host name such as a DNS or MagicDNS name, each with a
+// port; it is stored as given and survives a reopen. The usual slips are
+// refused with a hint how to write it.
+func TestStoreAddressForms(t *testing.T) {
+	s, path := openTemp(t)
+	good := []string{
+		"192.168.1.20:7420",
+		"100.101.102.103:7420", // a Tailscale (CGNAT range) address
+		"[::1]:7420",
+		"[fd7a:115c:a1e0::1234]:7420",
+		"[fe80::1%wg0]:7420",
+		"localhost:7420",
+		"door.example.net:7420",
+		"door.tail1234.ts.net:7420", // MagicDNS
+		"door:7450",
+	}
+	for i, a := range good {
+		name := fmt.Sprintf("p%d", i)
+		if err := s.Add(Peer{Name: name, Fingerprint: fp(byte(10 + i)), Address: a}); err != nil {
+			t.Errorf("Add with address %q: %v", a, err)
+		}
+		if err := s.SetLastAddress(name, a); err != nil {
+			t.Errorf("SetLastAddress %q: %v", a, err)
+		}
+	}
+	re, err := OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range good {
+		if p, ok := re.ByName(fmt.Sprintf("p%d", i)); !ok || p.Address != a || p.LastAddress != a {
+			t.Errorf("after reopen: %+v, want address %q", p, a)
+		}
+	}
+
+	bad := []struct{ addr, hint string }{
+		{"fd7a:115c:a1e0::1234:7420", "in brackets"},
+		{"::1", "in brackets"},
+		{"fe80::1%wg0:7420", "in brackets"},
+		{"door.example.net", "door.example.net:7420"},
+		{"100.101.102.103", "100.101.102.103:7420"},
+		{"[::1]", ""},
+		{"door.example.net:", "port"},
+	}
+	for _, b := range bad {
+		err := ValidateAddress(b.addr)
+		if err == nil {
+			t.Errorf("%q accepted", b.addr)
+			continue
+		}
+		if !strings.Contains(err.Error(), b.hint) || !strings.Contains(err.Error(), b.addr) {
+			t.Errorf("%q: error %q, want it to name the address and contain %q", b.addr, err, b.hint)
+		}
+	}
+}

@@ -6,23 +6,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/callbox/callbox/internal/netemu"
 )
 
 // The emulated link. Each box runs in its own network namespace with a TUN
 // device as its only interface. The kernel's tbf qdisc on each TUN device
 // shapes what the box sends (rate, and a queue of at most tbfQueue, like a
-// modem's buffer); this program reads the shaped packets, applies the
+// modem's buffer); internal/netemu reads the shaped packets, applies the
 // one-way delay, jitter and loss, and writes them into the other box's TUN
 // device. sch_netem would do the last part in the kernel, but this machine
 // kind's kernel is built without it (CONFIG_NET_SCH_NETEM is not set), so
@@ -44,13 +42,9 @@ type link struct {
 	ifname [2]string
 	addr   [2]string
 	tun    [2]*os.File
+	emu    *netemu.Link
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	undo   []func() // cleanup, last first
-
-	sent, lost, overflow [2]atomic.Uint64 // per direction: 0 is a→b
-	readErr              [2]atomic.Pointer[error]
+	undo []func() // cleanup, last first
 }
 
 // newLink builds the namespaces, devices and qdiscs of profile p and starts
@@ -76,7 +70,7 @@ func newLink(ctx context.Context, p profile) (l *link, err error) {
 			return nil, err
 		}
 		l.undo = append(l.undo, func() { ipCmd("ip", "netns", "del", ns) })
-		f, err := openTun(l.ifname[i])
+		f, err := netemu.OpenTUN(l.ifname[i])
 		if err != nil {
 			return nil, err
 		}
@@ -99,30 +93,17 @@ func newLink(ctx context.Context, p profile) (l *link, err error) {
 			}
 		}
 	}
-	fctx, cancel := context.WithCancel(ctx)
-	l.cancel = cancel
-	for d := range 2 {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.forward(fctx, d)
-		}()
-	}
+	shape := netemu.Shape{Delay: p.delay, Jitter: p.jitter, Loss: p.loss}
+	l.emu = netemu.Start(ctx, l.tun[0], l.tun[1], shape, shape)
 	return l, nil
 }
 
 // close stops forwarding and removes the devices and namespaces. The
 // daemons in them must have stopped.
 func (l *link) close() {
-	if l.cancel != nil {
-		l.cancel()
+	if l.emu != nil {
+		l.emu.Close() // closes the TUN devices too
 	}
-	for _, f := range l.tun {
-		if f != nil {
-			f.Close() // unblocks the readers
-		}
-	}
-	l.wg.Wait()
 	for i := len(l.undo) - 1; i >= 0; i-- {
 		l.undo[i]()
 	}
@@ -140,93 +121,20 @@ func (l *link) wrapper(dir, bin string, i int) (string, error) {
 	return path, os.WriteFile(path, []byte(script), 0o755)
 }
 
-// packet is one IP packet on its way, due at the far end at due.
-type packet struct {
-	data []byte
-	due  time.Time
-}
-
-// linkQueue bounds the packets in flight inside the emulator per direction;
-// beyond it packets are dropped (counted). At 100 Mbit/s and 1 ms this is
-// far more than a link holds, so it never decides anything.
-const linkQueue = 8192
-
-// forward carries packets from side d to the other side.
-func (l *link) forward(ctx context.Context, d int) {
-	from, to := l.tun[d], l.tun[1-d]
-	q := make(chan packet, linkQueue)
-	rng := rand.New(rand.NewPCG(uint64(d)+1, 0x63616c6c626f78)) // the same losses every run
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(q)
-		var last time.Time
-		for {
-			buf := make([]byte, 2048)
-			n, err := from.Read(buf)
-			if err != nil {
-				if ctx.Err() == nil {
-					l.readErr[d].Store(&err)
-				}
-				return
-			}
-			l.sent[d].Add(1)
-			if l.p.loss > 0 && rng.Float64() < l.p.loss {
-				l.lost[d].Add(1)
-				continue
-			}
-			delay := l.p.delay
-			if l.p.jitter > 0 {
-				delay += time.Duration((rng.Float64()*2 - 1) * float64(l.p.jitter))
-			}
-			// Packets keep their order, as on Wi-Fi where a late frame
-			// holds up those behind it (netem would reorder them).
-			due := time.Now().Add(max(delay, 0))
-			if due.Before(last) {
-				due = last
-			}
-			last = due
-			select {
-			case q <- packet{data: buf[:n], due: due}:
-			default:
-				l.overflow[d].Add(1)
-			}
-		}
-	}()
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	for p := range q {
-		if w := time.Until(p.due); w > 0 {
-			t.Reset(w)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				for range q { // let the reader finish
-				}
-				wg.Wait()
-				return
-			}
-		}
-		to.Write(p.data) // a dropped write is a lost packet, as on a wire
-	}
-	wg.Wait()
-}
-
 // stats describes what the emulator did, per direction.
 func (l *link) stats() string {
 	var b strings.Builder
 	for d, name := range []string{"hall→door", "door→hall"} {
-		sent, lost, over := l.sent[d].Load(), l.lost[d].Load(), l.overflow[d].Load()
+		c := l.emu.Counts(d)
 		if d > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s %d packets, %d lost", name, sent, lost)
-		if over > 0 {
-			fmt.Fprintf(&b, ", %d dropped by the emulator's queue", over)
+		fmt.Fprintf(&b, "%s %d packets, %d lost", name, c.Sent, c.Lost)
+		if c.Overflow > 0 {
+			fmt.Fprintf(&b, ", %d dropped by the emulator's queue", c.Overflow)
 		}
-		if e := l.readErr[d].Load(); e != nil {
-			fmt.Fprintf(&b, ", stopped: %v", *e)
+		if c.Err != nil {
+			fmt.Fprintf(&b, ", stopped: %v", c.Err)
 		}
 	}
 	return b.String()
@@ -255,45 +163,6 @@ func runProfile(ctx context.Context, p profile, bin, dir string, length time.Dur
 		err = fmt.Errorf("%w (link: %s)", err, res.linkNote)
 	}
 	return res, err
-}
-
-// TUNSETIFF and its flags, from linux/if_tun.h.
-const (
-	tunSetIff = 0x400454ca
-	iffTun    = 0x0001
-	iffNoPi   = 0x1000
-)
-
-// openTun creates TUN device name (IP packets, no extra header) and returns
-// its file. The device lives as long as the file is open.
-func openTun(name string) (*os.File, error) {
-	if len(name) >= 16 {
-		return nil, fmt.Errorf("tun: name %q too long", name)
-	}
-	// The device must be attached (TUNSETIFF) before the file joins the
-	// runtime's poller: a TUN file polled before it is attached never
-	// signals readiness afterwards. So: raw fd, ioctl, non-blocking, then
-	// os.NewFile, which registers a non-blocking fd with the poller.
-	fd, err := syscall.Open("/dev/net/tun", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("tun: %w", err)
-	}
-	var req struct {
-		name  [16]byte
-		flags uint16
-		_     [22]byte
-	}
-	copy(req.name[:], name)
-	req.flags = iffTun | iffNoPi
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), tunSetIff, uintptr(unsafe.Pointer(&req))); errno != 0 {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("tun: create %s: %w", name, errno)
-	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return nil, fmt.Errorf("tun: %w", err)
-	}
-	return os.NewFile(uintptr(fd), "tun:"+name), nil
 }
 
 // ipCmd runs ip or tc and returns its complaint as the error.
