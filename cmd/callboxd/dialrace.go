@@ -161,7 +161,7 @@ func (r *dialRace) run(parent context.Context) (net.Conn, candidate, error) {
 			default:
 				err := res.err
 				if ctx.Err() != nil && parent.Err() == nil && timedOut(err) {
-					err = fmt.Errorf("no answer within %v", budget)
+					err = &noAnswerError{budget: budget, err: err}
 				}
 				errs = append(errs, fmt.Errorf("%s: %w", res.cand, err))
 				r.logAttempt(res, "failed: "+err.Error())
@@ -211,6 +211,16 @@ func (r *dialRace) logAttempt(res attemptResult, outcome string) {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // timedOut reports an error that means a deadline passed.
+// noAnswerError is an attempt the dial's budget ran out on: nothing
+// answered (a black hole, a tunnel that is down).
+type noAnswerError struct {
+	budget time.Duration
+	err    error
+}
+
+func (e *noAnswerError) Error() string { return fmt.Sprintf("no answer within %v", e.budget) }
+func (e *noAnswerError) Unwrap() error { return e.err }
+
 func timedOut(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
 }

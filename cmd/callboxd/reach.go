@@ -72,6 +72,10 @@ func render(err error, netFail, nameFail *bool) string {
 		return strings.Join(parts, "; ")
 	}
 	msg := err.Error()
+	if na := (*noAnswerError)(nil); errors.As(err, &na) {
+		*netFail = true // said plainly already
+		return msg
+	}
 	op, what, isName := reachFailure(err)
 	if op == nil {
 		return msg

@@ -49,6 +49,13 @@ func TestUnreachableSaysWhyAndWhatToDo(t *testing.T) {
 		t.Errorf("the rewritten error lost its cause: %v", err)
 	}
 
+	// The dial race's budget ran out on an address that never answered
+	// (a tunnel that is down): said so, with the hint.
+	err = explainUnreachable(errors.Join(fmt.Errorf("10.9.0.2:7420 (last): %w", &noAnswerError{budget: 3 * time.Second, err: context.DeadlineExceeded})))
+	if want := "10.9.0.2:7420 (last): no answer within 3s — " + hintOverlay; err.Error() != want {
+		t.Errorf("no answer:\n got %q\nwant %q", err, want)
+	}
+
 	// A host name: said as configured, with the address it resolved to.
 	err = explainUnreachable(errors.Join(dialErr(t, fmt.Sprintf("localhost:%d", port))))
 	if !strings.HasPrefix(err.Error(), fmt.Sprintf("localhost:%d: connection refused (at ", port)) ||
