@@ -83,10 +83,11 @@ func Open(cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, log: log.With("component", "rings"), work: make(chan func(), queueLen), done: make(chan struct{})}
+	work := make(chan func(), queueLen)
+	s := &Store{cfg: cfg, log: log.With("component", "rings"), work: work, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		for f := range s.work {
+		for f := range work {
 			f()
 		}
 	}()

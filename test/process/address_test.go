@@ -129,7 +129,7 @@ func TestPeersAtHostNameAndIPv6(t *testing.T) {
 	cli(t, hall, "call", "gone")
 	end := waitEnded(t, hall)
 	t.Logf("hall: %s", end)
-	want := "could not reach gone: " + gone + ": connection refused (at "
+	want := "could not reach gone: " + gone + " (configured): connection refused (at "
 	hint := "A box behind another router needs an overlay network (README: Calling between two houses)"
 	if !strings.HasPrefix(end, want) || !strings.HasSuffix(end, hint) {
 		t.Errorf("hall's last call ended %q, want %q…%q", end, want, hint)
