@@ -52,11 +52,12 @@ const (
 	helloFixed  = 2 + 1 + 6 + 7 // version, name length, video caps, audio caps
 	helloPrefer = 4             // the optional preferred video size after the fixed part
 	reasonFixed = 2             // reason code, text length
+	doorFixed   = 6             // request seq, result, text length
 	videoFixed  = 12            // frame number, frame size, offset
 )
 
 // Body is the payload of a message: one of Hello, Call, Answer, Busy, Reject,
-// Hangup, Ping, Pong, Video or Audio (as values). No other type can implement
+// Hangup, Ping, Pong, OpenDoor, DoorAnswer, Video or Audio (as values). No other type can implement
 // it, so a type switch over those is exhaustive.
 type Body interface {
 	Type() Type
@@ -102,6 +103,10 @@ const (
 	// answer even if it answers calls by itself: the caller rings a
 	// group and the first person to answer takes the call.
 	HelloRingOnly uint8 = 1 << 0
+	// HelloDoor (revision 1.4): the sender has a door opener and takes
+	// OpenDoor requests from the peer during the call. Only a peer that
+	// sent it may be sent OpenDoor: an older box does not know the type.
+	HelloDoor uint8 = 1 << 1
 )
 
 // VideoSize is a frame size in pixels.
@@ -152,6 +157,19 @@ type Pong struct {
 	Recv int64 // T2: when the Ping was received, responder's clock
 }
 
+// OpenDoor (revision 1.4) asks the peer, during a call, to open its door.
+// It is sent only to a peer whose Hello has HelloDoor, and answered with
+// one DoorAnswer. The message's seq numbers the request.
+type OpenDoor struct{}
+
+// DoorAnswer (revision 1.4) answers an OpenDoor: opened, or refused and
+// why.
+type DoorAnswer struct {
+	Request uint32 // the seq of the OpenDoor answered
+	Result  DoorResult
+	Text    string // 0..MaxText bytes of UTF-8, for people and logs
+}
+
 // Video is one chunk of a JPEG frame. The message time is the frame's
 // capture time, the same in all its chunks.
 type Video struct {
@@ -170,16 +188,18 @@ type Audio struct {
 	PCM []byte // the payload: 1..MaxAudio bytes (named for the original, PCM-only layout)
 }
 
-func (Hello) Type() Type  { return TypeHello }
-func (Call) Type() Type   { return TypeCall }
-func (Answer) Type() Type { return TypeAnswer }
-func (Busy) Type() Type   { return TypeBusy }
-func (Reject) Type() Type { return TypeReject }
-func (Hangup) Type() Type { return TypeHangup }
-func (Ping) Type() Type   { return TypePing }
-func (Pong) Type() Type   { return TypePong }
-func (Video) Type() Type  { return TypeVideo }
-func (Audio) Type() Type  { return TypeAudio }
+func (Hello) Type() Type      { return TypeHello }
+func (Call) Type() Type       { return TypeCall }
+func (Answer) Type() Type     { return TypeAnswer }
+func (Busy) Type() Type       { return TypeBusy }
+func (Reject) Type() Type     { return TypeReject }
+func (Hangup) Type() Type     { return TypeHangup }
+func (Ping) Type() Type       { return TypePing }
+func (Pong) Type() Type       { return TypePong }
+func (OpenDoor) Type() Type   { return TypeOpenDoor }
+func (DoorAnswer) Type() Type { return TypeDoorAnswer }
+func (Video) Type() Type      { return TypeVideo }
+func (Audio) Type() Type      { return TypeAudio }
 
 func (h Hello) check() (int, error) {
 	if h.Version != Version {
@@ -296,6 +316,40 @@ func checkName(s string) error {
 		return malformed(TypeHello, "name contains a control character")
 	}
 	return nil
+}
+
+func (OpenDoor) check() (int, error) { return 0, nil }
+func (OpenDoor) put(b []byte) []byte { return b }
+
+func (d DoorAnswer) check() (int, error) {
+	if _, err := checkText(TypeDoorAnswer, d.Text); err != nil {
+		return 0, err
+	}
+	return doorFixed + len(d.Text), nil
+}
+
+func (d DoorAnswer) put(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, d.Request)
+	b = append(b, byte(d.Result), byte(len(d.Text)))
+	return append(b, d.Text...)
+}
+
+func decodeDoorAnswer(p []byte) (DoorAnswer, error) {
+	if len(p) < doorFixed {
+		return DoorAnswer{}, malformed(TypeDoorAnswer, fmt.Sprintf("payload %d bytes, need at least %d", len(p), doorFixed))
+	}
+	n := int(p[5])
+	if n > MaxText {
+		return DoorAnswer{}, malformed(TypeDoorAnswer, fmt.Sprintf("text length %d, limit %d", n, MaxText))
+	}
+	if len(p) != doorFixed+n {
+		return DoorAnswer{}, malformed(TypeDoorAnswer, fmt.Sprintf("payload %d bytes, text length says %d", len(p), doorFixed+n))
+	}
+	d := DoorAnswer{Request: binary.BigEndian.Uint32(p), Result: DoorResult(p[4]), Text: string(p[doorFixed:])}
+	if _, err := checkText(TypeDoorAnswer, d.Text); err != nil {
+		return DoorAnswer{}, err
+	}
+	return d, nil
 }
 
 func (Call) check() (int, error)   { return 0, nil }

@@ -105,7 +105,7 @@ func decodeBody(h header, p []byte) (Message, error) {
 	switch h.t {
 	case TypeHello:
 		body, err = decodeHello(p)
-	case TypeCall, TypeAnswer, TypeBusy, TypePing:
+	case TypeCall, TypeAnswer, TypeBusy, TypePing, TypeOpenDoor:
 		// parseHeader already refused a payload; nothing left to check.
 		body = emptyBody(h.t)
 	case TypeReject:
@@ -118,6 +118,8 @@ func decodeBody(h header, p []byte) (Message, error) {
 		body = r
 	case TypePong:
 		body, err = decodePong(p)
+	case TypeDoorAnswer:
+		body, err = decodeDoorAnswer(p)
 	case TypeVideo:
 		body, err = decodeVideo(p)
 	case TypeAudio:
@@ -139,6 +141,8 @@ func emptyBody(t Type) Body {
 		return Answer{}
 	case TypeBusy:
 		return Busy{}
+	case TypeOpenDoor:
+		return OpenDoor{}
 	}
 	return Ping{}
 }

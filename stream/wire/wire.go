@@ -45,8 +45,14 @@ const (
 	TypeHangup Type = 6
 	TypePing   Type = 7
 	TypePong   Type = 8
-	TypeVideo  Type = 16
-	TypeAudio  Type = 17
+	// TypeOpenDoor and TypeDoorAnswer (revision 1.4) ask the peer in a
+	// call to open its door and answer that. They go only to a peer whose
+	// Hello carries HelloDoor: an older box does not know them and ends
+	// the call on an unknown type.
+	TypeOpenDoor   Type = 9
+	TypeDoorAnswer Type = 10
+	TypeVideo      Type = 16
+	TypeAudio      Type = 17
 )
 
 // String returns the lower-case name of t, or "type N" for unknown types.
@@ -68,6 +74,10 @@ func (t Type) String() string {
 		return "ping"
 	case TypePong:
 		return "pong"
+	case TypeOpenDoor:
+		return "open door"
+	case TypeDoorAnswer:
+		return "door answer"
 	case TypeVideo:
 		return "video"
 	case TypeAudio:
@@ -82,10 +92,12 @@ func MaxPayload(t Type) (int, bool) {
 	switch t {
 	case TypeHello:
 		return 512, true
-	case TypeCall, TypeAnswer, TypeBusy, TypePing:
+	case TypeCall, TypeAnswer, TypeBusy, TypePing, TypeOpenDoor:
 		return 0, true
 	case TypeReject, TypeHangup:
 		return reasonFixed + MaxText, true
+	case TypeDoorAnswer:
+		return doorFixed + MaxText, true
 	case TypePong:
 		return 16, true
 	case TypeVideo:
@@ -139,6 +151,41 @@ func (r Reason) String() string {
 		return "answered elsewhere"
 	}
 	return "reason " + strconv.Itoa(int(r))
+}
+
+// DoorResult is what a box answers a request to open its door
+// (revision 1.4): DoorOpened, or why it refused. Unknown codes are
+// refusals, carried as their number.
+type DoorResult uint8
+
+// Door results.
+const (
+	DoorOpened     DoorResult = 0 // the door's relay is pulsed
+	DoorBusy       DoorResult = 1 // refused: a pulse is under way
+	DoorTooSoon    DoorResult = 2 // refused: inside the minimum gap after the last pulse
+	DoorNotAllowed DoorResult = 3 // refused: the box takes no request from this peer now (its config, no call)
+	DoorFault      DoorResult = 4 // refused: the relay's line failed
+	DoorNone       DoorResult = 5 // refused: the box has no door opener
+)
+
+// String returns a short lower-case description of r, or "result N" for
+// unknown codes.
+func (r DoorResult) String() string {
+	switch r {
+	case DoorOpened:
+		return "opened"
+	case DoorBusy:
+		return "busy"
+	case DoorTooSoon:
+		return "too soon"
+	case DoorNotAllowed:
+		return "not allowed"
+	case DoorFault:
+		return "fault"
+	case DoorNone:
+		return "no door"
+	}
+	return "result " + strconv.Itoa(int(r))
 }
 
 // Sentinel errors, always returned inside a *ProtocolError.

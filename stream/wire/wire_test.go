@@ -91,6 +91,18 @@ var cases = []struct {
 		"00000028 01 00 00000000 17979cfe3d85cd15" +
 			"0001 04 646f6f72 0280 01e0 1e 01 0000bb80 01 0a 01 0000 0000 00 01",
 	},
+	{
+		// Revision 1.4: a door box that takes requests to open its door
+		// (call flags bit 1) and receives Opus then PCM.
+		"hello with a door",
+		Message{Time: t1, Body: Hello{Version: 1, Name: "door",
+			Video:  VideoCaps{Width: 640, Height: 480, FPS: 30, Codec: CodecMJPEG},
+			Audio:  AudioCaps{Rate: 48000, Channels: 1, FrameMs: 10, Format: FormatS16LE},
+			Codecs: []AudioCodec{AudioOpus, AudioPCM},
+			Flags:  HelloDoor}},
+		"0000002a 01 00 00000000 17979cfe3d85cd15" +
+			"0001 04 646f6f72 0280 01e0 1e 01 0000bb80 01 0a 01 0000 0000 02 02 01 02",
+	},
 	{"call", Message{Time: t1, Body: Call{}}, "0000000e 02 00 00000000 17979cfe3d85cd15"},
 	{"answer", Message{Time: t3, Body: Answer{}}, "0000000e 03 00 00000000 17979cfe437bae15"},
 	{"busy", Message{Body: Busy{}}, "0000000e 04 00 00000000 0000000000000000"},
@@ -119,6 +131,25 @@ var cases = []struct {
 		"hangup answered elsewhere",
 		Message{Time: t3, Body: Hangup{Reason: ReasonElsewhere, Text: "answered elsewhere"}},
 		"00000022 06 00 00000000 17979cfe437bae15 08 12 616e73776572656420656c73657768657265",
+	},
+	// Revision 1.4: the first request to open the peer's door, and the
+	// answers to it and to a second one inside the minimum gap.
+	{"open door", Message{Time: t1, Body: OpenDoor{}}, "0000000e 09 00 00000000 17979cfe3d85cd15"},
+	{
+		"door answer opened",
+		Message{Time: t2, Body: DoorAnswer{Request: 0, Result: DoorOpened}},
+		"00000014 0a 00 00000000 17979cfe4080bd95 00000000 00 00",
+	},
+	{
+		"door answer too soon",
+		Message{Seq: 1, Time: t3, Body: DoorAnswer{Request: 1, Result: DoorTooSoon, Text: "too soon: the door opens again in 4s"}},
+		"00000038 0a 00 00000001 17979cfe437bae15 00000001 02 24" +
+			"746f6f20736f6f6e3a2074686520646f6f72206f70656e7320616761696e20696e203473",
+	},
+	{
+		"door answer unknown result max text",
+		Message{Seq: 2, Body: DoorAnswer{Request: 0xffffffff, Result: 200, Text: strings.Repeat("z", MaxText)}},
+		"00000094 0a 00 00000002 0000000000000000 ffffffff c8 80" + strings.Repeat("7a", MaxText),
 	},
 	{"ping", Message{Seq: 41, Time: t1, Body: Ping{}}, "0000000e 07 00 00000029 17979cfe3d85cd15"},
 	{
@@ -191,7 +222,8 @@ var bad = []struct {
 	{"length zero", "00000000", ErrMalformed},
 	{"length below header", "0000000d 02 00 00000000 00000000000000", ErrMalformed},
 	{"type zero", "0000000e 00 00 00000000 0000000000000000", ErrUnknownType},
-	{"type nine huge length", "ffffffff 09 00 00000000 0000000000000000", ErrUnknownType},
+	{"type 15 huge length", "ffffffff 0f 00 00000000 0000000000000000", ErrUnknownType},
+	{"type 11 empty", "0000000e 0b 00 00000000 0000000000000000", ErrUnknownType},
 	{"type 255", "0000000f ff 00 00000000 0000000000000000 00", ErrUnknownType},
 	{"flags set", "0000000e 02 01 00000000 0000000000000000", ErrMalformed},
 	{"flags high bit", "00000010 11 80 00000000 0000000000000000 0100", ErrMalformed},
@@ -199,6 +231,14 @@ var bad = []struct {
 	{"nonempty answer", "0000000f 03 00 00000000 0000000000000000 00", ErrMalformed},
 	{"nonempty busy", "0000000f 04 00 00000000 0000000000000000 00", ErrMalformed},
 	{"nonempty ping", "0000000f 07 00 00000000 0000000000000000 00", ErrMalformed},
+	{"nonempty open door", "0000000f 09 00 00000000 0000000000000000 00", ErrMalformed},
+	{"door answer empty", "0000000e 0a 00 00000000 0000000000000000", ErrMalformed},
+	{"door answer without text length", "00000013 0a 00 00000000 0000000000000000 00000000 00", ErrMalformed},
+	{"door answer text past payload", "00000015 0a 00 00000000 0000000000000000 00000000 02 02 61", ErrMalformed},
+	{"door answer bytes after text", "00000016 0a 00 00000000 0000000000000000 00000000 02 01 6162", ErrMalformed},
+	{"door answer text invalid utf8", "00000015 0a 00 00000000 0000000000000000 00000000 02 01 ff", ErrMalformed},
+	{"door answer text length 129", "00000094 0a 00 00000000 0000000000000000 00000000 02 81" + strings.Repeat("7a", 128), ErrMalformed},
+	{"door answer text 129 bytes", "00000095 0a 00 00000000 0000000000000000 00000000 02 81" + strings.Repeat("7a", 129), ErrTooLarge},
 	{"hello empty", "0000000e 01 00 00000000 0000000000000000", ErrMalformed},
 	{"hello version only", "00000010 01 00 00000000 0000000000000000 0001", ErrMalformed},
 	{"hello version 0", "0000001e 01 00 00000000 0000000000000000 0000 00 0280 01e0 1e 01 0000bb80 01 0a 01", ErrMalformed},
@@ -425,7 +465,7 @@ func TestRefusedFromHeader(t *testing.T) {
 		}
 	}
 	tests = append(tests,
-		refusal{"unknown type 9", "00004000 09 00 00000000 0000000000000000", ErrUnknownType},
+		refusal{"unknown type 15", "00004000 0f 00 00000000 0000000000000000", ErrUnknownType},
 		refusal{"unknown type 255", "ffffffff ff 00 00000000 0000000000000000", ErrUnknownType},
 		refusal{"unknown type 0", "0000000e 00 00 00000000 0000000000000000", ErrUnknownType},
 	)
@@ -533,6 +573,8 @@ func TestAppendInvalid(t *testing.T) {
 		{"hello name c1 control", hello(1, "a\u0085b")},
 		{"reject text too long", Message{Body: Reject{Text: strings.Repeat("ü", MaxText/2+1)}}},
 		{"hangup text invalid utf8", Message{Body: Hangup{Text: "\xc3"}}},
+		{"door answer text too long", Message{Body: DoorAnswer{Result: DoorBusy, Text: strings.Repeat("a", MaxText+1)}}},
+		{"door answer text invalid utf8", Message{Body: DoorAnswer{Text: "\xff"}}},
 		{"video zero size", video(0, 0, 1)},
 		{"video frame too large", video(MaxFrameSize+1, 0, 1)},
 		{"video empty chunk", video(10, 0, 0)},
@@ -565,7 +607,7 @@ func TestErrorText(t *testing.T) {
 		{"0000001f 01 00 00000000 0000000000000000 0001 01 ff 0280 01e0 1e 01 0000bb80 01 0a 01",
 			TypeHello, "wire: hello: name is not valid UTF-8: malformed message"},
 		{"00000000", 0, "wire: length 0 below header size 14: malformed message"},
-		{"0000000e 09 00 00000000 0000000000000000", 9, "wire: type 9: unknown message type"},
+		{"0000000e 0f 00 00000000 0000000000000000", 15, "wire: type 15: unknown message type"},
 		{"0000001f 08 00 00000000 0000000000000000" + strings.Repeat("00", 17),
 			TypePong, "wire: pong: payload 17 bytes, limit 16: message too large"},
 	}
@@ -584,12 +626,12 @@ func TestErrorText(t *testing.T) {
 func TestStrings(t *testing.T) {
 	types := map[Type]string{TypeHello: "hello", TypeCall: "call", TypeAnswer: "answer", TypeBusy: "busy",
 		TypeReject: "reject", TypeHangup: "hangup", TypePing: "ping", TypePong: "pong", TypeVideo: "video",
-		TypeAudio: "audio", 9: "type 9"}
+		TypeAudio: "audio", TypeOpenDoor: "open door", TypeDoorAnswer: "door answer", 15: "type 15"}
 	for ty, want := range types {
 		if got := ty.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", ty, got, want)
 		}
-		if _, ok := MaxPayload(ty); ok != (ty != 9) {
+		if _, ok := MaxPayload(ty); ok != (ty != 15) {
 			t.Errorf("MaxPayload(%v) known = %v", ty, ok)
 		}
 	}
@@ -599,6 +641,13 @@ func TestStrings(t *testing.T) {
 	for r, want := range reasons {
 		if got := r.String(); got != want {
 			t.Errorf("Reason(%d).String() = %q, want %q", r, got, want)
+		}
+	}
+	results := map[DoorResult]string{DoorOpened: "opened", DoorBusy: "busy", DoorTooSoon: "too soon",
+		DoorNotAllowed: "not allowed", DoorFault: "fault", DoorNone: "no door", 6: "result 6"}
+	for r, want := range results {
+		if got := r.String(); got != want {
+			t.Errorf("DoorResult(%d).String() = %q, want %q", r, got, want)
 		}
 	}
 }
