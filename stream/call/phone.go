@@ -103,6 +103,15 @@ type Config struct {
 	// a multiple of Audio.FrameMs; default 20 (or Audio.FrameMs if longer).
 	OpusFrameMs int
 	AutoAnswer  bool // answer paired peers at once
+	// Door says this box has a door opener that takes the peer's
+	// requests during a call: its hello tells the peer (wire.HelloDoor)
+	// and OnDoor decides each request.
+	Door bool
+	// OnDoor is called from the owner goroutine when the peer of
+	// the call in progress asks us to open our door: nil means opened, a
+	// *DoorError says why not (its Result and Text go to the peer), any
+	// other error is a fault. It must not block.
+	OnDoor func(peer Peer) error
 
 	PingInterval     time.Duration // default 500ms
 	PeerTimeout      time.Duration // silence after which the peer is dead; default 2s
@@ -232,6 +241,12 @@ type Status struct {
 	Group    *GroupStatus `json:"group,omitempty"`
 	Call     *CallStats   `json:"call,omitempty"` // the call in progress
 	LastCall *CallStats   `json:"last_call,omitempty"`
+
+	// PeerDoor says the peer of the call has a door opener that takes
+	// our requests (OpenPeerDoor); DoorAsk is our last request and its
+	// answer, kept until the next one.
+	PeerDoor bool     `json:"peer_door,omitempty"`
+	DoorAsk  *DoorAsk `json:"door_ask,omitempty"`
 }
 
 // Errors callers branch on.
@@ -269,6 +284,7 @@ type Phone struct {
 	dialStop context.CancelFunc
 	dialSeq  int
 	group    *groupCall // the group call being placed or answered, nil otherwise
+	ask      *doorAsk   // our request to open the peer's door, waiting for its answer
 	// pending holds the sessions that are not the current call: incoming
 	// ones before their call request, and ended ones until they have
 	// closed; each with when it got here. Every one leaves within a bound
@@ -302,6 +318,9 @@ func New(cfg Config, dial Dialer, sink Sink) (*Phone, error) {
 		Audio:   wire.AudioCaps{Rate: uint32(cfg.Audio.Rate), Channels: uint8(cfg.Audio.Channels), FrameMs: uint8(cfg.Audio.FrameMs), Format: wire.FormatS16LE},
 		Prefer:  wire.VideoSize{Width: uint16(cfg.Prefer.Width), Height: uint16(cfg.Prefer.Height)},
 		Codecs:  cfg.Codecs,
+	}
+	if cfg.Door {
+		p.hello.Flags |= wire.HelloDoor
 	}
 	p.status = Status{State: Idle, Since: time.Now()}
 	return p, nil
@@ -537,11 +556,13 @@ func (p *Phone) setState(st State, why string) {
 		p.status.Peer = nil
 		p.status.PeerName = ""
 		p.status.PeerPrefers = nil
+		p.status.PeerDoor = false
 	} else {
 		peer := p.peer
 		p.status.Peer = &peer
 		if p.sess != nil {
 			p.status.PeerName = p.sess.hello.Name
+			p.status.PeerDoor = p.sess.hello.Flags&wire.HelloDoor != 0
 			p.status.PeerPrefers = nil
 			if pr := p.sess.hello.Prefer; pr.Width > 0 && pr.Height > 0 {
 				p.status.PeerPrefers = &media.Size{Width: int(pr.Width), Height: int(pr.Height)}
@@ -659,6 +680,9 @@ func (p *Phone) hangup(reason wire.Reason, why string) error {
 // endCall returns to idle. A session that is still closing finishes on its
 // own; its later events are ignored.
 func (p *Phone) endCall(why string) {
+	if p.ask != nil && p.ask.s == p.sess {
+		p.endAsk(p.ask, ErrDoorCallEnd)
+	}
 	if p.group != nil {
 		p.group.stop()
 		p.group = nil
@@ -683,6 +707,14 @@ func (p *Phone) endCall(why string) {
 }
 
 func (p *Phone) handle(e event) {
+	switch e.kind {
+	case evOpenDoor:
+		p.doorRequested(e)
+		return
+	case evDoorAnswer:
+		p.doorAnswered(e)
+		return
+	}
 	if p.groupEvent(e) {
 		return
 	}

@@ -25,6 +25,11 @@ type event struct {
 	reason wire.Reason
 	text   string
 	err    error // evClosed: why the session ended (nil after a clean hangup)
+
+	// The door events (door.go): the request's seq (evOpenDoor) or the
+	// one answered, and the answer (evDoorAnswer).
+	seq  uint32
+	door wire.DoorResult
 }
 
 type eventKind int
@@ -37,6 +42,12 @@ const (
 	evReject                  // the peer declined (or gave up ringing)
 	evHangup                  // the peer hung up
 	evClosed                  // both goroutines have ended; always the last event
+)
+
+// The door events (door.go), handled before any other.
+const (
+	evOpenDoor   eventKind = iota + 16 // the peer asks us to open our door
+	evDoorAnswer                       // the peer answered our request to open its door
 )
 
 // errPeerTimeout is the cause when nothing arrived for PeerTimeout.
@@ -71,6 +82,7 @@ type session struct {
 	video    *media.Frame
 	cur      *media.Frame
 	hello    wire.Hello // the peer's, once received (owner goroutine only)
+	doorSeq  uint32     // OpenDoor messages queued so far: the next one's seq (owner goroutine only)
 	curOff   int
 	final    bool   // a final control message (hangup, busy, reject) is queued
 	why      string // what the final message said, for the phone's status
@@ -692,6 +704,10 @@ func (s *session) readLoop(ctx context.Context) error {
 		case wire.Hangup:
 			s.post(event{kind: evHangup, reason: b.Reason, text: b.Text})
 			return nil
+		case wire.OpenDoor:
+			s.post(event{kind: evOpenDoor, seq: m.Seq})
+		case wire.DoorAnswer:
+			s.post(event{kind: evDoorAnswer, seq: b.Request, door: b.Result, text: b.Text})
 		case wire.Ping:
 			s.enqueue(wire.Message{Body: wire.Pong{Ping: m.Time, Recv: now.UnixNano()}})
 		case wire.Pong:
