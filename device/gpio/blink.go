@@ -25,6 +25,8 @@ func (p Pattern) steps() []step {
 		return []step{{true, 125 * ms}, {false, 125 * ms}}
 	case PairBlink:
 		return []step{{true, 62500 * time.Microsecond}, {false, 62500 * time.Microsecond}}
+	case DoorBlink:
+		return []step{{true, 300 * ms}, {false, 100 * ms}}
 	case ErrorBlink:
 		return []step{{true, 100 * ms}, {false, 100 * ms}, {true, 100 * ms}, {false, 700 * ms}}
 	}

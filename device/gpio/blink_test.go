@@ -67,6 +67,8 @@ func TestBlinkerPatterns(t *testing.T) {
 		{SlowBlink, toggles(500*ms, 4)},
 		{FastBlink, toggles(125*ms, 16)},
 		{PairBlink, toggles(62500*time.Microsecond, 32)},
+		{DoorBlink, []change{{0, true}, {300 * ms, false}, {400 * ms, true}, {700 * ms, false}, {800 * ms, true},
+			{1100 * ms, false}, {1200 * ms, true}, {1500 * ms, false}, {1600 * ms, true}, {1900 * ms, false}}},
 		{ErrorBlink, []change{{0, true}, {100 * ms, false}, {200 * ms, true}, {300 * ms, false},
 			{1000 * ms, true}, {1100 * ms, false}, {1200 * ms, true}, {1300 * ms, false}}},
 	}
@@ -217,7 +219,7 @@ func TestSimButton(t *testing.T) {
 }
 
 func TestPatternNames(t *testing.T) {
-	for p := Off; p <= PairBlink; p++ {
+	for p := Off; p <= DoorBlink; p++ {
 		got, err := ParsePattern(p.String())
 		if err != nil || got != p {
 			t.Errorf("ParsePattern(%q) = %v, %v", p.String(), got, err)

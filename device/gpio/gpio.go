@@ -1,7 +1,8 @@
 // Package gpio gives the box's push button and LED their meaning: debounced
-// press and long-press events, and LED patterns, with simulated devices for
-// running without hardware. Drivers for real pins feed Debouncer with edges
-// and drive Blinker with a pin setter.
+// press and long-press events, and LED patterns; and drives plain output
+// lines such as the door opener's relay. Simulated devices stand in for
+// all of them without hardware. Drivers for real pins feed Debouncer with
+// edges and drive Blinker with a pin setter.
 package gpio
 
 import (
@@ -46,6 +47,7 @@ const (
 	FastBlink          // 4 Hz, half on
 	ErrorBlink         // two short flashes, then a pause; once a second
 	PairBlink          // 8 Hz, half on: the pairing window is open
+	DoorBlink          // 300 ms on, 100 ms off: the door opener's relay is pulsed
 )
 
 var patternNames = [...]string{
@@ -55,6 +57,7 @@ var patternNames = [...]string{
 	FastBlink:  "fast-blink",
 	ErrorBlink: "error-blink",
 	PairBlink:  "pair-blink",
+	DoorBlink:  "door-blink",
 }
 
 func (p Pattern) String() string {

@@ -57,7 +57,7 @@ func (c PinConfig) pull(def pgpio.Pull) (pgpio.Pull, error) {
 func (c PinConfig) outputPull() error {
 	pull, err := c.pull(pgpio.Float)
 	if err == nil && pull != pgpio.Float {
-		err = fmt.Errorf("gpio: led %s: pull %q: an output takes no pull (want \"\" or \"none\")", c.Line, c.Pull)
+		err = fmt.Errorf("gpio: output %s: pull %q: an output takes no pull (want \"\" or \"none\")", c.Line, c.Pull)
 	}
 	return err
 }

@@ -69,6 +69,30 @@ func OpenLED(cfg PinConfig) (*PinLED, error) {
 	return l, nil
 }
 
+// OpenOutput opens an output line (the door opener's relay) on the GPIO
+// line cfg names and drives it off: low, or high with ActiveLow. The line
+// is only ever written. It is held until Close, which drives it off.
+func OpenOutput(cfg PinConfig) (*PinOutput, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.outputPull(); err != nil {
+		return nil, err
+	}
+	periphMu.Lock()
+	defer periphMu.Unlock()
+	line, name, err := openLine(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	o, err := newPinOutput(line, name, cfg, releaser(line))
+	if err != nil {
+		line.Close()
+		return nil, err
+	}
+	return o, nil
+}
+
 // openLine finds the free line cfg names; periphMu must be held. It
 // returns the line and its name for logs: "GPIO17 (gpiochip0:17)".
 func openLine(cfg PinConfig, log *slog.Logger) (*gpioioctl.GPIOLine, string, error) {

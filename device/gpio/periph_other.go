@@ -21,3 +21,8 @@ func OpenButton(cfg PinConfig, db DebounceConfig, log *slog.Logger) (*PinButton,
 func OpenLED(cfg PinConfig) (*PinLED, error) {
 	return nil, fmt.Errorf("gpio: led %s: %w", cfg.Line, errNoCdev)
 }
+
+// OpenOutput fails: real GPIO lines need Linux. Use SimOutput.
+func OpenOutput(cfg PinConfig) (*PinOutput, error) {
+	return nil, fmt.Errorf("gpio: output %s: %w", cfg.Line, errNoCdev)
+}
