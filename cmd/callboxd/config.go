@@ -53,6 +53,7 @@ type Config struct {
 
 	Groups  []GroupConfig  `toml:"group"`  // peers called together
 	Buttons []ButtonConfig `toml:"button"` // more buttons, each calling a peer or group
+	Door    DoorConfig     `toml:"door"`   // the door opener (door.go)
 
 	listDevices bool // -devices: list and exit
 }
@@ -216,6 +217,7 @@ func defaultConfig() Config {
 		Discovery: DiscoveryConfig{Enabled: true, IPv4: true, IPv6: true},
 		Pairing:   PairingConfig{WindowS: 120},
 		Screen:    ScreenConfig{Idle: "status", SelfView: true, Prefer: "640x480"},
+		Door:      defaultDoor(),
 	}
 }
 
@@ -476,6 +478,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.validateHome(); err != nil {
+		return err
+	}
+	if err := c.validateDoor(); err != nil {
 		return err
 	}
 	if err := c.webConfig(nil).Validate(); err != nil {

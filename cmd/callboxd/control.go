@@ -67,6 +67,7 @@ var controlRoutes = []struct {
 	{"GET /v1/frame/{which}", (*daemon).serveFrame},
 	{"GET /v1/rings", (*daemon).serveRings},
 	{"GET /v1/rings/{id}", (*daemon).serveRingPicture},
+	{"POST /v1/door/open", (*daemon).serveDoorOpen},
 }
 
 func (d *daemon) controlServer() *http.Server {
@@ -286,6 +287,7 @@ func (d *daemon) status() control.Status {
 			VideoFrames: d.frames.Load(), AudioFrames: d.micFrames.Load()},
 		VideoQuality: d.videoQuality(),
 		Peers:        d.peersSeen(time.Now()),
+		Door:         d.doorStatus(),
 	}
 }
 

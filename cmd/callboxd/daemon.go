@@ -67,6 +67,7 @@ type daemon struct {
 	button gpio.Button
 	simBtn *gpio.SimButton // the button, when simulated: `callbox press` presses it
 	extra  []*extraButton  // the [[button]] entries
+	door   *doorPart       // the door opener; nil without one (door.go)
 	led    gpio.LED
 	play   *playout.Buffer
 	echo   *echo.Stage // the microphone's processing; nil: none
@@ -197,6 +198,8 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Opus:        opus.Config{Bitrate: cfg.Audio.OpusKbps * 1000, Complexity: cfg.Audio.OpusComplexity},
 		OpusFrameMs: cfg.Audio.OpusFrameMs,
 		AutoAnswer:  cfg.AutoAnswer,
+		Door:        cfg.doorRemote(),
+		OnDoor:      d.remoteDoor,
 		OnChange:    d.stateChanged,
 		Logger:      log,
 	}, explainingDialer(d.dial), d.sink)
@@ -262,6 +265,9 @@ func (d *daemon) openDevices() error {
 	}
 	if p := d.openButtons(); len(p) > 0 {
 		gpioState = strings.TrimPrefix(gpioState+"; "+strings.Join(p, "; "), "; ")
+	}
+	if p := d.setupDoor(); p != "" {
+		gpioState = strings.TrimPrefix(gpioState+"; "+p, "; ")
 	}
 	d.panel = newPanel(d.led, func() (call.State, string) { return d.phone.Status().State, d.pair.status().State }, d.kickStatus)
 	d.panel.setGPIO(gpioState)
@@ -332,6 +338,7 @@ func (d *daemon) closeDevices() {
 		d.button.Close()
 	}
 	d.closeButtons()
+	d.closeDoor() // the relay off
 	if d.panel != nil {
 		d.panel.Close() // no flash ends after this
 	}
@@ -636,6 +643,9 @@ func (d *daemon) screenLines(st call.Status) []string {
 		state = peer + " rings"
 	case st.State == call.InCall:
 		state = "in call with " + peer
+	}
+	if l := d.doorLine(); l != "" {
+		return []string{d.cfg.Name, state, l}
 	}
 	return []string{d.cfg.Name, state}
 }

@@ -213,7 +213,10 @@ func (p *panel) show(cs call.State, pairing string) {
 func (p *panel) refresh() { p.show(p.now()) }
 
 // flash shows pat for flashFor, then the usual pattern again.
-func (p *panel) flash(pat gpio.Pattern) {
+func (p *panel) flash(pat gpio.Pattern) { p.flashFor(pat, flashFor) }
+
+// flashFor shows pat for d, then the usual pattern again.
+func (p *panel) flashFor(pat gpio.Pattern, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -226,7 +229,7 @@ func (p *panel) flash(pat gpio.Pattern) {
 	p.led.Set(pat)
 	p.timers.Add(1)
 	var t *time.Timer
-	t = time.AfterFunc(flashFor, func() {
+	t = time.AfterFunc(d, func() {
 		defer p.timers.Done()
 		p.mu.Lock()
 		if p.timer != t || p.closed {

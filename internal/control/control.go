@@ -66,6 +66,9 @@ type Status struct {
 	VideoQuality VideoQuality `json:"video_quality"`
 	// Peers is every paired peer and when this box last saw it.
 	Peers []PeerSeen `json:"peers"`
+	// Door is the door opener; nil when none is configured. Whether the
+	// peer of a call has one, and our last request to it, are in Phone.
+	Door *Door `json:"door,omitempty"`
 }
 
 // PeerSeen is a paired peer and when this box last saw it, by each of
@@ -389,4 +392,50 @@ func CodecName(c string) string {
 		return "(codec not agreed yet)"
 	}
 	return c
+}
+
+// Door is the door opener's state ([door]): its relay line, whether the
+// relay is energised, its record of openings and refusals.
+type Door struct {
+	Line   string `json:"line"`   // as configured: "GPIO22", "gpiochip0:22", "sim"
+	State  string `json:"state"`  // "idle", "opening" (the relay is energised), "fault: ..."
+	Active bool   `json:"active"` // the relay is energised: its line at its active level
+	// Until is when the pulse ends while Active, else when the door may
+	// open again (the minimum gap); absent when it may open now.
+	Until  time.Time `json:"until,omitzero"`
+	PulseS int       `json:"pulse_s"`
+	GapS   int       `json:"gap_s"`
+	// Remote is whom besides this box's own users the door opens for:
+	// "call" (the peer in a call with this box) or "never".
+	Remote      string     `json:"remote"`
+	Openings    uint64     `json:"openings"`
+	Refusals    uint64     `json:"refusals"`
+	Last        *DoorEvent `json:"last,omitempty"`         // the last opening
+	LastRefusal *DoorEvent `json:"last_refusal,omitempty"` // the last refusal
+	// Error says why the line is unusable or failed last; empty while it
+	// works.
+	Error string `json:"error,omitempty"`
+	// SimChanges counts the level changes of a simulated line ("sim"):
+	// what tests watch instead of a relay.
+	SimChanges uint64 `json:"sim_changes,omitempty"`
+}
+
+// DoorEvent is an opening or a refusal of the door opener.
+type DoorEvent struct {
+	At  time.Time `json:"at"`
+	Who string    `json:"who"`           // "callbox open", "web page (192.168.1.5)", "peer hall", "mqtt"
+	Why string    `json:"why,omitempty"` // a refusal's reason
+}
+
+// DoorRequest is the body of POST /v1/door/open: open this box's door,
+// or (Remote) ask the peer of the call in progress to open its own.
+type DoorRequest struct {
+	Remote bool `json:"remote,omitempty"`
+}
+
+// DoorOpened is what POST /v1/door/open answers when the door opened; a
+// refusal is an Error (409: refused, 404: no door opener).
+type DoorOpened struct {
+	Door   string `json:"door"`              // this box's name, or the peer's
+	PulseS int    `json:"pulse_s,omitempty"` // this box's pulse (the peer's is not known)
 }
