@@ -26,6 +26,8 @@ commands:
   hangup                           end, decline or abandon the call
   answer                           answer a ringing call
   press [--long] [--button N]      press the (simulated) button; N: the Nth [[button]]
+  open [--remote]                  open this box's door ([door]); --remote: ask the
+                                   peer of the call in progress to open its door
   devices [--json]                 cameras, microphones, speakers, GPIO lines and screens here
   id                               this box's name and fingerprint
   pair [-confirm | -cancel]        open the pairing window (as a long press), wait
@@ -108,6 +110,7 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 	file := flags.String("o", "", "")
 	confirm := flags.Bool("confirm", false, "")
 	cancelPair := flags.Bool("cancel", false, "")
+	remote := flags.Bool("remote", false, "")
 	if err := flags.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -138,6 +141,11 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		return c.Do(ctx, "POST", "/v1/"+cmd, nil, nil)
 	case "press":
 		return c.Do(ctx, "POST", "/v1/press", control.PressRequest{Long: *long, Button: *button}, nil)
+	case "open":
+		if len(args) > 0 {
+			return usageError("open takes no arguments")
+		}
+		return openDoor(ctx, c, *remote, out)
 	case "id":
 		var id control.ID
 		if err := c.Do(ctx, "GET", "/v1/id", nil, &id); err != nil {
@@ -222,6 +230,21 @@ func ringsCmd(ctx context.Context, c *control.Client, args []string, file string
 			what = "call from " + r.Peer
 		}
 		fmt.Fprintf(out, "%s  %-30s %-16s %s\n", r.Time.Local().Format("2006-01-02 15:04:05"), what, pic, r.ID)
+	}
+	return nil
+}
+
+// openDoor opens this box's door, or asks the peer of the call to open
+// its own and prints its answer.
+func openDoor(ctx context.Context, c *control.Client, remote bool, out io.Writer) error {
+	var res control.DoorOpened
+	if err := c.Do(ctx, "POST", "/v1/door/open", control.DoorRequest{Remote: remote}, &res); err != nil {
+		return err
+	}
+	if remote {
+		fmt.Fprintf(out, "%s opened its door\n", res.Door)
+	} else {
+		fmt.Fprintf(out, "door opening (%d s)\n", res.PulseS)
 	}
 	return nil
 }
@@ -369,6 +392,7 @@ func printStatus(out io.Writer, st control.Status) {
 	if st.GPIO != "" {
 		fmt.Fprintf(out, "gpio: %s\n", st.GPIO)
 	}
+	printDoor(out, st)
 	if st.PeerStore != "" {
 		fmt.Fprintf(out, "WARNING: %s\n", st.PeerStore)
 	}
@@ -422,4 +446,36 @@ func printStatus(out io.Writer, st control.Status) {
 		l.InUse, l.Friends, l.Accepted, l.Dropped)
 	pr := st.Process
 	fmt.Fprintf(out, "process: %d goroutines, %.1f MB heap, %d open files\n", pr.Goroutines, float64(pr.HeapBytes)/1e6, pr.OpenFDs)
+}
+
+// printDoor prints the door opener's lines: this box's, and the peer's.
+func printDoor(out io.Writer, st control.Status) {
+	at := func(t time.Time) string { return t.Local().Format("15:04:05") }
+	if d := st.Door; d != nil {
+		line := fmt.Sprintf("door %s: %s", d.Line, d.State)
+		switch {
+		case d.Active && d.Last != nil:
+			line += " for " + d.Last.Who
+			if !d.Until.IsZero() {
+				line += " until " + at(d.Until)
+			}
+		case !d.Until.IsZero():
+			line += ", opens again from " + at(d.Until)
+		}
+		line += fmt.Sprintf("; %d s pulse, %d s gap, remote %s; %d openings, %d refused", d.PulseS, d.GapS, d.Remote, d.Openings, d.Refusals)
+		fmt.Fprintln(out, line)
+		if l := d.Last; l != nil {
+			fmt.Fprintf(out, "  last opened %s by %s\n", at(l.At), l.Who)
+		}
+		if r := d.LastRefusal; r != nil {
+			fmt.Fprintf(out, "  last refused %s to %s: %s\n", at(r.At), r.Who, r.Why)
+		}
+	}
+	p := st.Phone
+	if p.PeerDoor && p.Peer != nil {
+		fmt.Fprintf(out, "%s has a door opener: callbox open --remote\n", p.Peer.Name)
+	}
+	if a := p.DoorAsk; a != nil {
+		fmt.Fprintf(out, "asked %s to open its door at %s: %s\n", a.Peer, at(a.At), a.Answer)
+	}
 }
