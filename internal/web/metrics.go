@@ -148,10 +148,15 @@ func writeStatusMetrics(w io.Writer, st control.Status) {
 		p.sample("callbox_device_up", labels("device", d.Name), b2f(d.Up()))
 	}
 	p.sample("callbox_device_up", labels("device", "gpio"), b2f(st.GPIO == ""))
+	if st.Door != nil {
+		p.sample("callbox_device_up", labels("device", "door"), b2f(st.Door.Error == ""))
+	}
 	if st.LED != "" {
 		p.family("callbox_led", "gauge", "The LED's pattern, always 1.")
 		p.sample("callbox_led", labels("pattern", st.LED), 1)
 	}
+
+	writeDoorMetrics(w, st.Door)
 
 	if vq := st.VideoQuality; vq.Quality > 0 {
 		p.family("callbox_video_quality", "gauge", "JPEG quality of the video we send: video.quality, lower while the call's link cannot carry its frames.")

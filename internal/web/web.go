@@ -248,6 +248,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 	mux.Handle("POST /api/call", cop.Handler(s.plain(http.HandlerFunc(s.call))))
 	mux.Handle("POST /api/hangup", cop.Handler(s.plain(s.action(func(r *http.Request) error { return b.Hangup(r.Context()) }))))
 	mux.Handle("POST /api/press", cop.Handler(s.plain(http.HandlerFunc(s.press))))
+	mux.Handle("POST /api/door/open", cop.Handler(s.plain(http.HandlerFunc(s.openDoor))))
 	s.h = s.auth(mux)
 	s.srv = &http.Server{
 		Handler:           s.h,

@@ -43,6 +43,7 @@
     $("call").disabled = state !== "idle";
     targets(st.call_targets || [], st.default_target || "");
     $("hangup").disabled = state === "idle";
+    doorButtons(st, ph, state);
 
     const c = ph.call;
     let rows;
@@ -69,6 +70,7 @@
       ["microphone", st.microphone || "–"],
       ["speaker", st.speaker || "–"],
       ["button and LED", st.gpio || "ok"],
+      ...(st.door ? [["door", doorText(st.door)]] : []),
       ["LED", st.led || "–"],
       ["pairing", pairingText(st.pairing)],
       ["discovery", st.discovery || "–"],
@@ -98,6 +100,20 @@
     }
     if (ordered.includes(chosen)) sel.value = chosen;
     sel.hidden = ordered.length < 2;
+  }
+
+  // This box's door opener, and the peer's while in a call with one.
+  function doorButtons(st, ph, state) {
+    $("door").hidden = !st.door;
+    $("door").disabled = !st.door || st.door.active;
+    $("door-remote").hidden = !(ph.peer_door && state === "in call");
+    if (ph.peer && ph.peer.name) $("door-remote").textContent = "Open " + ph.peer.name + "'s door";
+  }
+
+  function doorText(d) {
+    let t = d.line + ": " + d.state + ", " + d.openings + " openings, " + d.refusals + " refused";
+    if (d.last) t += "; last by " + d.last.who + " at " + new Date(d.last.at).toLocaleTimeString();
+    return t;
   }
 
   function pairingText(p) {
@@ -152,7 +168,7 @@
   const loop = async () => { await refresh(); setTimeout(loop, 1000); };
   loop();
 
-  async function post(path, body) {
+  async function post(path, body, done) {
     $("message").textContent = "";
     try {
       const r = await fetch(path, {
@@ -164,6 +180,8 @@
         let why = r.status + " " + r.statusText;
         try { why = (await r.json()).error || why; } catch (e) { /* not JSON */ }
         $("message").textContent = why;
+      } else if (done) {
+        $("message").textContent = done;
       }
     } catch (e) {
       $("message").textContent = String(e);
@@ -173,4 +191,6 @@
   $("call").addEventListener("click", () => post("api/call", $("target").value ? { peer: $("target").value } : {}));
   $("hangup").addEventListener("click", () => post("api/hangup"));
   $("pair").addEventListener("click", () => post("api/press", { long: true }));
+  $("door").addEventListener("click", () => post("api/door/open", {}, "door opening"));
+  $("door-remote").addEventListener("click", () => post("api/door/open", { remote: true }, "their door is opening"));
 })();
