@@ -30,6 +30,7 @@ func scenarios() []scenario {
 		{"audio", "amd64", "snd-aloop both ways: test signal in at the guest's microphone and out of its speaker, checked sample by sample", audioBothWays},
 		{"echo", "amd64", "snd-aloop as a room: the guest's speaker heard at its microphone, near-end speech mixed in; ERLE ≥ 20 dB at the host peer, the near end reaches it", echoCall},
 		{"camera-unplug", "amd64", "v4l2loopback removed mid-call: the call goes on audio-only, video resumes after re-adding it, no restart", cameraUnplug},
+		{"door", "amd64", "gpio-sim door line: the host peer in a call asks the guest to open; the line pulses for pulse_s, requests during it and inside the gap are refused", doorCall},
 		{"screen", "amd64", "QEMU's VGA as /dev/fb0 (bochs DRM, fbdev emulation): idle text, the host's frames letterboxed with the self-view, grabbed with screendump", screenCall},
 		{"arm64", "arm64", "button-call with the arm64 build on qemu-system-aarch64 -M virt -cpu cortex-a72", buttonCall},
 		{"arm64-echo", "arm64", "echo with the arm64 build on qemu-system-aarch64 (its clock following its instructions, like echo's)", echoCall},
