@@ -54,6 +54,9 @@ func TestHomeAssistantOverMQTT(t *testing.T) {
 
 	door := start(t, "door", testbox.Options{AutoAnswer: true, Extra: fmt.Sprintf(`[video]
 precomputed = 30
+[door]
+line = "sim"
+pulse_s = 1
 [mqtt]
 broker = %q
 user = "door"
@@ -69,8 +72,11 @@ password_file = %q
 				n++
 			}
 		}
-		return string(last["callbox/door/availability"]) == "online" && n == 5
+		return string(last["callbox/door/availability"]) == "online" && n == 6
 	})
+	if w.Last("homeassistant/button/"+nodeOf(t, door)+"/open_door/config") == nil {
+		t.Errorf("no open-door button among %q", w.Topics("homeassistant/"))
+	}
 	for _, topic := range w.Topics("homeassistant/") {
 		if err := hass.CheckDiscovery(topic, w.Last(topic)); err != nil {
 			t.Errorf("%s: %v", topic, err)
@@ -124,7 +130,22 @@ password_file = %q
 	wait("in call again after the broker came back", func(last map[string][]byte, ev []string) bool {
 		return state("in call")(last, ev) && string(last["callbox/door/availability"]) == "online"
 	})
-	// A command from Home Assistant.
+	// Commands from Home Assistant: open the door (the line pulses),
+	// hang up.
+	if err := w.Publish("callbox/door/command/open", "PRESS"); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		st, err := door.Status(t.Context())
+		if err == nil && st.Door != nil && st.Door.Openings == 1 && st.Door.SimChanges >= 1 && st.Door.Last != nil && strings.Contains(st.Door.Last.Who, "mqtt") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the door command did not pulse the line: %+v", st.Door)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := w.Publish("callbox/door/command/hangup", "PRESS"); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +160,14 @@ password_file = %q
 	wait("the last will", func(last map[string][]byte, _ []string) bool {
 		return string(last["callbox/door/availability"]) == "offline"
 	})
+}
+
+// nodeOf is the box's Home Assistant node id: callbox_ and its
+// fingerprint without dashes, cut to 20 characters.
+func nodeOf(t *testing.T, b *testbox.Box) string {
+	t.Helper()
+	n := "callbox_" + strings.ReplaceAll(b.FP, "-", "")
+	return n[:min(len(n), 28)]
 }
 
 // A broker that refuses the login leaves the box working and says so.
