@@ -1,5 +1,6 @@
 // Command callbox controls a running callboxd over its control socket:
-// status, call, hangup, answer, press, id, peers and frame.
+// status, call, hangup, answer, press, id, peers and frame. `callbox
+// devices` lists the devices itself when no daemon answers.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/callbox/callbox/internal/control"
+	"github.com/callbox/callbox/internal/devlist"
 )
 
 const usage = `usage: callbox [-socket PATH] COMMAND [ARGS]
@@ -26,6 +28,7 @@ commands:
   answer                           answer a ringing call
   press [--long] [--button N]      press the (simulated) button; N: the Nth [[button]]
   devices [--json]                 cameras, microphones, speakers, GPIO lines and screens here
+                                   (listed by callbox itself when no daemon answers)
   id                               this box's name and fingerprint
   pair [-confirm | -cancel]        open the pairing window (as a long press), wait
                                    and print the result and the confirmation code
@@ -74,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c := control.NewClient(*sock)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := command(ctx, c, fs.Arg(0), fs.Args()[1:], stdout)
+	err := command(ctx, c, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -88,11 +91,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// devices lists the devices through the daemon, or, when no daemon
+// answers (it is not running: maybe the config being written keeps it
+// from starting), itself, and says so.
+func devices(ctx context.Context, c *control.Client, out, stderr io.Writer, asJSON bool) error {
+	var d control.Devices
+	err := c.Do(ctx, "GET", "/v1/devices", nil, &d)
+	if errors.Is(err, control.ErrUnreachable) {
+		fmt.Fprintf(stderr, "callbox: %v: listing the devices itself\n", err)
+		d, err = devlist.List(ctx, control.ListedByTool)
+	}
+	if err != nil {
+		return err
+	}
+	if d.ListedBy == "" { // a daemon from before ListedBy
+		d.ListedBy = control.ListedByDaemon
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	control.PrintDevices(out, d)
+	return nil
+}
+
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-func command(ctx context.Context, c *control.Client, cmd string, args []string, out io.Writer) error {
+func command(ctx context.Context, c *control.Client, cmd string, args []string, out, stderr io.Writer) error {
 	flags := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	asJSON := flags.Bool("json", false, "")
@@ -150,17 +178,7 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		}
 		return pair(c, control.PairRequest{Confirm: *confirm, Cancel: *cancelPair}, out)
 	case "devices":
-		var d control.Devices
-		if err := c.Do(ctx, "GET", "/v1/devices", nil, &d); err != nil {
-			return err
-		}
-		if *asJSON {
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(d)
-		}
-		control.PrintDevices(out, d)
-		return nil
+		return devices(ctx, c, out, stderr, *asJSON)
 	case "frame":
 		if *file == "" {
 			return usageError("frame needs -o FILE")
