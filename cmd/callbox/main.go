@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/callbox/callbox/internal/control"
-	"github.com/callbox/callbox/internal/devlist"
 )
 
 const usage = `usage: callbox [-socket PATH] COMMAND [ARGS]
@@ -91,31 +90,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// devices lists the devices through the daemon, or, when no daemon
-// answers (it is not running: maybe the config being written keeps it
-// from starting), itself, and says so.
-func devices(ctx context.Context, c *control.Client, out, stderr io.Writer, asJSON bool) error {
-	var d control.Devices
-	err := c.Do(ctx, "GET", "/v1/devices", nil, &d)
-	if errors.Is(err, control.ErrUnreachable) {
-		fmt.Fprintf(stderr, "callbox: %v: listing the devices itself\n", err)
-		d, err = devlist.List(ctx, control.ListedByTool)
-	}
-	if err != nil {
-		return err
-	}
-	if d.ListedBy == "" { // a daemon from before ListedBy
-		d.ListedBy = control.ListedByDaemon
-	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
-	}
-	control.PrintDevices(out, d)
-	return nil
-}
-
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
@@ -178,7 +152,17 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		}
 		return pair(c, control.PairRequest{Confirm: *confirm, Cancel: *cancelPair}, out)
 	case "devices":
-		return devices(ctx, c, out, stderr, *asJSON)
+		d, err := devices(ctx, c, stderr)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(d)
+		}
+		control.PrintDevices(out, d)
+		return nil
 	case "frame":
 		if *file == "" {
 			return usageError("frame needs -o FILE")
