@@ -400,6 +400,7 @@ func (c *Libcamera) start(path string, args []string) error {
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Stdin = nil // /dev/null
+	cmd.Env = childEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = outW, errW
 	// Its own process group: a signal for it reaches anything it starts
 	// (libcamera may run its IPA in a child), and a terminal's ^C for
@@ -423,6 +424,25 @@ func (c *Libcamera) start(path string, args []string) error {
 		close(c.exited)
 	}()
 	return nil
+}
+
+// serviceVars are what systemd hands the daemon alone: its notify
+// socket and watchdog, sockets it passed. A child must not see them.
+var serviceVars = []string{"NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES="}
+
+// childEnv is env without serviceVars.
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+next:
+	for _, kv := range env {
+		for _, p := range serviceVars {
+			if strings.HasPrefix(kv, p) {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // readStderr logs the program's stderr at debug level and keeps its last

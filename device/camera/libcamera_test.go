@@ -120,6 +120,7 @@ func bound(t *testing.T) context.Context {
 
 func TestLibcameraStreamsFrames(t *testing.T) {
 	r := newRig(t, "")
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify") // systemd's, for the daemon alone
 	f := media.VideoFormat{Width: 320, Height: 240, FPS: 30}
 	c, err := camera.OpenLibcamera(bound(t), r.config(f))
 	if err != nil {

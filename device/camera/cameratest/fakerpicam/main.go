@@ -14,7 +14,8 @@
 //	ignore-term   ignore SIGTERM (only SIGKILL ends it)
 //
 // With $FAKE_RPICAM_LOG set, it appends "PID ARGS..." to that file at
-// start, so a test can check the command line and that every process it
+// start (and "[NOTIFY_SOCKET=...]" if it got that variable), so a test can
+// check the command line, the environment and that every process it
 // started is gone.
 package main
 
@@ -46,7 +47,11 @@ func main() {
 	if p := os.Getenv("FAKE_RPICAM_LOG"); p != "" {
 		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
-			fmt.Fprintf(f, "%d %s\n", os.Getpid(), strings.Join(os.Args[1:], " "))
+			line := strings.Join(os.Args[1:], " ")
+			if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+				line += " [NOTIFY_SOCKET=" + v + "]"
+			}
+			fmt.Fprintf(f, "%d %s\n", os.Getpid(), line)
 			f.Close()
 		}
 	}
