@@ -179,9 +179,9 @@ deb: build arm64 ## Debian packages for amd64 and arm64 into bin/deb/, linted
 	lintian --fail-on error,warning $(BIN)/deb/callbox_$(VERSION)_amd64.deb $(BIN)/deb/callbox_$(VERSION)_arm64.deb
 	@dpkg-deb --info $(BIN)/deb/callbox_$(VERSION)_arm64.deb | sed -n '1,/Description/p'
 
-test-deb: build ## install, upgrade, remove, purge the amd64 .deb in a throwaway Debian root (root)
-	$(call need-pkgs,debootstrap lintian systemd)
-	bash test/deb/run.sh $(BIN)/linux-amd64 $(VERSION)
+test-deb: build arm64 ## install, upgrade, remove, purge the amd64 .deb in a Debian 12 root, the arm64 one in Debian 12 and 13 roots (root)
+	$(call need-pkgs,debootstrap lintian systemd qemu-user-static)
+	bash test/deb/run.sh $(BIN)/linux-amd64 $(VERSION) $(BIN)/linux-arm64
 
 hil: build arm64 ## hardware in the loop: the real daemon against real kernel drivers in QEMU (amd64 and arm64; HIL_REPEAT=N runs it N times); logs in test/hil/out/
 	test/hil/run -bin-amd64 $(BIN)/linux-amd64/callboxd -bin-arm64 $(BIN)/linux-arm64/callboxd $(HIL_FLAGS)

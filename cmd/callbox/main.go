@@ -1,5 +1,6 @@
 // Command callbox controls a running callboxd over its control socket:
-// status, call, hangup, answer, press, id, peers and frame.
+// status, call, hangup, answer, press, id, peers and frame. `callbox
+// devices` lists the devices itself when no daemon answers.
 package main
 
 import (
@@ -29,6 +30,7 @@ commands:
   open [--remote]                  open this box's door ([door]); --remote: ask the
                                    peer of the call in progress to open its door
   devices [--json]                 cameras, microphones, speakers, GPIO lines and screens here
+                                   (listed by callbox itself when no daemon answers)
   id                               this box's name and fingerprint
   pair [-confirm | -cancel]        open the pairing window (as a long press), wait
                                    and print the result and the confirmation code
@@ -82,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c := control.NewClient(*sock)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := command(ctx, c, fs.Arg(0), fs.Args()[1:], stdout)
+	err := command(ctx, c, fs.Arg(0), fs.Args()[1:], stdout, stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -100,7 +102,7 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-func command(ctx context.Context, c *control.Client, cmd string, args []string, out io.Writer) error {
+func command(ctx context.Context, c *control.Client, cmd string, args []string, out, stderr io.Writer) error {
 	flags := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	asJSON := flags.Bool("json", false, "")
@@ -164,8 +166,8 @@ func command(ctx context.Context, c *control.Client, cmd string, args []string, 
 		}
 		return pair(c, control.PairRequest{Confirm: *confirm, Cancel: *cancelPair}, out)
 	case "devices":
-		var d control.Devices
-		if err := c.Do(ctx, "GET", "/v1/devices", nil, &d); err != nil {
+		d, err := devices(ctx, c, stderr)
+		if err != nil {
 			return err
 		}
 		if *asJSON {

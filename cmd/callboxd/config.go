@@ -60,7 +60,7 @@ type Config struct {
 
 // VideoConfig selects and shapes the camera.
 type VideoConfig struct {
-	Device      string `toml:"device"` // "sim" (test pattern), "file:PATH" (MJPEG replay) or a V4L2 node ("/dev/video0", "/dev/v4l/by-id/...")
+	Device      string `toml:"device"` // "sim" (test pattern), "file:PATH" (MJPEG replay), "libcamera[:N|NAME]" (a camera module through rpicam-vid) or a V4L2 node ("/dev/video0", "/dev/v4l/by-id/...")
 	Width       int    `toml:"width"`
 	Height      int    `toml:"height"`
 	FPS         int    `toml:"fps"`
@@ -350,8 +350,12 @@ func (c Config) Validate() error {
 	case v.Device == "sim":
 	case strings.HasPrefix(v.Device, "file:") && len(v.Device) > 5:
 	case strings.HasPrefix(v.Device, "/dev/"):
+	case isLibcamera(v.Device):
+		if err := checkLibcamera(v.Device); err != nil {
+			return fmt.Errorf("video.device: %w", err)
+		}
 	default:
-		return fmt.Errorf(`video.device: %q is not "sim", "file:PATH" or a V4L2 device path under /dev/`, v.Device)
+		return fmt.Errorf(`video.device: %q is not "sim", "file:PATH", "libcamera[:N or NAME]" or a V4L2 device path under /dev/`, v.Device)
 	}
 	if v.StallMs < 1000 || v.StallMs > 60000 {
 		return fmt.Errorf("video.stall_ms: %d out of range 1000..60000", v.StallMs)

@@ -23,6 +23,16 @@ func TestConfigFileAndFlags(t *testing.T) {
 	}
 }
 
+func TestConfigTakesLibcamera(t *testing.T) {
+	for _, dev := range []string{"libcamera", "libcamera:1", "libcamera:imx708"} {
+		path := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(path, []byte("[video]\ndevice = \""+dev+"\""), 0o600)
+		if _, _, err := loadConfig([]string{"-config", path}); err != nil {
+			t.Errorf("%s: %v", dev, err)
+		}
+	}
+}
+
 func TestConfigErrorsNameTheField(t *testing.T) {
 	cases := []struct{ file, want string }{
 		{"name = \"front door\"", "name"},
@@ -30,6 +40,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"listen = \"x:99999\"", "listen"},
 		{"log_level = \"loud\"", "log_level"},
 		{"[video]\ndevice = \"webcam\"", "video.device"},
+		{"[video]\ndevice = \"libcamera:a b\"", "video.device: camera: libcamera: camera \"a b\""},
+		{"[video]\ndevice = \"libcamera\"\nwidth = 8", "video.width"},
 		{"[video]\nstall_ms = 10", "video.stall_ms"},
 		{"[video]\nwidth = 8", "video.width"},
 		{"[video]\nquality = 0", "video.quality"},

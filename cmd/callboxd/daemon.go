@@ -291,6 +291,8 @@ func (d *daemon) openDevices() error {
 		})
 	case strings.HasPrefix(cfg.Video.Device, "file:"):
 		d.cam, err = camera.NewReplay(strings.TrimPrefix(cfg.Video.Device, "file:"), cfg.Video.FPS, true)
+	case isLibcamera(cfg.Video.Device):
+		d.cam = d.newLibcamera()
 	default:
 		// A real camera comes and goes: the wrapper re-opens it with backoff
 		// while the call goes on without video, and says so in its state.

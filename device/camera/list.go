@@ -23,6 +23,57 @@ type DeviceInfo struct {
 	Links   []string     `json:"links,omitempty"`
 	Formats []FormatInfo `json:"formats"`         // capture formats; empty if Error is set
 	Error   string       `json:"error,omitempty"` // why the node could not be queried (permission, ...)
+	// Role is set for a node of a Raspberry Pi camera module's pipeline
+	// (RoleCSI, RoleISP, RoleCodec): not a camera to open as a V4L2
+	// device.
+	Role string `json:"role,omitempty"`
+	// Use is the video.device value that reads this camera: its by-id
+	// link or its path for a camera offering MJPEG or YUV, "libcamera"
+	// for a camera module's nodes, "" for a node callbox cannot use.
+	Use string `json:"use,omitempty"`
+}
+
+// Roles of the V4L2 nodes of a Raspberry Pi camera module's pipeline,
+// which libcamera drives (video.device = "libcamera").
+const (
+	RoleCSI   = "csi"   // the CSI-2 receiver (unicam on a Pi 4 and older, rp1-cfe on a Pi 5): raw sensor frames
+	RoleISP   = "isp"   // the image signal processor (bcm2835-isp, pispbe)
+	RoleCodec = "codec" // the VideoCore's codec (bcm2835-codec)
+)
+
+// roleOf names the camera-module role of a node by its driver and card.
+func roleOf(driver, card string) string {
+	d, c := strings.ToLower(driver), strings.ToLower(card)
+	switch {
+	case d == "unicam" || d == "bcm2835-unicam" || d == "rp1-cfe" || strings.HasPrefix(c, "unicam") || strings.HasPrefix(c, "rp1-cfe"):
+		return RoleCSI
+	case d == "bcm2835-isp" || d == "pispbe" || strings.HasPrefix(c, "bcm2835-isp") || strings.HasPrefix(c, "pispbe"):
+		return RoleISP
+	case d == "bcm2835-codec" || strings.HasPrefix(c, "bcm2835-codec"):
+		return RoleCodec
+	}
+	return ""
+}
+
+// classify sets Role and Use.
+func (d *DeviceInfo) classify() {
+	d.Role = roleOf(d.Driver, d.Card)
+	switch d.Role {
+	case RoleCSI, RoleISP:
+		d.Use = LibcameraDevice
+		return
+	case RoleCodec:
+		return
+	}
+	for _, f := range d.Formats {
+		if slices.Contains(preferred, f.FourCC) {
+			d.Use = d.Path
+			if len(d.Links) > 0 && strings.Contains(d.Links[0], "/v4l/by-id/") {
+				d.Use = d.Links[0]
+			}
+			return
+		}
+	}
 }
 
 // FormatInfo is one pixel format a capture node offers.

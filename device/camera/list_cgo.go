@@ -41,6 +41,7 @@ func listDevices(dir string) ([]DeviceInfo, error) {
 			continue
 		}
 		info.Links = slices.Concat(byID[n], byPath[n])
+		info.classify()
 		out = append(out, info)
 	}
 	return out, nil

@@ -57,3 +57,30 @@ func TestFrameSizeString(t *testing.T) {
 		}
 	}
 }
+
+// A camera module's nodes are recognised and point at "libcamera"; a
+// camera callbox reads directly points at its stable name.
+func TestClassify(t *testing.T) {
+	mjpg := []FormatInfo{{FourCC: "MJPG"}}
+	bayer := []FormatInfo{{FourCC: "pRAA"}, {FourCC: "RG10"}}
+	for _, c := range []struct {
+		d         DeviceInfo
+		role, use string
+	}{
+		{DeviceInfo{Path: "/dev/video0", Driver: "unicam", Card: "unicam", Formats: bayer}, RoleCSI, "libcamera"},
+		{DeviceInfo{Path: "/dev/video0", Driver: "rp1-cfe", Card: "rp1-cfe", Formats: bayer}, RoleCSI, "libcamera"},
+		{DeviceInfo{Path: "/dev/video14", Driver: "bcm2835-isp", Card: "bcm2835-isp-capture0", Formats: []FormatInfo{{FourCC: "YUYV"}}}, RoleISP, "libcamera"},
+		{DeviceInfo{Path: "/dev/video20", Driver: "pispbe", Card: "pispbe"}, RoleISP, "libcamera"},
+		{DeviceInfo{Path: "/dev/video10", Driver: "bcm2835-codec", Card: "bcm2835-codec-decode"}, RoleCodec, ""},
+		{DeviceInfo{Path: "/dev/video0", Driver: "uvcvideo", Formats: mjpg, Links: []string{"/dev/v4l/by-id/usb-C920-video-index0", "/dev/v4l/by-path/p"}}, "", "/dev/v4l/by-id/usb-C920-video-index0"},
+		{DeviceInfo{Path: "/dev/video2", Driver: "uvcvideo", Formats: mjpg, Links: []string{"/dev/v4l/by-path/p"}}, "", "/dev/video2"},
+		{DeviceInfo{Path: "/dev/video0", Driver: "bcm2835 mmal", Card: "mmal service 16.1", Formats: []FormatInfo{{FourCC: "YU12"}, {FourCC: "MJPG"}}}, "", "/dev/video0"},
+		{DeviceInfo{Path: "/dev/video3", Driver: "vivid", Formats: []FormatInfo{{FourCC: "Y16 "}}}, "", ""},
+	} {
+		d := c.d
+		d.classify()
+		if d.Role != c.role || d.Use != c.use {
+			t.Errorf("%s %s: role %q use %q, want %q %q", d.Driver, d.Card, d.Role, d.Use, c.role, c.use)
+		}
+	}
+}

@@ -25,6 +25,13 @@ type splitter struct {
 	buf    []byte
 	r0, r1 int // buf[r0:r1] is unread
 	eof    bool
+	// live makes each fill one Read (a pipe from a running camera):
+	// a frame is handed out as soon as its last byte arrived, not once
+	// a whole chunk has. A file is read in whole chunks.
+	live bool
+	// junk counts the bytes skipped between frames (not part of any
+	// frame the splitter returned or called broken).
+	junk uint64
 }
 
 func newSplitter(r io.Reader, max int) *splitter {
@@ -40,11 +47,14 @@ func (s *splitter) next() ([]byte, error) {
 		data := s.buf[s.r0:s.r1]
 		if i := bytes.Index(data, soi); i >= 0 {
 			s.r0 += i
+			s.junk += uint64(i)
 			break
 		}
 		s.r0 = s.r1
+		s.junk += uint64(len(data))
 		if n := len(data); n > 0 && data[n-1] == 0xFF {
 			s.r0-- // may be the first half of an SOI
+			s.junk--
 		}
 		if s.eof {
 			return nil, io.EOF
@@ -96,7 +106,15 @@ func (s *splitter) fill() error {
 		copy(nb, s.buf[:n])
 		s.buf = nb
 	}
-	m, err := io.ReadFull(s.r, s.buf[n:n+want])
+	var m int
+	var err error
+	if s.live {
+		for m == 0 && err == nil {
+			m, err = s.r.Read(s.buf[n : n+want])
+		}
+	} else {
+		m, err = io.ReadFull(s.r, s.buf[n:n+want])
+	}
 	s.r1 += m
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:

@@ -334,6 +334,10 @@ func NewClient(path string) *Client {
 	return &Client{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 }
 
+// ErrUnreachable is wrapped by Do's error when no daemon answered on
+// the socket (not running, another socket, no permission).
+var ErrUnreachable = errors.New("cannot reach the daemon")
+
 // Do sends a request with an optional JSON body and decodes a JSON answer
 // into out (if non-nil). A non-2xx answer becomes an error with the
 // daemon's message.
@@ -356,7 +360,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("cannot reach the daemon: %w", err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

@@ -11,14 +11,45 @@ import (
 // listings, which marshal to these same fields; the control tool decodes
 // it without linking any device library.
 type Devices struct {
-	Cameras     []Camera      `json:"cameras"`
-	CameraError string        `json:"camera_error,omitempty"`
-	Audio       AudioPCMs     `json:"audio"`
-	AudioError  string        `json:"audio_error,omitempty"`
-	GPIO        []GPIOChip    `json:"gpio"`
-	GPIOError   string        `json:"gpio_error,omitempty"`
-	Screens     []Framebuffer `json:"screens"`
-	ScreenError string        `json:"screen_error,omitempty"`
+	Cameras     []Camera `json:"cameras"`
+	CameraError string   `json:"camera_error,omitempty"`
+	// Libcamera are the camera modules `rpicam-vid --list-cameras`
+	// reported; LibcameraProgram is the program asked ("": none is
+	// installed) and LibcameraError why it could not list them.
+	Libcamera        []LibcameraCamera `json:"libcamera,omitempty"`
+	LibcameraProgram string            `json:"libcamera_program,omitempty"`
+	LibcameraError   string            `json:"libcamera_error,omitempty"`
+	Audio            AudioPCMs         `json:"audio"`
+	AudioError       string            `json:"audio_error,omitempty"`
+	GPIO             []GPIOChip        `json:"gpio"`
+	GPIOError        string            `json:"gpio_error,omitempty"`
+	Screens          []Framebuffer     `json:"screens"`
+	ScreenError      string            `json:"screen_error,omitempty"`
+	// ListedBy says who listed the devices: ListedByDaemon or
+	// ListedByTool.
+	ListedBy string `json:"listed_by,omitempty"`
+}
+
+// Who listed the devices (Devices.ListedBy).
+const (
+	ListedByDaemon = "callboxd" // the daemon, as its user (or callboxd -devices)
+	ListedByTool   = "callbox"  // the control tool itself, no daemon answering
+)
+
+// LibcameraCamera is a camera module libcamera sees (device/camera.LibcameraInfo).
+type LibcameraCamera struct {
+	Index  int    `json:"index"`
+	Model  string `json:"model"`
+	Sensor string `json:"sensor,omitempty"`
+	ID     string `json:"id"`
+}
+
+// Setting is the video.device value for camera module i.
+func (c LibcameraCamera) Setting() string {
+	if c.Index == 0 {
+		return "libcamera"
+	}
+	return fmt.Sprintf("libcamera:%d", c.Index)
 }
 
 // Framebuffer is one framebuffer (device/screen.DeviceInfo).
@@ -40,6 +71,15 @@ type Camera struct {
 	Links   []string       `json:"links,omitempty"` // by-id (stable per camera) first, then by-path
 	Formats []CameraFormat `json:"formats"`
 	Error   string         `json:"error,omitempty"`
+	Role    string         `json:"role,omitempty"` // "csi", "isp", "codec": part of a camera module's pipeline
+	Use     string         `json:"use,omitempty"`  // the video.device value for it; "" none
+}
+
+// roleText says what a camera module's node is.
+var roleText = map[string]string{
+	"csi":   "a camera module's CSI receiver: raw sensor frames that only libcamera turns into pictures",
+	"isp":   "the ISP of the camera module pipeline (libcamera's), not a camera by itself",
+	"codec": "the VideoCore's video codec, not a camera",
 }
 
 // CameraFormat is one pixel format (device/camera.FormatInfo).
@@ -111,6 +151,12 @@ type GPIOLine struct {
 
 // PrintDevices writes d for a person, saying plainly when a kind is absent.
 func PrintDevices(w io.Writer, d Devices) {
+	switch d.ListedBy {
+	case ListedByDaemon:
+		fmt.Fprintln(w, "listed by callboxd (as its user):")
+	case ListedByTool:
+		fmt.Fprintln(w, "listed by callbox itself (no daemon answered; as your user, who may see other devices than callboxd):")
+	}
 	fmt.Fprintln(w, "cameras (video.device):")
 	switch {
 	case d.CameraError != "":
@@ -123,6 +169,13 @@ func PrintDevices(w io.Writer, d Devices) {
 		if c.Error != "" {
 			fmt.Fprintf(w, "    cannot query: %s\n", c.Error)
 		}
+		if t, ok := roleText[c.Role]; ok {
+			fmt.Fprintf(w, "    %s\n", t)
+			if c.Use != "" {
+				fmt.Fprintf(w, "    use video.device = %q\n", c.Use)
+			}
+			continue // its raw formats are libcamera's business
+		}
 		for _, l := range c.Links {
 			fmt.Fprintf(w, "    also %s\n", l)
 		}
@@ -133,7 +186,13 @@ func PrintDevices(w io.Writer, d Devices) {
 			}
 			fmt.Fprintf(w, "    %s %s: %s\n", f.FourCC, f.Description, strings.Join(sizes, ", "))
 		}
+		if c.Use != "" {
+			fmt.Fprintf(w, "    use video.device = %q\n", c.Use)
+		} else if c.Error == "" {
+			fmt.Fprintln(w, "    no format callbox reads (MJPEG, YUYV, UYVY, NV12, YU12)")
+		}
 	}
+	printLibcamera(w, d)
 	pcms := func(title string, list []PCM) {
 		fmt.Fprintf(w, "%s:\n", title)
 		if d.AudioError != "" {
@@ -174,6 +233,34 @@ func PrintDevices(w io.Writer, d Devices) {
 		}
 	}
 	printScreens(w, d)
+}
+
+func printLibcamera(w io.Writer, d Devices) {
+	fmt.Fprintln(w, "camera modules through libcamera (video.device = \"libcamera\" or \"libcamera:N\"):")
+	csi := false
+	for _, c := range d.Cameras {
+		csi = csi || c.Role == "csi"
+	}
+	switch {
+	case d.LibcameraProgram == "" && csi:
+		fmt.Fprintln(w, "  a camera module is connected, but rpicam-vid is not installed: apt install rpicam-apps")
+		return
+	case d.LibcameraProgram == "":
+		fmt.Fprintln(w, "  none (rpicam-vid is not installed)")
+		return
+	case d.LibcameraError != "":
+		fmt.Fprintf(w, "  cannot list: %s\n", d.LibcameraError)
+		return
+	case len(d.Libcamera) == 0:
+		fmt.Fprintf(w, "  none found (%s --list-cameras; one that callboxd streams from is not listed while it does)\n", d.LibcameraProgram)
+	}
+	for _, c := range d.Libcamera {
+		sensor := ""
+		if c.Sensor != "" {
+			sensor = " [" + c.Sensor + "]"
+		}
+		fmt.Fprintf(w, "  %d  %s%s (%s)\n    use video.device = %q\n", c.Index, c.Model, sensor, c.ID, c.Setting())
+	}
 }
 
 func printScreens(w io.Writer, d Devices) {

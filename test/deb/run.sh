@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# test/deb/run.sh [BINDIR VERSION]: build the amd64 callbox package, lint it,
-# and install, upgrade, remove and purge it inside a throwaway Debian 12
-# root (debootstrap minbase + systemd + libasound2 + libspeexdsp1 + libopus0, cached as a tarball in
-# ${XDG_CACHE_HOME:-$HOME/.cache}/callbox/). Needs root (chroot), and
-# debootstrap, lintian and systemd-analyze on the host. The host's /etc,
-# /var and systemd are never touched: every maintainer script runs inside
-# the chroot, and nothing is mounted.
+# test/deb/run.sh [BINDIR VERSION [ARM64_BINDIR]]: build the amd64 callbox
+# package, lint it, and install, upgrade, remove and purge it inside a
+# throwaway Debian 12 root (debootstrap minbase + systemd + libasound2 +
+# libspeexdsp1 + libopus0, cached as a tarball in
+# ${XDG_CACHE_HOME:-$HOME/.cache}/callbox/); then, with ARM64_BINDIR, the
+# arm64 package (what a Raspberry Pi installs) into a Debian 12 and a
+# Debian 13 root. Needs root (chroot), and debootstrap, lintian and
+# systemd-analyze on the host (qemu-user-static for the arm64 binaries).
+# The host's /etc, /var and systemd are never touched: every maintainer
+# script runs inside the chroot, and nothing is mounted.
 #
 # BINDIR holds stripped amd64 callboxd and callbox (make build); without
 # arguments the script builds them itself into its work directory.
+# ARM64_BINDIR holds the arm64 ones (make arm64); without it the arm64
+# rounds are skipped, and said so.
 # CALLBOX_DEB_MIRROR overrides the Debian mirror for the first, cold run.
 #
 # Three rounds in one root, unpacked fresh from the cached tarball; each
@@ -20,6 +25,19 @@
 #      surviving an upgrade, stop on remove.
 #   C  fallbacks: no systemd-sysusers and no init-system-helpers, so the
 #      user comes from useradd and the enable link is made by hand.
+# Then the arm64 package, once per Debian release (D: 12 bookworm, E: 13
+# trixie, the base of current Raspberry Pi OS): install (its dependencies
+# must resolve to that release's arm64 packages: alsa is libasound2t64 on
+# 13), the user, unit, config and state directory, callboxd run under
+# qemu-user against the root's arm64 libraries, upgrade keeping the
+# identity key, purge removing it. These roots are amd64 ones with arm64
+# added as a foreign architecture (dpkg --add-architecture) and the arm64
+# libraries installed: the arm64 package's dependencies resolve against
+# arm64 packages exactly as on a Pi, while its shell maintainer scripts
+# run natively. A pure arm64 root would need every one of its programs
+# run under emulation: binfmt_misc is machine-wide (and not mounted
+# here), and debootstrap's second stage under qemu-user takes a long time
+# on a 2-core machine.
 #
 # The checks are shell code in single quotes, run by eval later (SC2016);
 # the variables they name are used there (SC2034).
@@ -41,6 +59,13 @@ include=systemd,libasound2,libspeexdsp1,libopus0
 mirror=${CALLBOX_DEB_MIRROR:-http://deb.debian.org/debian}
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/callbox
 tarball=$cache/debootstrap-$suite-minbase-${include//,/-}.tar.gz
+# The arm64 rounds: per release, what debootstrap includes and the arm64
+# packages installed next to it (what the arm64 package depends on, by
+# that release's names).
+arm64_bookworm_include=systemd
+arm64_bookworm_libs=libc6,libasound2,libspeexdsp1,libopus0
+arm64_trixie_include=systemd
+arm64_trixie_libs=libc6,libasound2t64,libspeexdsp1,libopus0
 started=$(date +%s)
 
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/callbox-deb-test.XXXXXX")
@@ -78,9 +103,11 @@ SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$top" log -1 --format=%ct 2>/de
 export SOURCE_DATE_EPOCH
 
 # --- binaries and packages ---------------------------------------------
+bindir_arm64=
 if [ $# -ge 2 ]; then
 	bindir=$1
 	version=$2
+	bindir_arm64=${3:-}
 else
 	bindir=$work/bin
 	version=0.1.0+test
@@ -108,10 +135,19 @@ wait "$b3" || { cat "$work/build3.log"; exit 1; }
 deb1=$(tail -1 "$work/build1.log")
 deb2=$(tail -1 "$work/build2.log")
 again=$(tail -1 "$work/build3.log")
+if [ -n "$bindir_arm64" ]; then
+	sh "$build" arm64 "$bindir_arm64" "$version" "$work/out1" >"$work/build4.log" 2>&1 &
+	b4=$!
+	sh "$build" arm64 "$bindir_arm64" "$version2" "$work/out2" >"$work/build5.log" 2>&1 ||
+		{ cat "$work/build5.log"; exit 1; }
+	wait "$b4" || { cat "$work/build4.log"; exit 1; }
+	arm1=$(tail -1 "$work/build4.log")
+	arm2=$(tail -1 "$work/build5.log")
+fi
 check "two builds of one version are byte-identical" 'cmp -s "$deb1" "$again"'
 
 check "lintian: no error or warning" \
-	'lintian --fail-on error,warning "$deb1" >"$work/lintian.log" 2>&1'
+	'lintian --fail-on error,warning "$deb1" ${arm1:+"$arm1"} >"$work/lintian.log" 2>&1'
 grep -v 'running with root privileges' "$work/lintian.log" || true
 
 # Contents: exactly these files, everything root:root 0755 or 0644.
@@ -155,29 +191,50 @@ check "callbox.1 documents every callbox flag" \
 	'man_has_flags "$bindir/callbox" "$top/packaging/deb/callbox.1"'
 
 # --- the throwaway root ------------------------------------------------------
-if [ ! -f "$tarball" ]; then
-	echo "no cached root: debootstrap $suite from $mirror (once)"
+# make_root TARBALL SUITE INCLUDE [ARM64_LIBS]: debootstrap SUITE (minbase
+# plus INCLUDE) into TARBALL once; with ARM64_LIBS, add arm64 as a foreign
+# architecture and install those arm64 packages with the root's own apt.
+make_root() {
+	local tb=$1 su=$2 inc=$3 libs=${4:-} boot=$work/boot
+	[ -f "$tb" ] && return
+	echo "no cached root: debootstrap $su from $mirror (once)"
 	mkdir -p "$cache"
-	debootstrap --variant=minbase --include="$include" "$suite" "$work/boot" "$mirror" \
+	debootstrap --variant=minbase --include="$inc" "$su" "$boot" "$mirror" \
 		>"$work/debootstrap.log" 2>&1 || {
 		tail -20 "$work/debootstrap.log"
 		exit 1
 	}
-	rm -rf "$work/boot"/var/cache/apt/archives/*.deb "$work/boot"/var/lib/apt/lists/*
-	tar -C "$work/boot" --numeric-owner -cf - . | gzip -1 >"$tarball.tmp"
-	mv "$tarball.tmp" "$tarball"
-	rm -rf "${work:?}/boot"
-	echo "cached it as $tarball"
-fi
+	if [ -n "$libs" ]; then
+		cp /etc/resolv.conf "$boot/etc/resolv.conf"
+		# shellcheck disable=SC2046 # one word per package
+		{
+			chroot "$boot" dpkg --add-architecture arm64 &&
+				chroot "$boot" env DEBIAN_FRONTEND=noninteractive apt-get -q update &&
+				chroot "$boot" env DEBIAN_FRONTEND=noninteractive apt-get -q -y --no-install-recommends \
+					install $(echo "$libs" | tr , '\n' | sed 's/$/:arm64/')
+		} >"$work/apt-arm64.log" 2>&1 || {
+			tail -20 "$work/apt-arm64.log"
+			exit 1
+		}
+	fi
+	rm -rf "$boot"/var/cache/apt/archives/*.deb "$boot"/var/lib/apt/lists/*
+	tar -C "$boot" --numeric-owner -cf - . | gzip -1 >"$tb.tmp"
+	mv "$tb.tmp" "$tb"
+	rm -rf "${boot:?}"
+	echo "cached it as $tb"
+}
+make_root "$tarball" "$suite" "$include"
 
 wants=/etc/systemd/system/multi-user.target.wants/callbox.service
 unit=/usr/lib/systemd/system/callbox.service
+# fresh_root [TARBALL V1 V2]: a new root from the cached tarball with the
+# two packages in /tmp (default: the amd64 root and packages).
 fresh_root() {
 	rm -rf "$root"
 	mkdir "$root"
-	tar -C "$root" --numeric-owner -xzf "$tarball"
-	cp "$deb1" "$root/tmp/v1.deb"
-	cp "$deb2" "$root/tmp/v2.deb"
+	tar -C "$root" --numeric-owner -xzf "${1:-$tarball}"
+	cp "${2:-$deb1}" "$root/tmp/v1.deb"
+	cp "${3:-$deb2}" "$root/tmp/v2.deb"
 	# systemctl is replaced by a stub that logs every call. It answers the
 	# runtime verbs itself (nothing starts) and hands the unit-file verbs
 	# (preset, enable, is-enabled, ...) to the real one, offline.
@@ -344,6 +401,66 @@ check "C upgrade to $version2" 'dpkg_in -i /tmp/v2.deb'
 check "C still one callbox user, groups intact" 'one_user && groups_ok'
 check "C purge" 'dpkg_in -P callbox'
 check "C purge removed /etc/callbox, /var/lib/callbox, the link" purged
+
+# --- D, E: the arm64 package on Debian 12 and 13 ----------------------------
+arm64_installed() { # PKG,PKG...: each installed for arm64 in the root
+	local p
+	for p in ${1//,/ }; do
+		in_root dpkg-query -W -f='${Status}\n' "$p:arm64" 2>/dev/null | grep -qx "install ok installed" ||
+			{ echo "  $p:arm64 is not installed"; return 1; }
+	done
+}
+arm64_round() { # ROUND SUITE
+	local r=$1 su=$2 inc libs tb
+	inc=arm64_${su}_include
+	libs=arm64_${su}_libs
+	inc=${!inc}
+	libs=${!libs}
+	tb=$cache/debootstrap-$su-minbase-${inc//,/-}+arm64-${libs//,/-}.tar.gz
+	make_root "$tb" "$su" "$inc" "$libs"
+	echo "# $r: the arm64 package on Debian $(tar -xzOf "$tb" ./etc/debian_version) ($su)"
+	fresh_root "$tb" "$arm1" "$arm2"
+	check "$r install the arm64 package: its dependencies resolve" 'dpkg_in -i /tmp/v1.deb'
+	check "$r status: installed $version, arm64" \
+		'[ "$(in_root dpkg-query -W -f="\${Status} \${Version} \${Architecture}" callbox)" = "install ok installed $version arm64" ]'
+	check "$r nothing half-installed (dpkg --audit)" '[ -z "$(in_root dpkg --audit)" ]'
+	# What satisfied each dependency: the release's arm64 packages.
+	check "$r dependencies met by: $(echo "$libs" | tr , ' ') (arm64)" 'arm64_installed "$libs"'
+	check "$r user callbox: home, shell; groups callbox video audio gpio" 'user_ok && groups_ok'
+	check "$r /var/lib/callbox 0700 callbox:callbox" state_ok
+	check "$r unit and config in place, unit enabled" \
+		'[ "$(mode_of $unit)" = "644 root:root" ] && [ "$(mode_of /etc/callbox/callbox.toml)" = "644 root:root" ] && enabled_link_ok'
+	# The release's own systemd judges the unit (the host's is older
+	# than Debian 13's and does not know its units' newer keys).
+	check "$r the release's systemd-analyze verify is silent" \
+		'out=$(in_root systemd-analyze verify --man=no callbox.service 2>&1) &&
+		[ -z "$out" ] || { echo "$out"; false; }'
+	if command -v qemu-aarch64-static >/dev/null; then
+		cp "$(command -v qemu-aarch64-static)" "$root/usr/bin/"
+		check "$r callboxd runs (qemu-user) with the root's arm64 libraries" \
+			'in_root qemu-aarch64-static /usr/bin/callboxd -version | grep -qF "$version"'
+		check "$r callbox runs (qemu-user)" \
+			'in_root qemu-aarch64-static /usr/bin/callbox -version | grep -qF "$version"'
+	else
+		bad "$r qemu-aarch64-static missing: apt-get install qemu-user-static"
+	fi
+	echo KEY >"$root/var/lib/callbox/key.pem"
+	in_root chown callbox:callbox /var/lib/callbox/key.pem
+	in_root chmod 0600 /var/lib/callbox/key.pem
+	echo 'name = "hall"' >>"$root/etc/callbox/callbox.toml"
+	check "$r upgrade to $version2" 'dpkg_in -i /tmp/v2.deb'
+	check "$r upgrade kept the identity key and the edited config" \
+		'key_kept && [ "$(mode_of /var/lib/callbox/key.pem)" = "600 callbox:callbox" ] && state_ok && conf_edited'
+	check "$r purge" 'dpkg_in -P callbox'
+	check "$r purge removed /etc/callbox, /var/lib/callbox, the link" purged
+	check "$r no start, stop or reload while systemd is not running" no_runtime_calls
+}
+if [ -n "$bindir_arm64" ]; then
+	arm64_round D bookworm
+	arm64_round E trixie
+else
+	echo "SKIPPED the arm64 rounds (Debian 12 and 13): no ARM64_BINDIR given (make test-deb gives it)"
+fi
 
 echo "deb test took $(($(date +%s) - started)) s"
 if [ "$fail" -gt 0 ]; then

@@ -47,6 +47,19 @@ func TestUnitSettings(t *testing.T) {
 			t.Errorf("unit lacks %q", want)
 		}
 	}
+	// Exactly these device classes: the camera's (V4L2 nodes, and for a
+	// camera module libcamera's media controllers and DMA heaps), sound,
+	// GPIO and the framebuffer.
+	var allowed []string
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "DeviceAllow="); ok {
+			allowed = append(allowed, v)
+		}
+	}
+	want := []string{"char-video4linux rw", "char-media rw", "char-dma_heap rw", "char-alsa rw", "char-gpiochip rw", "char-fb rw"}
+	if strings.Join(allowed, "; ") != strings.Join(want, "; ") {
+		t.Errorf("DeviceAllow %q, want %q", allowed, want)
+	}
 	for _, bad := range []string{"PrivateUsers=yes", "PrivateDevices=yes", "DynamicUser=yes"} {
 		if strings.Contains(text, "\n"+bad) {
 			t.Errorf("unit has %q, which takes the devices away", bad)

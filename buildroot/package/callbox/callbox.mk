@@ -96,14 +96,22 @@ define CALLBOX_INSTALL_CONFIG
 endef
 CALLBOX_POST_INSTALL_TARGET_HOOKS += CALLBOX_INSTALL_CONFIG
 
-# Raspberry Pi OS gives /dev/gpiochip* to the gpio group; buildroot's udev
-# leaves them to root.
+# Raspberry Pi OS gives /dev/gpiochip* to the gpio group, and the DMA
+# heaps a camera module's frame buffers come from to group video;
+# buildroot's udev leaves them to root.
 ifeq ($(BR2_PACKAGE_HAS_UDEV),y)
 define CALLBOX_INSTALL_UDEV_RULES
 	$(INSTALL) -D -m 0644 $(CALLBOX_PKGDIR)/60-callbox-gpio.rules \
 		$(TARGET_DIR)/lib/udev/rules.d/60-callbox-gpio.rules
 endef
 CALLBOX_POST_INSTALL_TARGET_HOOKS += CALLBOX_INSTALL_UDEV_RULES
+ifeq ($(BR2_PACKAGE_CALLBOX_CAMERA_MODULES),y)
+define CALLBOX_INSTALL_CAMERA_UDEV_RULES
+	$(INSTALL) -D -m 0644 $(CALLBOX_PKGDIR)/60-callbox-camera.rules \
+		$(TARGET_DIR)/lib/udev/rules.d/60-callbox-camera.rules
+endef
+CALLBOX_POST_INSTALL_TARGET_HOOKS += CALLBOX_INSTALL_CAMERA_UDEV_RULES
+endif
 endif
 
 $(eval $(golang-package))
