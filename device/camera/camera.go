@@ -8,6 +8,8 @@ package camera
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync/atomic"
 
 	"github.com/callbox/callbox/stream/media"
 )
@@ -56,3 +58,25 @@ var (
 	_ QualitySetter = (*V4L2)(nil)
 	_ QualitySetter = (*Resilient)(nil)
 )
+
+// counts are a live camera's frame counters, and the one warning about a
+// broken frame (later ones are logged at debug level only).
+type counts struct {
+	captured, skipped, broken atomic.Uint64
+	warned                    atomic.Bool
+}
+
+// noteBroken counts a rejected frame and logs the first one.
+func (k *counts) noteBroken(log *slog.Logger, err error) {
+	n := k.broken.Add(1)
+	if !k.warned.Swap(true) {
+		log.Warn("dropping broken frame (later ones are only counted)", "err", err)
+	} else {
+		log.Debug("dropping broken frame", "err", err, "broken", n)
+	}
+}
+
+// stats is the counters as Stats.
+func (k *counts) stats() Stats {
+	return Stats{Captured: k.captured.Load(), Skipped: k.skipped.Load(), Broken: k.broken.Load()}
+}

@@ -271,13 +271,12 @@ type Libcamera struct {
 	stall  time.Duration
 	stop   time.Duration
 
-	captured, skipped, broken atomic.Uint64
+	counts
 
 	mu       sync.Mutex
 	slot     []byte
 	slotTime time.Time
 	gone     error
-	warned   bool
 	stderr   []string // the last stderrKeep lines
 
 	ready     chan struct{} // capacity 1: a frame or gone arrived
@@ -492,13 +491,13 @@ func (c *Libcamera) pump(start time.Duration) {
 		switch {
 		case err == nil:
 			if cerr := media.CheckJPEG(b); cerr != nil {
-				c.noteBroken(cerr)
+				c.counts.noteBroken(c.log, cerr)
 				continue
 			}
 			c.accept(b)
 			wait, first = c.stall, false
 		case errors.Is(err, errBroken):
-			c.noteBroken(err)
+			c.counts.noteBroken(c.log, err)
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			what := "no frame for %v"
 			if first {
@@ -532,20 +531,6 @@ func (c *Libcamera) signal() {
 	select {
 	case c.ready <- struct{}{}:
 	default:
-	}
-}
-
-// noteBroken counts a rejected frame and logs the first one.
-func (c *Libcamera) noteBroken(err error) {
-	n := c.broken.Add(1)
-	c.mu.Lock()
-	first := !c.warned
-	c.warned = true
-	c.mu.Unlock()
-	if first {
-		c.log.Warn("dropping broken frame (later ones are only counted)", "err", err)
-	} else {
-		c.log.Debug("dropping broken frame", "err", err, "broken", n)
 	}
 }
 
@@ -684,7 +669,7 @@ func (c *Libcamera) Describe() string { return c.desc }
 // Stats returns counters; safe from any goroutine. Broken counts frames
 // dropped by the checks.
 func (c *Libcamera) Stats() Stats {
-	return Stats{Captured: c.captured.Load(), Skipped: c.skipped.Load(), Broken: c.broken.Load()}
+	return c.counts.stats()
 }
 
 // PID is the program's process id (its process group's too).

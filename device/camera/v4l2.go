@@ -123,15 +123,14 @@ type V4L2 struct {
 	stall  time.Duration // <= 0: no stall detection
 	cancel context.CancelFunc
 
-	captured, skipped, broken atomic.Uint64
-	quality                   atomic.Int32 // SetQuality: for raw frames encoded from now on
+	counts
+	quality atomic.Int32 // SetQuality: for raw frames encoded from now on
 
 	mu       sync.Mutex
 	slot     []byte    // latest unread frame: a JPEG, or a raw image; nil if none
 	slotTime time.Time // when slot was dequeued
 	free     [][]byte  // spare frame buffers; at most maxFree
 	gone     error     // set once the stream ended for good
-	warned   bool      // a broken frame was logged
 
 	ready     chan struct{} // capacity 1: a frame or gone arrived
 	done      chan struct{} // closed by Close
@@ -296,7 +295,7 @@ func (v *V4L2) pump(ctx context.Context) {
 		case errors.Is(err, errFrameDropped):
 			v.skipped.Add(1)
 		case errors.Is(err, errFrameBroken):
-			v.noteBroken(err)
+			v.counts.noteBroken(v.log, err)
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, context.DeadlineExceeded):
@@ -320,13 +319,13 @@ func (v *V4L2) accept(data []byte) {
 			err = fmt.Errorf("jpeg of %d bytes over the %d byte limit", len(j), MaxFrameSize)
 		}
 		if err != nil {
-			v.noteBroken(err)
+			v.counts.noteBroken(v.log, err)
 			return
 		}
 		frame = j
 	} else {
 		if len(data) < v.raw.size {
-			v.noteBroken(fmt.Errorf("%s frame of %d bytes, want %d", v.raw.fourcc, len(data), v.raw.size))
+			v.counts.noteBroken(v.log, fmt.Errorf("%s frame of %d bytes, want %d", v.raw.fourcc, len(data), v.raw.size))
 			return
 		}
 		frame = data[:v.raw.size]
@@ -369,20 +368,6 @@ func (v *V4L2) signal() {
 	select {
 	case v.ready <- struct{}{}:
 	default:
-	}
-}
-
-// noteBroken counts a rejected frame and logs the first one.
-func (v *V4L2) noteBroken(err error) {
-	n := v.broken.Add(1)
-	v.mu.Lock()
-	first := !v.warned
-	v.warned = true
-	v.mu.Unlock()
-	if first {
-		v.log.Warn("dropping broken frame (later ones are only counted)", "err", err)
-	} else {
-		v.log.Debug("dropping broken frame", "err", err, "broken", n)
 	}
 }
 
@@ -431,7 +416,7 @@ func (v *V4L2) Read(ctx context.Context) (media.Frame, error) {
 				v.recycle(buf)
 				v.mu.Unlock()
 				if err != nil {
-					v.noteBroken(err)
+					v.counts.noteBroken(v.log, err)
 					continue
 				}
 			}
@@ -478,7 +463,7 @@ func (v *V4L2) Describe() string { return v.desc }
 // returned by Read, Skipped frames replaced before Read took them (or
 // dropped by the driver layer), Broken frames rejected as malformed.
 func (v *V4L2) Stats() Stats {
-	return Stats{Captured: v.captured.Load(), Skipped: v.skipped.Load(), Broken: v.broken.Load()}
+	return v.counts.stats()
 }
 
 // Close stops streaming, releases the driver's buffers and closes the

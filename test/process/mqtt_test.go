@@ -24,16 +24,7 @@ import (
 // for the call, and the box reconnects when it comes back; a SIGKILLed
 // box is reported offline by its last will.
 func TestHomeAssistantOverMQTT(t *testing.T) {
-	b, err := testbox.StartBroker(filepath.Join(t.TempDir(), "broker"), "door", "door-secret")
-	if errors.Is(err, testbox.ErrNoMosquitto) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
-	pwFile := filepath.Join(t.TempDir(), "mqtt-password")
-	os.WriteFile(pwFile, []byte("door-secret\n"), 0o600)
+	b, pwFile := startBroker(t, "door-secret\n")
 	w, err := b.Watch("homeassistant/#", "callbox/door/#")
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +153,25 @@ password_file = %q
 	})
 }
 
+// startBroker starts a Mosquitto that takes the user "door" with the
+// password door-secret, and writes password to a file for the box.
+func startBroker(t *testing.T, password string) (*testbox.Broker, string) {
+	t.Helper()
+	b, err := testbox.StartBroker(filepath.Join(t.TempDir(), "broker"), "door", "door-secret")
+	if errors.Is(err, testbox.ErrNoMosquitto) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	pwFile := filepath.Join(t.TempDir(), "mqtt-password")
+	if err := os.WriteFile(pwFile, []byte(password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return b, pwFile
+}
+
 // nodeOf is the box's Home Assistant node id: callbox_ and its
 // fingerprint without dashes, cut to 20 characters.
 func nodeOf(t *testing.T, b *testbox.Box) string {
@@ -172,21 +182,13 @@ func nodeOf(t *testing.T, b *testbox.Box) string {
 
 // A broker that refuses the login leaves the box working and says so.
 func TestMQTTLoginRefusedBoxWorks(t *testing.T) {
-	b, err := testbox.StartBroker(filepath.Join(t.TempDir(), "broker"), "door", "door-secret")
-	if errors.Is(err, testbox.ErrNoMosquitto) {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Stop)
-	pwFile := filepath.Join(t.TempDir(), "mqtt-password")
-	os.WriteFile(pwFile, []byte("wrong"), 0o600)
+	b, pwFile := startBroker(t, "wrong")
 	door := start(t, "door", testbox.Options{AutoAnswer: true, Extra: fmt.Sprintf("[mqtt]\nbroker = %q\nuser = \"door\"\npassword_file = %q\n", b.URL, pwFile)})
 	kitchen := start(t, "kitchen", testbox.Options{AutoAnswer: true})
 	pair(t, door, kitchen)
 	deadline := time.Now().Add(20 * time.Second)
 	var st control.Status
+	var err error
 	for {
 		st, err = door.Status(t.Context())
 		if err == nil && st.MQTT != nil && strings.Contains(strings.ToLower(st.MQTT.Error), "not authorized") {
