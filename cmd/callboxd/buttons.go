@@ -94,17 +94,27 @@ func (d *daemon) extraButtonLoop(ctx context.Context, b *extraButton) {
 				d.log.Info("long press of a call button: ignored (pairing is the main button's)", "component", "gpio", "button", b.n)
 				continue
 			}
-			if st := d.pair.status(); d.pair.isOpen() || st.State == control.PairConfirm {
-				d.pair.stop()
-				continue
-			}
-			if err := d.press(ctx, b.target); err != nil {
-				d.log.Warn("button press did nothing", "component", "gpio", "button", b.n, "call", b.target, "err", err)
-				d.panel.flash(gpio.ErrorBlink)
-			}
+			d.extraPressed(ctx, b)
 		}
 	}
 }
+
+// extraPressed is a short press of a [[button]]: in the pairing window it
+// ends the window (as the main button's does), else it calls, answers or
+// hangs up.
+func (d *daemon) extraPressed(ctx context.Context, b *extraButton) {
+	if st := d.pair.status(); d.pair.isOpen() || st.State == control.PairConfirm {
+		d.pair.stop()
+		return
+	}
+	if err := d.press(ctx, b.target); err != nil {
+		d.log.Warn("button press did nothing", "component", "gpio", "button", b.n, "call", b.target, "err", err)
+		d.panel.flash(gpio.ErrorBlink)
+	}
+}
+
+// errNoButton is a press of a button that is not configured.
+var errNoButton = errors.New("no button")
 
 // pressButton presses button n as `callbox press -button n` and the web
 // page do: 0 is the main button.
@@ -124,11 +134,15 @@ func (d *daemon) pressButton(ctx context.Context, n int, long bool) error {
 		return nil
 	}
 	if n < 0 || n > len(d.extra) {
-		return fmt.Errorf("no button %d: %d configured besides the main one", n, len(d.extra))
+		return fmt.Errorf("%w %d: %d configured besides the main one", errNoButton, n, len(d.extra))
 	}
 	b := d.extra[n-1]
 	if b.sim == nil {
-		return fmt.Errorf("button %d is a GPIO line: press it", n)
+		// A GPIO line: act as its press would, as for the main button.
+		if !long { // a long press of a call button does nothing
+			d.extraPressed(ctx, b)
+		}
+		return nil
 	}
 	if !b.sim.Press(long) {
 		return errors.New("button events queue full")
@@ -148,7 +162,7 @@ func (d *daemon) showButtons(st call.Status) {
 			pat = d.panel.pattern(st.State, "")
 		}
 		b.mu.Lock()
-		if pat != b.shown || pat == gpio.Off {
+		if pat != b.shown {
 			b.shown = pat
 			b.led.Set(pat)
 		}

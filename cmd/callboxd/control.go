@@ -118,7 +118,11 @@ func (d *daemon) servePress(w http.ResponseWriter, r *http.Request) {
 	// A simulated button is pressed through its own event path, exactly
 	// as a finger would; with a real button the press acts directly.
 	if err := d.pressButton(r.Context(), req.Button, req.Long); err != nil {
-		writeErr(w, http.StatusServiceUnavailable, err)
+		code := http.StatusServiceUnavailable
+		if errors.Is(err, errNoButton) {
+			code = http.StatusNotFound
+		}
+		writeErr(w, code, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct{}{})
