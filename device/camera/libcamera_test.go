@@ -27,10 +27,8 @@ var fakeRpicam = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "rpicam-vid")
-	cmd := exec.Command("go", "build", "-o", bin, cameratest.FakeRpicamPackage)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", errors.New(string(out))
+	if err := cameratest.BuildFakeRpicamTo(bin); err != nil {
+		return "", err
 	}
 	return bin, nil
 })
