@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"periph.io/x/conn/v3/driver/driverreg"
+	pgpio "periph.io/x/conn/v3/gpio"
 	"periph.io/x/host/v3/gpioioctl"
 )
 
@@ -48,49 +49,35 @@ func OpenButton(cfg PinConfig, db DebounceConfig, log *slog.Logger) (*PinButton,
 // OpenLED opens the LED on the GPIO line cfg names, drives it off and
 // starts its pattern goroutine. The line is only ever written. It is held
 // until Close, which turns the LED off.
-func OpenLED(cfg PinConfig) (*PinLED, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := cfg.outputPull(); err != nil {
-		return nil, err
-	}
-	periphMu.Lock()
-	defer periphMu.Unlock()
-	line, name, err := openLine(cfg, nil)
-	if err != nil {
-		return nil, err
-	}
-	l, err := newPinLED(line, name, cfg, releaser(line))
-	if err != nil {
-		line.Close()
-		return nil, err
-	}
-	return l, nil
-}
+func OpenLED(cfg PinConfig) (*PinLED, error) { return openWritten(cfg, newPinLED) }
 
 // OpenOutput opens an output line (the door opener's relay) on the GPIO
 // line cfg names and drives it off: low, or high with ActiveLow. The line
 // is only ever written. It is held until Close, which drives it off.
-func OpenOutput(cfg PinConfig) (*PinOutput, error) {
+func OpenOutput(cfg PinConfig) (*PinOutput, error) { return openWritten(cfg, newPinOutput) }
+
+// openWritten opens the line cfg names for output and hands it to wrap
+// (newPinLED, newPinOutput); the line is closed if wrap fails.
+func openWritten[T any](cfg PinConfig, wrap func(pgpio.PinOut, string, PinConfig, func()) (T, error)) (T, error) {
+	var zero T
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := cfg.outputPull(); err != nil {
-		return nil, err
+		return zero, err
 	}
 	periphMu.Lock()
 	defer periphMu.Unlock()
 	line, name, err := openLine(cfg, nil)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	o, err := newPinOutput(line, name, cfg, releaser(line))
+	v, err := wrap(line, name, cfg, releaser(line))
 	if err != nil {
 		line.Close()
-		return nil, err
+		return zero, err
 	}
-	return o, nil
+	return v, nil
 }
 
 // openLine finds the free line cfg names; periphMu must be held. It
