@@ -57,7 +57,7 @@ const (
 )
 
 // Body is the payload of a message: one of Hello, Call, Answer, Busy, Reject,
-// Hangup, Ping, Pong, OpenDoor, DoorAnswer, Video or Audio (as values). No other type can implement
+// Hangup, Ping, Pong, OpenDoor, DoorAnswer, Datagrams, Video or Audio (as values). No other type can implement
 // it, so a type switch over those is exhaustive.
 type Body interface {
 	Type() Type
@@ -107,6 +107,11 @@ const (
 	// OpenDoor requests from the peer during the call. Only a peer that
 	// sent it may be sent OpenDoor: an older box does not know the type.
 	HelloDoor uint8 = 1 << 1
+	// HelloDatagrams (revision 1.5): the sender takes the call's audio as
+	// UDP datagrams on the port of this connection (docs/protocol.md,
+	// section 11) and may send it that way; only a peer that sent it is
+	// sent Datagrams messages.
+	HelloDatagrams uint8 = 1 << 2
 )
 
 // VideoSize is a frame size in pixels.
@@ -197,6 +202,7 @@ func (Hangup) Type() Type     { return TypeHangup }
 func (Ping) Type() Type       { return TypePing }
 func (Pong) Type() Type       { return TypePong }
 func (OpenDoor) Type() Type   { return TypeOpenDoor }
+func (Datagrams) Type() Type  { return TypeDatagrams }
 func (DoorAnswer) Type() Type { return TypeDoorAnswer }
 func (Video) Type() Type      { return TypeVideo }
 func (Audio) Type() Type      { return TypeAudio }
@@ -316,6 +322,30 @@ func checkName(s string) error {
 		return malformed(TypeHello, "name contains a control character")
 	}
 	return nil
+}
+
+// Datagrams (revision 1.5) tells the peer whether the audio datagrams it
+// sends arrive: Arriving once the first one opened, not Arriving when none
+// came for a while after that. A sender sends its audio on the stream as
+// well until the peer says they arrive, and again once it says they
+// stopped.
+type Datagrams struct {
+	Arriving bool
+}
+
+func (Datagrams) check() (int, error) { return 1, nil }
+func (d Datagrams) put(b []byte) []byte {
+	if d.Arriving {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func decodeDatagrams(p []byte) (Datagrams, error) {
+	if len(p) != 1 || p[0] > 1 {
+		return Datagrams{}, malformed(TypeDatagrams, fmt.Sprintf("payload % x, want one byte 0 or 1", p))
+	}
+	return Datagrams{Arriving: p[0] == 1}, nil
 }
 
 func (OpenDoor) check() (int, error) { return 0, nil }

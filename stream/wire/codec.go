@@ -120,6 +120,8 @@ func decodeBody(h header, p []byte) (Message, error) {
 		body, err = decodePong(p)
 	case TypeDoorAnswer:
 		body, err = decodeDoorAnswer(p)
+	case TypeDatagrams:
+		body, err = decodeDatagrams(p)
 	case TypeVideo:
 		body, err = decodeVideo(p)
 	case TypeAudio:

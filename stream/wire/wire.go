@@ -51,8 +51,12 @@ const (
 	// the call on an unknown type.
 	TypeOpenDoor   Type = 9
 	TypeDoorAnswer Type = 10
-	TypeVideo      Type = 16
-	TypeAudio      Type = 17
+	// TypeDatagrams (revision 1.5) tells the peer whether its audio
+	// datagrams arrive (see Datagrams). It goes only to a peer whose Hello
+	// carries HelloDatagrams.
+	TypeDatagrams Type = 11
+	TypeVideo     Type = 16
+	TypeAudio     Type = 17
 )
 
 // String returns the lower-case name of t, or "type N" for unknown types.
@@ -78,6 +82,8 @@ func (t Type) String() string {
 		return "open door"
 	case TypeDoorAnswer:
 		return "door answer"
+	case TypeDatagrams:
+		return "datagrams"
 	case TypeVideo:
 		return "video"
 	case TypeAudio:
@@ -100,6 +106,8 @@ func MaxPayload(t Type) (int, bool) {
 		return doorFixed + MaxText, true
 	case TypePong:
 		return 16, true
+	case TypeDatagrams:
+		return 1, true
 	case TypeVideo:
 		return videoFixed + MaxChunk, true
 	case TypeAudio:

@@ -151,6 +151,10 @@ var cases = []struct {
 		Message{Seq: 2, Body: DoorAnswer{Request: 0xffffffff, Result: 200, Text: strings.Repeat("z", MaxText)}},
 		"00000094 0a 00 00000002 0000000000000000 ffffffff c8 80" + strings.Repeat("7a", MaxText),
 	},
+	// Revision 1.5: the callee says the caller's audio datagrams arrive,
+	// and later that they stopped.
+	{"datagrams arriving", Message{Time: t2, Body: Datagrams{Arriving: true}}, "0000000f 0b 00 00000000 17979cfe4080bd95 01"},
+	{"datagrams stopped", Message{Seq: 1, Time: t3, Body: Datagrams{}}, "0000000f 0b 00 00000001 17979cfe437bae15 00"},
 	{"ping", Message{Seq: 41, Time: t1, Body: Ping{}}, "0000000e 07 00 00000029 17979cfe3d85cd15"},
 	{
 		"ping max seq negative time",
@@ -223,7 +227,10 @@ var bad = []struct {
 	{"length below header", "0000000d 02 00 00000000 00000000000000", ErrMalformed},
 	{"type zero", "0000000e 00 00 00000000 0000000000000000", ErrUnknownType},
 	{"type 15 huge length", "ffffffff 0f 00 00000000 0000000000000000", ErrUnknownType},
-	{"type 11 empty", "0000000e 0b 00 00000000 0000000000000000", ErrUnknownType},
+	{"type 12 empty", "0000000e 0c 00 00000000 0000000000000000", ErrUnknownType},
+	{"datagrams empty", "0000000e 0b 00 00000000 0000000000000000", ErrMalformed},
+	{"datagrams value 2", "0000000f 0b 00 00000000 0000000000000000 02", ErrMalformed},
+	{"datagrams two bytes", "00000010 0b 00 00000000 0000000000000000 0100", ErrTooLarge},
 	{"type 255", "0000000f ff 00 00000000 0000000000000000 00", ErrUnknownType},
 	{"flags set", "0000000e 02 01 00000000 0000000000000000", ErrMalformed},
 	{"flags high bit", "00000010 11 80 00000000 0000000000000000 0100", ErrMalformed},
@@ -626,7 +633,7 @@ func TestErrorText(t *testing.T) {
 func TestStrings(t *testing.T) {
 	types := map[Type]string{TypeHello: "hello", TypeCall: "call", TypeAnswer: "answer", TypeBusy: "busy",
 		TypeReject: "reject", TypeHangup: "hangup", TypePing: "ping", TypePong: "pong", TypeVideo: "video",
-		TypeAudio: "audio", TypeOpenDoor: "open door", TypeDoorAnswer: "door answer", 15: "type 15"}
+		TypeAudio: "audio", TypeOpenDoor: "open door", TypeDoorAnswer: "door answer", TypeDatagrams: "datagrams", 15: "type 15"}
 	for ty, want := range types {
 		if got := ty.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", ty, got, want)
