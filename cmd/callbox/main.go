@@ -417,11 +417,11 @@ func printStatus(out io.Writer, st control.Status) {
 	}
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)
-		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %s %.0f kbit/s %d frames %d dropped\n",
-			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, control.CodecName(cs.Out.AudioCodec), cs.Out.AudioKbps, cs.Out.AudioFrames, cs.Out.AudioDrops)
-		fmt.Fprintf(out, "  in:  video %.1f fps %.0f kbit/s %d frames, latency p50 %.1f p99 %.1f ms; audio %s %.0f kbit/s %d frames %d lost, latency p50 %.1f p99 %.1f ms\n",
+		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %s %.0f kbit/s %d frames %d dropped, as %s\n",
+			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, control.CodecName(cs.Out.AudioCodec), cs.Out.AudioKbps, cs.Out.AudioFrames, cs.Out.AudioDrops, pathName(cs.Out.AudioPath))
+		fmt.Fprintf(out, "  in:  video %.1f fps %.0f kbit/s %d frames, latency p50 %.1f p99 %.1f ms; audio %s %.0f kbit/s %d frames %d lost, latency p50 %.1f p99 %.1f ms, as %s\n",
 			cs.In.VideoFPS, cs.In.VideoKbps, cs.In.VideoFrames, cs.In.VideoLatency.P50, cs.In.VideoLatency.P99,
-			control.CodecName(cs.In.AudioCodec), cs.In.AudioKbps, cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99)
+			control.CodecName(cs.In.AudioCodec), cs.In.AudioKbps, cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99, pathName(cs.In.AudioPath))
 		fmt.Fprintf(out, "  playout: depth %.0f ms (target %.0f ms for %.0f ms of jitter), %d underruns (%d frames concealed), %d dropped (cap), drift %d squeezed %d stretched samples\n",
 			st.Playout.DepthMs, st.Playout.TargetMs, st.Playout.JitterMs, st.Playout.Underruns, st.Playout.Concealed, st.Playout.Overflow, st.Playout.Squeezed, st.Playout.Stretched)
 		if cs.In.VideoSinkDrops > 0 || cs.Out.LinkKbps > 0 {
@@ -480,4 +480,17 @@ func printDoor(out io.Writer, st control.Status) {
 	if a := p.DoorAsk; a != nil {
 		fmt.Fprintf(out, "asked %s to open its door at %s: %s\n", a.Peer, at(a.At), a.Answer)
 	}
+}
+
+// pathName says how a call's audio goes, for the status lines.
+func pathName(p string) string {
+	switch p {
+	case "datagrams":
+		return "datagrams (UDP)"
+	case "stream+datagrams":
+		return "stream and datagrams (the peer has not seen them arrive)"
+	case "":
+		return "nothing yet"
+	}
+	return "the call's TCP stream"
 }

@@ -93,6 +93,11 @@ type AudioConfig struct {
 	OpusKbps       int    `toml:"opus_kbps"`       // Opus' target bit rate, 12..128 kbit/s (variable)
 	OpusComplexity int    `toml:"opus_complexity"` // 0 (cheapest) .. 10; lower it on slow CPUs
 	OpusFrameMs    int    `toml:"opus_frame_ms"`   // audio in one Opus packet: 10 or 20 ms, at least frame_ms
+	// Datagrams sends the call's Opus audio as sealed UDP datagrams on the
+	// call port beside the TLS stream (protocol revision 1.5), where both
+	// boxes take them: a lost packet then costs that packet, not a TCP
+	// retransmission wait. Off: audio goes on the stream only.
+	Datagrams bool `toml:"datagrams"`
 
 	// The microphone's processing (stream/echo), each part on its own;
 	// not applied to the simulated microphones ("sim", "silent"), whose
@@ -203,7 +208,7 @@ func defaultConfig() Config {
 			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000,
 			AdaptiveQuality: true, MinQuality: 15},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
-			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true,
+			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true, Datagrams: true,
 			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusComplexity: 5, OpusFrameMs: 20,
 			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
 			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,

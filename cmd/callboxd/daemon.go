@@ -370,6 +370,9 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("listen %s: %w", d.cfg.Listen, err)
 	}
 	d.ln = ln
+	if d.cfg.Audio.Datagrams {
+		d.listenDatagrams(ctx, lc, ln.Addr())
+	}
 	d.calls = newCallListener(ln, listenerConfig{Friend: d.friends.is, Logger: d.log}, d.handshake)
 	ctl, err := d.listenControl()
 	if err != nil {

@@ -252,3 +252,17 @@ func (l *callListener) Stats() listenerStats {
 	st.InUse, st.Friends = l.general+l.friends, l.friends
 	return st
 }
+
+// listenDatagrams opens the UDP socket for the calls' audio datagrams on
+// the call port (the same address and port as the TCP listener) and
+// gives it to the phone. Without it the box still works: hellos do not
+// offer datagrams and the audio goes on the stream.
+func (d *daemon) listenDatagrams(ctx context.Context, lc net.ListenConfig, at net.Addr) {
+	pc, err := lc.ListenPacket(ctx, "udp", at.String())
+	if err != nil {
+		d.log.Warn("audio datagrams off: cannot listen on the call port's UDP; audio goes on the call's TCP stream", "err", err)
+		return
+	}
+	d.phone.ServeDatagrams(pc)
+	d.log.Info("audio datagrams on", "udp", pc.LocalAddr().String())
+}

@@ -155,6 +155,12 @@ type unpacker struct {
 	pendN   int // messages in pend
 	pendSeq uint32
 	pendT   time.Time
+	// pendConcealed: some of pend was made up for lost audio.
+	pendConcealed bool
+	// The last Opus packet decoded: its seq and samples per channel.
+	haveLast bool
+	lastSeq  uint32
+	lastN    int
 }
 
 // newUnpacker makes the receiver's half of codec c; peer is the format the
@@ -186,29 +192,55 @@ func newUnpacker(c wire.AudioCodec, peer, ours media.AudioFormat) (*unpacker, er
 // frames, or whole fractions of one.
 func fits(n, fl int) bool { return n > 0 && (n%fl == 0 || fl%n == 0) }
 
+// maxGapConceal bounds how many lost Opus packets in a row frames makes
+// up from the decoder (60 ms of 20 ms packets): a longer gap is a stall,
+// which the playout buffer's own concealment and ramp handle.
+const maxGapConceal = 3
+
 // frames decodes one payload and hands emit the frames it completes, with
-// seq counted in our frames and their capture times. A payload that is not
-// what the codec allows is an error: the caller counts it as bad media.
+// seq counted in our frames and their capture times. Opus packets lost
+// just before it (a gap in seq of up to maxGapConceal) are first made up
+// by the decoder's concealment, so the audio keeps its timeline and the
+// decoder its state. A payload that is not what the codec allows is an
+// error: the caller counts it as bad media.
 func (u *unpacker) frames(seq uint32, t time.Time, payload []byte, emit func(media.Audio)) error {
-	var s []int16
 	if u.codec == wire.AudioOpus {
+		if miss := seq - u.lastSeq - 1; u.haveLast && miss > 0 && miss <= maxGapConceal && u.lastN > 0 {
+			dur := time.Duration(u.lastN) * time.Second / time.Duration(u.f.Rate)
+			for i := range miss {
+				n, err := u.dec.DecodeAny(u.pcm[:u.lastN*u.f.Channels], nil)
+				if err != nil || n != u.lastN {
+					break
+				}
+				u.emit(u.lastSeq+1+i, t.Add(-time.Duration(miss-i)*dur), u.pcm[:n*u.f.Channels], true, emit)
+			}
+		}
 		n, err := u.dec.DecodeAny(u.pcm, payload)
 		if err != nil {
 			return err
 		}
-		s = u.pcm[:n*u.f.Channels]
+		s := u.pcm[:n*u.f.Channels]
 		if !fits(len(s), len(u.pend)) {
 			return fmt.Errorf("an Opus packet of %d samples", n)
 		}
-	} else {
-		if len(payload) != u.in {
-			return fmt.Errorf("%d bytes of PCM, want %d", len(payload), u.in)
-		}
-		s = make([]int16, len(payload)/2)
-		for i := range s {
-			s[i] = int16(binary.LittleEndian.Uint16(payload[2*i:]))
-		}
+		u.haveLast, u.lastSeq, u.lastN = true, seq, n
+		u.emit(seq, t, s, false, emit)
+		return nil
 	}
+	if len(payload) != u.in {
+		return fmt.Errorf("%d bytes of PCM, want %d", len(payload), u.in)
+	}
+	s := make([]int16, len(payload)/2)
+	for i := range s {
+		s[i] = int16(binary.LittleEndian.Uint16(payload[2*i:]))
+	}
+	u.emit(seq, t, s, false, emit)
+	return nil
+}
+
+// emit cuts the samples s of message seq into frames of ours, or gathers
+// them into one, and hands each complete frame to emit.
+func (u *unpacker) emit(seq uint32, t time.Time, s []int16, concealed bool, emit func(media.Audio)) {
 	fl, dur := len(u.pend), u.f.FrameDuration()
 	if len(s) >= fl {
 		k := len(s) / fl
@@ -217,24 +249,24 @@ func (u *unpacker) frames(seq uint32, t time.Time, payload []byte, emit func(med
 			if u.codec == wire.AudioOpus {
 				fr = slices.Clone(fr) // s is the decoder's scratch
 			}
-			emit(media.Audio{Seq: seq*uint32(k) + uint32(i), Time: t.Add(time.Duration(i) * dur), Samples: fr})
+			emit(media.Audio{Seq: seq*uint32(k) + uint32(i), Time: t.Add(time.Duration(i) * dur), Samples: fr, Concealed: concealed})
 		}
-		return nil
+		return
 	}
 	k := fl / len(s)
 	idx, fs := int(seq%uint32(k)), seq/uint32(k)
 	if idx == 0 {
-		u.pendN, u.pendSeq, u.pendT = 0, fs, t
+		u.pendN, u.pendSeq, u.pendT, u.pendConcealed = 0, fs, t, false
 	} else if u.pendN != idx || u.pendSeq != fs {
 		u.pendN = 0 // a gap: the part-built frame is lost with it
-		return nil
+		return
 	}
 	copy(u.pend[idx*len(s):], s)
+	u.pendConcealed = u.pendConcealed || concealed
 	if u.pendN++; u.pendN == k {
 		u.pendN = 0
-		emit(media.Audio{Seq: fs, Time: u.pendT, Samples: slices.Clone(u.pend)})
+		emit(media.Audio{Seq: fs, Time: u.pendT, Samples: slices.Clone(u.pend), Concealed: u.pendConcealed})
 	}
-	return nil
 }
 
 // Conceal makes up one frame of our format from the decoder's packet-loss

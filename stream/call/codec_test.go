@@ -325,3 +325,69 @@ func TestBadOpusIsDropped(t *testing.T) {
 		}
 	})
 }
+
+// TestLostOpusPacketsAreConcealed: a gap of up to maxGapConceal packets
+// is filled from the decoder's concealment, marked as such, so the frames
+// keep their timeline; a longer gap is left to the playout buffer.
+func TestLostOpusPacketsAreConcealed(t *testing.T) {
+	if !opus.Available() {
+		t.Skip("built without Opus")
+	}
+	f := media.DefaultAudio // 10 ms frames, packed two to a 20 ms packet
+	pk, err := newPacker(wire.AudioOpus, f, opus.Config{}, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pk.close()
+	u, err := newUnpacker(wire.AudioOpus, f, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.close()
+	var got []media.Audio
+	lost := map[uint32]bool{3: true, 6: true, 7: true, 10: true, 11: true, 12: true, 13: true}
+	t0 := time.Unix(1000, 0)
+	for i := range uint32(40) {
+		p, seq, ts, err := pk.add(media.Audio{Seq: i, Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Samples: tone(f, i)})
+		if err == errPartial {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lost[seq] {
+			continue
+		}
+		if err := u.frames(seq, ts, p, func(a media.Audio) { got = append(got, a) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seqs []uint32
+	concealed := map[uint32]bool{}
+	for i, a := range got {
+		seqs = append(seqs, a.Seq)
+		if a.Concealed {
+			concealed[a.Seq] = true
+			if want := t0.Add(time.Duration(a.Seq) * 10 * time.Millisecond); !a.Time.Equal(want) {
+				t.Errorf("concealed frame %d at %v, want %v", a.Seq, a.Time.Sub(t0), want.Sub(t0))
+			}
+		}
+		if i > 0 && a.Seq <= got[i-1].Seq {
+			t.Fatalf("frame %d after %d", a.Seq, got[i-1].Seq)
+		}
+	}
+	// Packet 3 (frames 6, 7) and packets 6-7 (frames 12-15) are made up;
+	// packets 10-13 are a gap of four: frames 20-27 are missing.
+	want := map[uint32]bool{6: true, 7: true, 12: true, 13: true, 14: true, 15: true}
+	if len(concealed) != len(want) {
+		t.Errorf("concealed frames %v, want %v", concealed, want)
+	}
+	for s := range want {
+		if !concealed[s] {
+			t.Errorf("frame %d not concealed (got %v)", s, seqs)
+		}
+	}
+	if len(got) != 40-8 {
+		t.Errorf("%d frames: %v", len(got), seqs)
+	}
+}

@@ -267,6 +267,7 @@ type Phone struct {
 	hello wire.Hello
 
 	newProbe func(net.Conn) link // newLinkProbe; tests put a simulated link here
+	dg       *dgPort             // the audio datagram socket, nil without one (ServeDatagrams)
 
 	reqs     chan func()   // requests run in the owner goroutine
 	events   chan event    // from sessions
@@ -331,6 +332,13 @@ func New(cfg Config, dial Dialer, sink Sink) (*Phone, error) {
 func (p *Phone) Run(ctx context.Context) error {
 	p.ctx = ctx
 	defer close(p.done)
+	if p.dg != nil {
+		dctx, stop := context.WithCancel(context.Background())
+		served := make(chan struct{})
+		go func() { defer close(served); p.dg.serve(dctx) }()
+		// After the sessions: their audio stops before the socket closes.
+		defer func() { stop(); <-served }()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -502,7 +510,7 @@ func (p *Phone) Status() Status {
 	st := p.status
 	p.mu.Unlock()
 	if s := p.active.Load(); s != nil {
-		cs := s.st.snapshot(time.Now())
+		cs := s.snapshot(time.Now())
 		st.Call = &cs
 	}
 	return st
@@ -586,7 +594,7 @@ func (p *Phone) setState(st State, why string) {
 	}
 	if p.cfg.OnChange != nil {
 		if s := p.active.Load(); s != nil {
-			cs := s.st.snapshot(time.Now())
+			cs := s.snapshot(time.Now())
 			snap.Call = &cs
 		}
 		p.cfg.OnChange(snap)
@@ -692,7 +700,7 @@ func (p *Phone) endCall(why string) {
 			why += "; " + bad
 		}
 		p.sess.stopRing()
-		final := p.sess.st.snapshot(time.Now())
+		final := p.sess.snapshot(time.Now())
 		p.mu.Lock()
 		p.status.LastCall = &final
 		p.mu.Unlock()

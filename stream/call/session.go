@@ -109,8 +109,21 @@ type session struct {
 	// the sink (its goroutine) when the sink can use that.
 	tx         atomic.Pointer[packer]
 	rx         *unpacker
-	concealing bool   // rx is the sink's Concealer (reader goroutine)
+	concealing bool   // rx is the sink's Concealer (under rxMu)
 	txBad      uint64 // frames the packer refused (under mu)
+
+	// The peer's audio comes on the stream (reader goroutine) and, with
+	// datagrams, from the port's goroutine: rxMu makes one path of the
+	// two, and the first copy of each packet is the one played.
+	rxMu     sync.Mutex
+	rxAny    bool
+	rxLast   uint32 // seq of the last packet taken
+	rxClosed bool   // the codecs are freed: nothing more is taken
+
+	// port is the phone's datagram socket (nil: none); dg the session's
+	// path through it, once both hellos offered it (datagram.go).
+	port *dgPort
+	dg   atomic.Pointer[dgState]
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -138,6 +151,7 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, hello w
 		events:   p.events,
 		phoneEnd: p.stopping,
 		sink:     p.sink,
+		port:     p.dg,
 		st:       newStats(time.Now()),
 		wake:     make(chan struct{}, 1),
 		showWake: make(chan struct{}, 1),
@@ -178,6 +192,7 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, hello w
 		conn.Close()
 		wg.Wait()
 		shows.Wait() // a sink call under way finishes first
+		s.dropDatagrams()
 		s.closeCodecs()
 		s.stopRing()
 		s.post(event{kind: evClosed, err: err})
@@ -196,6 +211,9 @@ func remoteAddr(c net.Conn) string {
 // closeCodecs frees the codecs once the reader and writer have ended; the
 // sink stops concealing with ours first.
 func (s *session) closeCodecs() {
+	s.rxMu.Lock()
+	defer s.rxMu.Unlock()
+	s.rxClosed = true
 	if s.concealing {
 		s.sink.(ConcealingSink).DropConcealer(s.rx)
 	}
@@ -372,6 +390,15 @@ func (s *session) sendAudio(a media.Audio) {
 		}
 		return
 	}
+	// A datagram goes at once, from this goroutine; the stream carries
+	// the packet too until the peer says datagrams arrive.
+	if sent, only := s.sendDatagram(seq, t, payload); sent && only {
+		s.st.mu.Lock()
+		s.st.out.audioFrames++
+		s.st.out.audioBytes += uint64(len(payload))
+		s.st.mu.Unlock()
+		return
+	}
 	s.mu.Lock()
 	if s.final {
 		s.mu.Unlock()
@@ -496,6 +523,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 			return nil
 		case now := <-ping.C:
 			s.st.tick(now)
+			s.checkDatagrams(now)
 			s.enqueue(wire.Message{Time: now.UnixNano(), Body: wire.Ping{}})
 		case <-s.wake:
 		case <-retry.C:
@@ -559,6 +587,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 				s.st.mu.Lock()
 				s.st.out.audioFrames++
 				s.st.out.audioBytes += uint64(len(b.PCM))
+				s.st.out.audioWire += uint64(len(out))
 				s.st.mu.Unlock()
 			case wire.Video:
 				room -= len(b.Data)
@@ -621,8 +650,6 @@ func (s *session) readLoop(ctx context.Context) error {
 		frameNum  uint32
 		frameTime int64
 		haveFrame bool
-		lastAudio uint32
-		anyAudio  bool
 		pongs     [offsetSamples]pongSample
 		npong     int
 		gotHello  bool
@@ -667,6 +694,9 @@ func (s *session) readLoop(ctx context.Context) error {
 			}
 			gotHello = true
 			cerr := s.setCodecs(h)
+			if cerr == nil {
+				s.setDatagrams(s.port, h)
+			}
 			s.post(event{kind: evHello, hello: h})
 			if cerr != nil {
 				s.log.Warn("peer audio cannot be played", "err", cerr)
@@ -708,6 +738,8 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.post(event{kind: evOpenDoor, seq: m.Seq})
 		case wire.DoorAnswer:
 			s.post(event{kind: evDoorAnswer, seq: b.Request, door: b.Result, text: b.Text})
+		case wire.Datagrams:
+			s.peerSaysDatagrams(b)
 		case wire.Ping:
 			s.enqueue(wire.Message{Body: wire.Pong{Ping: m.Time, Recv: now.UnixNano()}})
 		case wire.Pong:
@@ -756,32 +788,46 @@ func (s *session) readLoop(ctx context.Context) error {
 				s.show(media.Frame{Seq: frameNum, Time: time.Unix(0, frameTime), JPEG: append([]byte(nil), frame...)})
 			}
 		case wire.Audio:
-			if !s.media.Load() {
-				continue
-			}
-			if err := s.rx.frames(m.Seq, time.Unix(0, m.Time), b.PCM, s.sink.Audio); err != nil {
-				s.badMedia(&s.st.in.audioBad, "audio", err)
-				continue
-			}
-			if !s.concealing && s.rx.dec != nil {
-				if cs, ok := s.sink.(ConcealingSink); ok {
-					cs.SetConcealer(s.rx)
-					s.concealing = true
-				}
-			}
-			lat := s.latency(now, m.Time)
-			s.st.mu.Lock()
-			if anyAudio && m.Seq > lastAudio+1 {
-				s.st.in.audioDrops += uint64(m.Seq - lastAudio - 1)
-			}
-			s.st.in.audioFrames++
-			s.st.in.audioBytes += uint64(len(b.PCM))
-			s.st.in.audioLat.add(lat)
-			s.st.in.audioWin.add(lat)
-			s.st.mu.Unlock()
-			lastAudio, anyAudio = m.Seq, true
+			s.recvAudio(m.Seq, m.Time, b.PCM, now, wire.HeaderLen+len(b.PCM), false)
 		}
 	}
+}
+
+// recvAudio takes one audio packet of the peer's, from the stream or a
+// datagram: the first copy of each is decoded and played, a later copy or
+// a packet older than one taken is dropped (the playout has moved on).
+func (s *session) recvAudio(seq uint32, t int64, payload []byte, now time.Time, wireBytes int, datagram bool) {
+	if !s.media.Load() {
+		return // not in a call (yet, or any more): ignore
+	}
+	s.rxMu.Lock()
+	defer s.rxMu.Unlock()
+	if s.rxClosed || s.rxAny && int32(seq-s.rxLast) <= 0 {
+		return
+	}
+	if err := s.rx.frames(seq, time.Unix(0, t), payload, s.sink.Audio); err != nil {
+		s.badMedia(&s.st.in.audioBad, "audio", err)
+		return
+	}
+	if !s.concealing && s.rx.dec != nil {
+		if cs, ok := s.sink.(ConcealingSink); ok {
+			cs.SetConcealer(s.rx)
+			s.concealing = true
+		}
+	}
+	lat := s.latency(now, t)
+	s.st.mu.Lock()
+	if s.rxAny && seq > s.rxLast+1 {
+		s.st.in.audioDrops += uint64(seq - s.rxLast - 1)
+	}
+	s.st.in.audioFrames++
+	s.st.in.audioBytes += uint64(len(payload))
+	s.st.in.audioWire += uint64(wireBytes)
+	s.st.in.datagram = datagram
+	s.st.in.audioLat.add(lat)
+	s.st.in.audioWin.add(lat)
+	s.st.mu.Unlock()
+	s.rxLast, s.rxAny = seq, true
 }
 
 // badMedia counts a piece of the peer's media that failed its checks and

@@ -107,6 +107,17 @@ type Direction struct {
 	AudioDrops  uint64  `json:"audio_drops"`           // out: dropped oldest on a full queue; in: gaps in sequence
 	AudioKbps   float64 `json:"audio_kbps"`            // payload only: add 18 bytes of message header per frame for the wire
 	AudioCodec  string  `json:"audio_codec,omitempty"` // "opus" or "pcm", once the hellos are in
+	// AudioWireBytes is what the audio took on the wire above UDP or TLS:
+	// message headers on the stream, the whole datagram as datagrams
+	// (out: both, while the peer has not said datagrams arrive; in: the
+	// copies taken).
+	AudioWireBytes uint64 `json:"audio_wire_bytes"`
+	// AudioPath is how the audio goes: "stream", "datagrams", or (out
+	// only) "stream+datagrams" while the peer has not said they arrive.
+	AudioPath string `json:"audio_path,omitempty"`
+	// DatagramErrors (out only) counts audio datagrams the system would
+	// not send.
+	DatagramErrors uint64 `json:"datagram_errors,omitempty"`
 	// Latency (in only) runs from the sender's capture timestamp, on our
 	// clock through the ping/pong offset estimate, to when the sink got the
 	// frame (video) or the whole frame was received (audio).
@@ -150,6 +161,9 @@ type dirCounters struct {
 	linkKbps                            float64 // out: the link gate's rate estimate
 	videoBad, audioBad                  uint64  // in: failed the media checks, dropped
 	codec                               string  // the audio codec this way
+	audioWire                           uint64  // audio bytes on the wire (see Direction.AudioWireBytes)
+	dgErrors                            uint64  // out: datagrams the socket refused
+	datagram                            bool    // in: the last audio taken came as a datagram
 }
 
 type rateSample struct {
@@ -227,10 +241,16 @@ func (s *stats) snapshot(now time.Time) CallStats {
 			VideoLatAll: d.videoLat.summary(), AudioLatAll: d.audioLat.summary(),
 			VideoSinkDrops: d.videoSinkDrops, LinkKbps: d.linkKbps,
 			VideoBad: d.videoBad, AudioBad: d.audioBad,
-			AudioCodec: d.codec,
+			AudioCodec: d.codec, AudioWireBytes: d.audioWire, DatagramErrors: d.dgErrors,
 		}
 	}
 	cs.Out, cs.In = fill(&s.out), fill(&s.in)
+	switch {
+	case s.in.datagram:
+		cs.In.AudioPath = "datagrams"
+	case s.in.audioFrames > 0:
+		cs.In.AudioPath = "stream"
+	}
 	if s.nsample >= 2 {
 		a, b := s.samples[0], s.samples[s.nsample-1]
 		if dt := b.t.Sub(a.t).Seconds(); dt > 0 {

@@ -103,4 +103,8 @@ type Audio struct {
 	Seq     uint32    // capture sequence number, increasing by one per chunk
 	Time    time.Time // capture time of the first sample on the capturing box's clock
 	Samples []int16   // interleaved; owned by whoever holds the Audio
+	// Concealed frames were made up by the receiver's decoder for audio
+	// lost on the way: they keep the timeline, and timing figures (the
+	// playout's jitter) skip them.
+	Concealed bool
 }

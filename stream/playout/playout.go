@@ -224,7 +224,7 @@ func (b *Buffer) Push(a media.Audio) {
 		return
 	}
 	b.haveSeq, b.lastSeq = true, a.Seq
-	if b.adapt && b.jit.arrive(a.Seq, b.now()) {
+	if b.adapt && !a.Concealed && b.jit.arrive(a.Seq, b.now()) {
 		b.setTarget(b.jit.target)
 	}
 	if b.count == b.slots {

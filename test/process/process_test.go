@@ -331,11 +331,47 @@ func TestGarbageOnCallPortIsDropped(t *testing.T) {
 		}
 		c.Close()
 	}
+	// The same port's UDP takes the calls' audio datagrams: junk there,
+	// before and during a call, is dropped unanswered.
+	u, err := net.Dial("udp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	udpJunk := func() {
+		for _, j := range [][]byte{{1}, append([]byte{1, 0, 0, 0, 0}, bytes.Repeat([]byte{0xaa}, 80)...), bytes.Repeat([]byte{0xff}, 1400)} {
+			u.Write(j)
+		}
+	}
+	udpJunk()
 	if _, err := b.Status(t.Context()); err != nil {
 		t.Fatalf("b died: %v", err)
 	}
 	a.Press(t.Context())
 	waitState(t, b, "in call", 10*time.Second)
+	udpJunk()
+	// The call's Opus audio goes as datagrams both ways, junk or not.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		sa, errA := a.Status(t.Context())
+		sb, errB := b.Status(t.Context())
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		ca, cb := sa.Phone.Call, sb.Phone.Call
+		if ca != nil && cb != nil && ca.Out.AudioPath == "datagrams" && ca.In.AudioPath == "datagrams" &&
+			cb.Out.AudioPath == "datagrams" && cb.In.AudioPath == "datagrams" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audio paths: a %+v, b %+v; want datagrams both ways", ca, cb)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	u.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := u.Read(make([]byte, 2048)); err == nil {
+		t.Errorf("b answered junk datagrams with %d bytes", n)
+	}
 }
 
 func TestBadConfigExits78(t *testing.T) {

@@ -65,7 +65,7 @@ type dirResult struct {
 	playoutTarget  float64 // the receiver's playout target at the end, ms (adaptive)
 	playoutJitter  float64 // and the arrival jitter it measured, ms
 	codec          string  // the audio codec this way
-	audioKbps      float64 // audio on the wire over the steady window: payload and 18-byte message headers
+	audioKbps      float64 // audio on the wire over the steady window: payload and message headers or datagram seal
 	concealed      uint64  // frames the receiver's playout concealed after underruns
 	videoKB        float64 // mean size of the video frames sent, kB
 }
@@ -348,7 +348,13 @@ func (m *measurement) direction(i, j int) dirResult {
 	d.fps = (delivered(lin) - delivered(fin)) / dt
 	d.sentFPS = float64(out.VideoFrames-fout.VideoFrames) / dt
 	d.codec, d.concealed = out.AudioCodec, dst.Playout.Concealed
-	d.audioKbps = float64((out.AudioBytes-fout.AudioBytes)+18*(out.AudioFrames-fout.AudioFrames)) * 8 / 1000 / dt
+	// On the wire above TLS or UDP: message headers on the stream, the
+	// whole datagram (its seal) as datagrams; both while the peer has
+	// not said datagrams arrive.
+	d.audioKbps = float64(out.AudioWireBytes-fout.AudioWireBytes) * 8 / 1000 / dt
+	if out.AudioPath != "" {
+		d.codec += " (" + out.AudioPath + ")"
+	}
 	if n := out.VideoFrames - fout.VideoFrames; n > 0 {
 		d.videoKB = float64(out.VideoBytes-fout.VideoBytes) / float64(n) / 1000
 	}

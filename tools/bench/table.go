@@ -166,7 +166,7 @@ func checkGoals(rs []result) []goal {
 		}
 	}
 	gs = append(gs, g)
-	gs = append(gs, goal{text: "thin uplink: audio ≤ 40 kbit/s on the wire (Opus; payload and message headers)",
+	gs = append(gs, goal{text: "thin uplink: audio ≤ 40 kbit/s on the wire (Opus; payload and message headers or datagram seal)",
 		verdicts: each("thin", func(d dirResult) string { return le(dir(d)+" ("+d.codec+")", d.audioKbps, 40, " kbit/s") })})
 	gs = append(gs, goal{text: "thin uplink: ≥ 20 fps of 640x480 video delivered",
 		verdicts: each("thin", func(d dirResult) string {

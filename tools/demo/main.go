@@ -239,12 +239,12 @@ func summary(from, to *testbox.Box, fs, ts control.Status) bool {
 	}
 	fps := float64(in.In.VideoFrames) / secs
 	audioPct := 100 * float64(in.In.AudioFrames) / float64(max(out.Out.AudioFrames, 1))
-	wire := float64(out.Out.AudioBytes+18*out.Out.AudioFrames) * 8 / 1000 / secs
+	wire := float64(out.Out.AudioWireBytes) * 8 / 1000 / secs
 	fmt.Printf("  %s → %s over %.1f s:\n", from.Name, to.Name, secs)
 	fmt.Printf("    video: %d frames sent, %d received (%.1f fps), %d dropped at the sender, %d undecodable, %d out of order; latency p50 %.1f ms, p99 %.1f ms\n",
 		out.Out.VideoFrames, in.In.VideoFrames, fps, out.Out.VideoDrops, bad, backwards, in.In.VideoLatAll.P50, in.In.VideoLatAll.P99)
-	fmt.Printf("    audio: %s at %.1f kbit/s on the wire (message headers included), %d messages sent, %d received (%.1f%%), latency p50 %.1f ms, p99 %.1f ms\n",
-		control.CodecName(out.Out.AudioCodec), wire, out.Out.AudioFrames, in.In.AudioFrames, audioPct, in.In.AudioLatAll.P50, in.In.AudioLatAll.P99)
+	fmt.Printf("    audio: %s as %s at %.1f kbit/s on the wire (headers and seal included), %d packets sent, %d received (%.1f%%), latency p50 %.1f ms, p99 %.1f ms\n",
+		control.CodecName(out.Out.AudioCodec), out.Out.AudioPath, wire, out.Out.AudioFrames, in.In.AudioFrames, audioPct, in.In.AudioLatAll.P50, in.In.AudioLatAll.P99)
 	fmt.Printf("    played: %s\n", played)
 	fmt.Printf("    rtt %.2f ms\n", in.RTT)
 	ok := fps >= 25 && audioPct >= 95 && bad == 0 && backwards == 0 && len(frames) > 0 && aGood > 0 && aBad == 0

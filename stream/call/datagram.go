@@ -1,0 +1,328 @@
+package call
+
+import (
+	"context"
+	"crypto/cipher"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/callbox/callbox/stream/wire"
+)
+
+// Audio datagrams (protocol revision 1.5, docs/protocol.md section 11).
+// A phone given a UDP socket on its call port (ServeDatagrams) says so in
+// its hello; when both hellos say so and the connection is TLS 1.3, each
+// side seals its audio into datagrams under a key exported from the TLS
+// connection and sends them beside the stream: a lost datagram costs that
+// packet (the decoder conceals it), where on the stream it would hold
+// everything behind it until TCP retransmits. The caller sends to the
+// address it dialled; the callee answers to the address the caller's
+// datagrams come from (so a NAT between them is fine on the caller's
+// side). Until the peer says our datagrams arrive, audio goes both ways
+// (the receiver keeps the first copy of each packet); after that on
+// datagrams only, and on both again if the peer says they stopped.
+
+// dgSilence is how long a receiver waits without a datagram, once they
+// arrived, before it tells the peer they stopped.
+const dgSilence = time.Second
+
+// maxDatagramCounter is the last datagram number a session uses: past it
+// the audio goes on the stream, so that a nonce is never reused.
+const maxDatagramCounter = 1<<32 - 1
+
+// dgPort is the phone's UDP socket: one reader goroutine opens what
+// arrives with the keys of the sessions that have them.
+type dgPort struct {
+	pc  net.PacketConn
+	log *slog.Logger
+
+	mu   sync.Mutex
+	sess []*session // sessions with datagram keys: at most a handful
+
+	refused atomic.Uint64 // datagrams no session's key opened, or replays
+	done    chan struct{}
+}
+
+func newDgPort(pc net.PacketConn, log *slog.Logger) *dgPort {
+	return &dgPort{pc: pc, log: log, done: make(chan struct{})}
+}
+
+func (d *dgPort) add(s *session) {
+	d.mu.Lock()
+	d.sess = append(d.sess, s)
+	d.mu.Unlock()
+}
+
+func (d *dgPort) remove(s *session) {
+	d.mu.Lock()
+	d.sess = slices.DeleteFunc(d.sess, func(x *session) bool { return x == s })
+	d.mu.Unlock()
+}
+
+// run reads datagrams until the socket is closed.
+func (d *dgPort) run() {
+	defer close(d.done)
+	buf := make([]byte, wire.MaxDatagram+1)
+	scratch := make([]byte, wire.MaxDatagram)
+	var list []*session
+	for {
+		n, addr, err := d.pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// ICMP errors surface here on some systems: not the socket's end.
+			d.log.Debug("datagram read", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		now := time.Now()
+		pkt := buf[:n]
+		ua, _ := addr.(*net.UDPAddr)
+		if n > wire.MaxDatagram || ua == nil {
+			d.refused.Add(1)
+			continue
+		}
+		ctr, err := wire.DatagramCounter(pkt)
+		if err != nil {
+			d.refused.Add(1)
+			continue
+		}
+		d.mu.Lock()
+		list = append(list[:0], d.sess...)
+		d.mu.Unlock()
+		opened := false
+		for _, s := range list {
+			dg := s.dg.Load()
+			if dg == nil || !dg.win.Fresh(ctr) {
+				continue
+			}
+			p := pkt
+			if len(list) > 1 {
+				p = scratch[:copy(scratch, pkt)] // a failed open may overwrite what it was given
+			}
+			_, seq, t, payload, err := wire.OpenAudio(dg.open, p)
+			if err != nil {
+				continue
+			}
+			dg.win.Accept(ctr)
+			s.datagramIn(dg, ua.AddrPort(), seq, t, payload, now)
+			opened = true
+			break
+		}
+		if !opened {
+			d.refused.Add(1)
+		}
+	}
+}
+
+// dgState is one session's datagram path.
+type dgState struct {
+	port       *dgPort
+	seal, open cipher.AEAD
+
+	sendMu  sync.Mutex // the capture goroutine sends; the counter and buf are its
+	counter uint64
+	buf     []byte
+
+	// to is where our datagrams go: the dialled address for the caller,
+	// the address the peer's datagrams come from once they came.
+	to atomic.Pointer[netip.AddrPort]
+	// confirmed: the peer said our datagrams arrive, so audio goes on
+	// datagrams only.
+	confirmed atomic.Bool
+
+	win wire.ReplayWindow // the port's reader goroutine only
+
+	mu       sync.Mutex
+	lastIn   time.Time // when the last datagram opened
+	arriving bool      // we told the peer its datagrams arrive
+}
+
+// setDatagrams makes the session's datagram path from the peer's hello,
+// if both sides take datagrams and the connection can export keys
+// (reader goroutine, at the hello).
+func (s *session) setDatagrams(port *dgPort, h wire.Hello) {
+	if port == nil || h.Flags&wire.HelloDatagrams == 0 {
+		return
+	}
+	cs, ok := s.conn.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return
+	}
+	st := cs.ConnectionState()
+	if st.Version != tls.VersionTLS13 {
+		return
+	}
+	seal, open, err := wire.DatagramKeys(st.ExportKeyingMaterial, s.outgoing)
+	if err != nil {
+		s.log.Warn("audio datagrams not used", "err", err)
+		return
+	}
+	dg := &dgState{port: port, seal: seal, open: open}
+	if s.outgoing {
+		if ta, ok := s.conn.RemoteAddr().(*net.TCPAddr); ok {
+			ap := ta.AddrPort()
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			dg.to.Store(&ap)
+		}
+	}
+	s.dg.Store(dg)
+	port.add(s)
+}
+
+// sendDatagram sends one audio payload as a datagram, if the path is
+// there (capture goroutine). It says whether it went, and whether the
+// peer has said datagrams arrive (then the stream need not carry it).
+func (s *session) sendDatagram(seq uint32, t time.Time, payload []byte) (sent, only bool) {
+	dg := s.dg.Load()
+	if dg == nil || len(payload) > wire.MaxDatagramAudio {
+		return false, false
+	}
+	to := dg.to.Load()
+	if to == nil {
+		return false, false
+	}
+	dg.sendMu.Lock()
+	defer dg.sendMu.Unlock()
+	if dg.counter > maxDatagramCounter {
+		return false, false
+	}
+	b, err := wire.SealAudio(dg.buf[:0], dg.seal, uint32(dg.counter), seq, t.UnixNano(), payload)
+	if err != nil {
+		return false, false
+	}
+	dg.buf = b
+	dg.counter++
+	if _, err := dg.port.pc.WriteTo(b, net.UDPAddrFromAddrPort(*to)); err != nil {
+		s.st.mu.Lock()
+		s.st.out.dgErrors++
+		first := s.st.out.dgErrors == 1
+		s.st.mu.Unlock()
+		if first {
+			s.log.Info("audio datagram not sent", "to", to.String(), "err", err)
+		}
+		return false, false
+	}
+	s.st.mu.Lock()
+	s.st.out.audioWire += uint64(len(b))
+	s.st.mu.Unlock()
+	return true, dg.confirmed.Load()
+}
+
+// datagramIn takes one opened audio datagram (the port's goroutine).
+func (s *session) datagramIn(dg *dgState, from netip.AddrPort, seq uint32, t int64, payload []byte, now time.Time) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if to := dg.to.Load(); to == nil || *to != from {
+		// The callee learns where to send from the caller's first
+		// datagram; either side follows a peer whose address moved.
+		dg.to.Store(&from)
+		if to != nil {
+			s.log.Info("peer's datagrams come from a new address", "from", to.String(), "to", from.String())
+		}
+	}
+	dg.mu.Lock()
+	dg.lastIn = now
+	tell := !dg.arriving
+	dg.arriving = true
+	dg.mu.Unlock()
+	if tell {
+		s.enqueue(wire.Message{Time: now.UnixNano(), Body: wire.Datagrams{Arriving: true}})
+	}
+	s.recvAudio(seq, t, payload, now, wire.DatagramOverhead+len(payload), true)
+}
+
+// checkDatagrams tells the peer when its datagrams stopped arriving
+// (writer goroutine, at each ping).
+func (s *session) checkDatagrams(now time.Time) {
+	dg := s.dg.Load()
+	if dg == nil {
+		return
+	}
+	dg.mu.Lock()
+	stopped := dg.arriving && now.Sub(dg.lastIn) > dgSilence
+	if stopped {
+		dg.arriving = false
+	}
+	dg.mu.Unlock()
+	if stopped {
+		s.log.Info("the peer's audio datagrams stopped arriving: told it to use the stream")
+		s.enqueue(wire.Message{Time: now.UnixNano(), Body: wire.Datagrams{}})
+	}
+}
+
+// peerSaysDatagrams takes the peer's Datagrams message (reader goroutine).
+func (s *session) peerSaysDatagrams(d wire.Datagrams) {
+	dg := s.dg.Load()
+	if dg == nil {
+		return // we never sent any: nothing to change
+	}
+	if old := dg.confirmed.Swap(d.Arriving); old != d.Arriving {
+		if d.Arriving {
+			s.log.Info("audio goes as datagrams: the peer says they arrive")
+		} else {
+			s.log.Info("the peer says our audio datagrams stopped arriving: audio goes on the stream too")
+		}
+	}
+}
+
+// dropDatagrams leaves the port (the session is closing).
+func (s *session) dropDatagrams() {
+	if dg := s.dg.Load(); dg != nil {
+		dg.port.remove(s)
+	}
+}
+
+// serveDatagrams runs the port until ctx ends, then closes the socket.
+func (d *dgPort) serve(ctx context.Context) {
+	go d.run()
+	<-ctx.Done()
+	d.pc.Close()
+	<-d.done
+}
+
+// snapshot is the session's figures with the audio's paths.
+func (s *session) snapshot(now time.Time) CallStats {
+	cs := s.st.snapshot(now)
+	if cs.Out.AudioFrames == 0 {
+		return cs
+	}
+	cs.Out.AudioPath = "stream"
+	if dg := s.dg.Load(); dg != nil {
+		switch {
+		case dg.confirmed.Load():
+			cs.Out.AudioPath = "datagrams"
+		case dg.to.Load() != nil:
+			cs.Out.AudioPath = "stream+datagrams"
+		}
+	}
+	return cs
+}
+
+// ServeDatagrams gives the phone a UDP socket on its call port for the
+// calls' audio (protocol revision 1.5): hellos then offer datagrams, and
+// Run reads the socket and closes it when it ends. Call it before Run.
+func (p *Phone) ServeDatagrams(pc net.PacketConn) {
+	p.dg = newDgPort(pc, p.log)
+	p.hello.Flags |= wire.HelloDatagrams
+}
+
+// DatagramsRefused counts datagrams that arrived on the socket and opened
+// under no call's key (or were replays): dropped unanswered.
+func (p *Phone) DatagramsRefused() uint64 {
+	if p.dg == nil {
+		return 0
+	}
+	return p.dg.refused.Load()
+}
