@@ -444,8 +444,8 @@ func printStatus(out io.Writer, st control.Status) {
 			e.Parts, delay, e.ERLE, duck, e.DuckedFrames, e.Frames)
 	}
 	l := st.Listener
-	fmt.Fprintf(out, "call port: %d handshakes under way (%d in slots kept for paired peers), %d accepted, %d dropped for lack of a slot\n",
-		l.InUse, l.Friends, l.Accepted, l.Dropped)
+	fmt.Fprintf(out, "call port: %d handshakes under way (%d in slots kept for paired peers), %d accepted, %d dropped for lack of a slot; %d datagrams refused\n",
+		l.InUse, l.Friends, l.Accepted, l.Dropped, l.DatagramsRefused)
 	pr := st.Process
 	fmt.Fprintf(out, "process: %d goroutines, %.1f MB heap, %d open files\n", pr.Goroutines, float64(pr.HeapBytes)/1e6, pr.OpenFDs)
 }

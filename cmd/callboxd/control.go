@@ -276,7 +276,7 @@ func (d *daemon) status() control.Status {
 		Devices:     d.panel.devices([numDevs]string{d.cfg.Video.Device, d.cfg.Audio.Capture, d.cfg.Audio.Playback}),
 		GPIO:        gp,
 		PeerStore:   store,
-		Listener:    control.Listener{InUse: ls.InUse, Friends: ls.Friends, Accepted: ls.Accepted, Dropped: ls.Dropped},
+		Listener:    control.Listener{InUse: ls.InUse, Friends: ls.Friends, Accepted: ls.Accepted, Dropped: ls.Dropped, DatagramsRefused: d.phone.DatagramsRefused()},
 		Pairing:     d.pair.status(),
 		Discovery:   d.discoveryState(),
 		Playout: control.Playout{

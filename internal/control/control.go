@@ -207,6 +207,9 @@ type Listener struct {
 	Friends  int    `json:"friends"`
 	Accepted uint64 `json:"accepted"`
 	Dropped  uint64 `json:"dropped"`
+	// DatagramsRefused counts UDP datagrams on the call port that opened
+	// under no call's key (junk, replays, another box's): dropped unanswered.
+	DatagramsRefused uint64 `json:"datagrams_refused"`
 }
 
 // Process is what the daemon process itself holds: a soak test watches

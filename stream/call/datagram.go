@@ -299,6 +299,9 @@ func (s *session) snapshot(now time.Time) CallStats {
 		return cs
 	}
 	cs.Out.AudioPath = "stream"
+	if pk := s.tx.Load(); pk == nil || pk.codec != wire.AudioOpus {
+		return cs // only Opus goes as datagrams
+	}
 	if dg := s.dg.Load(); dg != nil {
 		switch {
 		case dg.confirmed.Load():

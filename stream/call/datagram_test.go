@@ -74,7 +74,7 @@ type tlsBox struct {
 	cert tls.Certificate
 }
 
-func newTLSBox(t *testing.T, name string, datagrams bool) *tlsBox {
+func newTLSBox(t *testing.T, name string, datagrams bool, codecs ...wire.AudioCodec) *tlsBox {
 	t.Helper()
 	b := &tlsBox{name: name, sink: &recSink{}, cert: testCert(t)}
 	// The UDP socket takes the listener's port; try again if another
@@ -98,7 +98,10 @@ func newTLSBox(t *testing.T, name string, datagrams bool) *tlsBox {
 			t.Fatal(err)
 		}
 	}
-	cfg := Config{Name: name, ID: "fp-" + name, AutoAnswer: true, Codecs: DefaultCodecs(), PeerTimeout: 5 * time.Second}
+	if codecs == nil {
+		codecs = DefaultCodecs()
+	}
+	cfg := Config{Name: name, ID: "fp-" + name, AutoAnswer: true, Codecs: codecs, PeerTimeout: 5 * time.Second}
 	p, err := New(cfg, b.dial, b.sink)
 	if err != nil {
 		t.Fatal(err)
@@ -275,8 +278,8 @@ func waitIdle(t *testing.T, b *tlsBox) {
 }
 
 // TestDatagramsBlocked: a firewall drops every datagram to the callee, or
-// the callee has no socket for them (an older box): the audio goes on the
-// stream, all of it.
+// the callee has no socket for them (an older box), or the call is on PCM:
+// the audio goes on the stream, all of it.
 func TestDatagramsBlocked(t *testing.T) {
 	if !opus.Available() {
 		t.Skip("built without Opus")
@@ -285,13 +288,15 @@ func TestDatagramsBlocked(t *testing.T) {
 		name       string
 		udp        bool
 		callerPath string
+		codecs     []wire.AudioCodec
 	}{
-		{"firewall", true, "stream+datagrams"},
-		{"older box", false, "stream"},
+		{"firewall", true, "stream+datagrams", nil},
+		{"older box", false, "stream", nil},
+		{"PCM", true, "stream", []wire.AudioCodec{wire.AudioPCM}}, // never as datagrams
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a, b := newTLSBox(t, "a", true), newTLSBox(t, "b", c.udp)
-			if b.udp != nil {
+			a, b := newTLSBox(t, "a", true, c.codecs...), newTLSBox(t, "b", c.udp, c.codecs...)
+			if b.udp != nil && c.codecs == nil {
 				b.udp.drop.Store(true)
 			}
 			if err := a.Call(context.Background(), b.peer()); err != nil {

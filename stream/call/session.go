@@ -390,14 +390,17 @@ func (s *session) sendAudio(a media.Audio) {
 		}
 		return
 	}
-	// A datagram goes at once, from this goroutine; the stream carries
-	// the packet too until the peer says datagrams arrive.
-	if sent, only := s.sendDatagram(seq, t, payload); sent && only {
-		s.st.mu.Lock()
-		s.st.out.audioFrames++
-		s.st.out.audioBytes += uint64(len(payload))
-		s.st.mu.Unlock()
-		return
+	// An Opus packet goes as a datagram at once, from this goroutine; the
+	// stream carries it too until the peer says datagrams arrive. PCM
+	// stays on the stream: it is the plain path, checked bit for bit.
+	if pk.codec == wire.AudioOpus {
+		if sent, only := s.sendDatagram(seq, t, payload); sent && only {
+			s.st.mu.Lock()
+			s.st.out.audioFrames++
+			s.st.out.audioBytes += uint64(len(payload))
+			s.st.mu.Unlock()
+			return
+		}
 	}
 	s.mu.Lock()
 	if s.final {

@@ -361,6 +361,9 @@ func TestGarbageOnCallPortIsDropped(t *testing.T) {
 		ca, cb := sa.Phone.Call, sb.Phone.Call
 		if ca != nil && cb != nil && ca.Out.AudioPath == "datagrams" && ca.In.AudioPath == "datagrams" &&
 			cb.Out.AudioPath == "datagrams" && cb.In.AudioPath == "datagrams" {
+			if n := sb.Listener.DatagramsRefused; n < 6 {
+				t.Errorf("b refused %d datagrams, want the 6 bad ones", n)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
