@@ -145,3 +145,41 @@ func TestAdaptiveTargetAfterAStall(t *testing.T) {
 		t.Errorf("target %v 40 s after the stall, want back at the floor (targets %v)", st.Target, targets)
 	}
 }
+
+// Frames made up for lost packets (media.Audio.Concealed) are pushed when
+// the next packet arrives, late by the gap: they are not jitter, and the
+// target stays at its floor; the same frames unmarked would raise it.
+func TestConcealedFramesAreNotJitter(t *testing.T) {
+	run := func(mark bool) time.Duration {
+		b, err := New(Config{Format: mono48})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := b.Format()
+		var now time.Time
+		b.now = func() time.Time { return now }
+		start := time.Unix(1000, 0)
+		dst := make([]int16, f.FrameLen())
+		var lost []uint32
+		for k := range uint32(3000) {
+			now = start.Add(time.Duration(k)*f.FrameDuration() + 2*time.Millisecond)
+			if k%100 >= 50 && k%100 < 55 { // 5 frames in 100 lost
+				lost = append(lost, k)
+			} else {
+				for _, s := range lost {
+					b.Push(media.Audio{Seq: s, Samples: frame(f, s), Concealed: mark})
+				}
+				lost = lost[:0]
+				b.Push(media.Audio{Seq: k, Samples: frame(f, k)})
+			}
+			b.Read(dst)
+		}
+		return b.Stats().Target
+	}
+	if got := run(true); got != DefaultTarget {
+		t.Errorf("target %v with the made-up frames marked, want the floor %v", got, DefaultTarget)
+	}
+	if got := run(false); got <= DefaultTarget {
+		t.Errorf("target %v with the same frames unmarked: the test does not see what marking changes", got)
+	}
+}
