@@ -61,6 +61,26 @@ type packer struct {
 	seq   uint32        // seq of buf's first frame
 	t     time.Time     // capture time of buf's first sample
 	shut  bool          // closed: frames are dropped quietly
+	// The seq sent last, and what is added to the device's count so that
+	// the session's seq never goes back: a microphone that re-opened in
+	// the call counts from 0 again, and the peer would drop its packets
+	// as old ones until the count caught up.
+	last  uint32
+	shift uint32
+	sent  bool
+}
+
+// outSeq is the seq to send for the packet the device numbered s: s
+// moved on by the shift, and past the last one sent if the device's
+// count went back.
+func (p *packer) outSeq(s uint32) uint32 {
+	o := s + p.shift
+	if p.sent && int32(o-p.last) <= 0 {
+		p.shift += p.last + 1 - o
+		o = p.last + 1
+	}
+	p.last, p.sent = o, true
+	return o
 }
 
 // newPacker makes the sender's half of codec c for frames in format f.
@@ -94,15 +114,15 @@ func (p *packer) add(a media.Audio) ([]byte, uint32, time.Time, error) {
 	if len(a.Samples) != p.f.FrameLen() {
 		return nil, 0, time.Time{}, fmt.Errorf("a captured frame of %d samples, want %d", len(a.Samples), p.f.FrameLen())
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.codec != wire.AudioOpus {
 		b := make([]byte, 0, 2*len(a.Samples))
 		for _, v := range a.Samples {
 			b = binary.LittleEndian.AppendUint16(b, uint16(v))
 		}
-		return b, a.Seq, a.Time, nil
+		return b, p.outSeq(a.Seq), a.Time, nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.shut {
 		return nil, 0, time.Time{}, errPartial // the session is ending: nothing to send
 	}
@@ -125,7 +145,7 @@ func (p *packer) add(a media.Audio) ([]byte, uint32, time.Time, error) {
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
-	return b, p.seq / uint32(p.per), p.t, nil
+	return b, p.outSeq(p.seq / uint32(p.per)), p.t, nil
 }
 
 func (p *packer) close() {

@@ -391,3 +391,59 @@ func TestLostOpusPacketsAreConcealed(t *testing.T) {
 		t.Errorf("%d frames: %v", len(got), seqs)
 	}
 }
+
+// TestPackerSeqNeverGoesBack: a microphone re-opened during a call counts
+// its frames from 0 again; the packets' seq goes on from the last one
+// sent (else the peer drops them as old until the count catches up),
+// and a gap in the device's frames stays a gap.
+func TestPackerSeqNeverGoesBack(t *testing.T) {
+	f := media.DefaultAudio
+	codecs := []wire.AudioCodec{wire.AudioPCM}
+	if opus.Available() {
+		codecs = append(codecs, wire.AudioOpus)
+	}
+	for _, c := range codecs {
+		t.Run(c.String(), func(t *testing.T) {
+			pk, err := newPacker(c, f, opus.Config{}, 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pk.close()
+			var got []uint32
+			feed := func(from, to uint32) {
+				for i := from; i < to; i++ {
+					_, seq, _, err := pk.add(media.Audio{Seq: i, Time: time.Now(), Samples: tone(f, i)})
+					if err == errPartial {
+						continue
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, seq)
+				}
+			}
+			feed(0, 20)  // the device's first life
+			feed(0, 8)   // re-opened: counts from 0
+			feed(12, 16) // a gap of 4 frames
+			per := uint32(1)
+			if c == wire.AudioOpus {
+				per = 2
+			}
+			first := 20 / per
+			want := []uint32{}
+			for i := range first {
+				want = append(want, i)
+			}
+			for i := range 8 / per {
+				want = append(want, first+i)
+			}
+			next := first + 8/per
+			for i := range 4 / per {
+				want = append(want, next+4/per+i)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("seqs %v\nwant %v", got, want)
+			}
+		})
+	}
+}
