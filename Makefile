@@ -95,6 +95,7 @@ vet: deps ## gofmt, go vet and staticcheck (with and without cgo)
 
 fuzz: deps ## run each fuzz target for FUZZTIME executions (default 300000x; a duration such as 1m works too)
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./stream/wire
+	$(GO) test -run='^$$' -fuzz='^FuzzOpenAudio$$' -fuzztime=$(FUZZTIME) ./stream/wire
 	$(GO) test -run='^$$' -fuzz='^FuzzTrim$$' -fuzztime=$(FUZZTIME) ./device/camera
 	$(GO) test -run='^$$' -fuzz='^FuzzParseMessage$$' -fuzztime=$(FUZZTIME) ./stream/discovery
 	$(GO) test -run='^$$' -fuzz='^FuzzReadMessages$$' -fuzztime=$(FUZZTIME) ./stream/pairing
