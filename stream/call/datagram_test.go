@@ -201,25 +201,33 @@ func inOrder(t *testing.T, b *tlsBox) int {
 	return len(b.sink.audio)
 }
 
-func TestAudioGoesAsDatagrams(t *testing.T) {
+// datagramCall puts two boxes that take datagrams in a call, a calling
+// b, and talks until the audio goes as datagrams both ways.
+func datagramCall(t *testing.T) (a, b *tlsBox, seq *uint32) {
+	t.Helper()
 	if !opus.Available() {
 		t.Skip("built without Opus")
 	}
-	a, b := newTLSBox(t, "a", true), newTLSBox(t, "b", true)
+	a, b = newTLSBox(t, "a", true), newTLSBox(t, "b", true)
 	if err := a.Call(context.Background(), b.peer()); err != nil {
 		t.Fatal(err)
 	}
-	var seq uint32
-	waitPath(t, a, b, &seq, "datagrams", "datagrams")
-	waitPath(t, b, a, &seq, "datagrams", "datagrams")
+	seq = new(uint32)
+	waitPath(t, a, b, seq, "datagrams", "datagrams")
+	waitPath(t, b, a, seq, "datagrams", "datagrams")
+	return a, b, seq
+}
+
+func TestAudioGoesAsDatagrams(t *testing.T) {
+	a, b, seq := datagramCall(t)
 	before := callStats(t, b).In
 	n0 := inOrder(t, b)
-	from := seq
-	talk(a, b, &seq, time.Second)
+	from := *seq
+	talk(a, b, seq, time.Second)
 	time.Sleep(100 * time.Millisecond)
 	st := callStats(t, b)
 	got := st.In.AudioFrames - before.AudioFrames
-	if sent := uint64(seq-from) / 2; got+sent/10 < sent { // less what the loopback dropped
+	if sent := uint64(*seq-from) / 2; got+sent/10 < sent { // less what the loopback dropped
 		t.Errorf("b took %d of %d packets sent as datagrams", got, sent)
 	}
 	if per := float64(st.In.AudioWireBytes-before.AudioWireBytes) / float64(got); per != float64(st.In.AudioBytes-before.AudioBytes)/float64(got)+wire.DatagramOverhead {
@@ -244,7 +252,7 @@ func TestAudioGoesAsDatagrams(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	talk(a, b, &seq, 300*time.Millisecond)
+	talk(a, b, seq, 300*time.Millisecond)
 	if got := b.DatagramsRefused() - refused; got != 3 {
 		t.Errorf("%d of 3 bad datagrams refused", got)
 	}
@@ -252,7 +260,7 @@ func TestAudioGoesAsDatagrams(t *testing.T) {
 	if n, _, err := evil.ReadFrom(make([]byte, 2048)); err == nil {
 		t.Errorf("b answered a bad datagram with %d bytes", n)
 	}
-	waitPath(t, a, b, &seq, "datagrams", "datagrams") // still
+	waitPath(t, a, b, seq, "datagrams", "datagrams") // still
 	inOrder(t, b)
 
 	// Hang up; the next call uses datagrams again.
@@ -264,7 +272,7 @@ func TestAudioGoesAsDatagrams(t *testing.T) {
 	if err := b.Call(context.Background(), a.peer()); err != nil {
 		t.Fatal(err)
 	}
-	waitPath(t, b, a, &seq, "datagrams", "datagrams")
+	waitPath(t, b, a, seq, "datagrams", "datagrams")
 }
 
 func waitIdle(t *testing.T, b *tlsBox) {
@@ -315,24 +323,16 @@ func TestDatagramsBlocked(t *testing.T) {
 // audio comes back on the stream within a few seconds, and goes back to
 // datagrams when they pass again.
 func TestDatagramsStopMidCall(t *testing.T) {
-	if !opus.Available() {
-		t.Skip("built without Opus")
-	}
-	a, b := newTLSBox(t, "a", true), newTLSBox(t, "b", true)
-	if err := a.Call(context.Background(), b.peer()); err != nil {
-		t.Fatal(err)
-	}
-	var seq uint32
-	waitPath(t, b, a, &seq, "datagrams", "datagrams")
+	a, b, seq := datagramCall(t)
 	b.udp.drop.Store(true)
 	// b tells a; a sends on the stream as well; b's own datagrams to a
 	// still arrive.
-	waitPath(t, b, a, &seq, "stream+datagrams", "datagrams")
-	waitPath(t, a, b, &seq, "datagrams", "stream")
-	streamed(t, a, b, &seq)
+	waitPath(t, b, a, seq, "stream+datagrams", "datagrams")
+	waitPath(t, a, b, seq, "datagrams", "stream")
+	streamed(t, a, b, seq)
 	b.udp.drop.Store(false)
-	waitPath(t, a, b, &seq, "datagrams", "datagrams")
-	waitPath(t, b, a, &seq, "datagrams", "datagrams")
+	waitPath(t, a, b, seq, "datagrams", "datagrams")
+	waitPath(t, b, a, seq, "datagrams", "datagrams")
 	inOrder(t, b)
 	inOrder(t, a)
 }

@@ -13,14 +13,8 @@ import (
 // returns the Buffer's stats at the end and the target over time.
 func clocked(t *testing.T, cfg Config, seconds int, delay func(seq uint32) time.Duration) (Stats, []time.Duration) {
 	t.Helper()
-	b, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, now, start := simBuffer(t, cfg)
 	f := b.Format()
-	var now time.Time
-	b.now = func() time.Time { return now }
-	start := time.Unix(1000, 0)
 	type arrival struct {
 		at  time.Time
 		seq uint32
@@ -30,10 +24,10 @@ func clocked(t *testing.T, cfg Config, seconds int, delay func(seq uint32) time.
 	dst := make([]int16, f.FrameLen())
 	var targets []time.Duration
 	for k := 0; k < n; k++ {
-		now = start.Add(time.Duration(k) * f.FrameDuration())
+		*now = start.Add(time.Duration(k) * f.FrameDuration())
 		pending = append(pending, arrival{now.Add(delay(uint32(k))), uint32(k)})
 		// Deliver what has arrived by now, in arrival order (TCP: in order).
-		for len(pending) > 0 && !pending[0].at.After(now) {
+		for len(pending) > 0 && !pending[0].at.After(*now) {
 			b.Push(media.Audio{Seq: pending[0].seq, Samples: frame(f, pending[0].seq)})
 			pending = pending[1:]
 		}
@@ -151,18 +145,12 @@ func TestAdaptiveTargetAfterAStall(t *testing.T) {
 // target stays at its floor; the same frames unmarked would raise it.
 func TestConcealedFramesAreNotJitter(t *testing.T) {
 	run := func(mark bool) time.Duration {
-		b, err := New(Config{Format: mono48})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b, now, start := simBuffer(t, Config{Format: mono48})
 		f := b.Format()
-		var now time.Time
-		b.now = func() time.Time { return now }
-		start := time.Unix(1000, 0)
 		dst := make([]int16, f.FrameLen())
 		var lost []uint32
 		for k := range uint32(3000) {
-			now = start.Add(time.Duration(k)*f.FrameDuration() + 2*time.Millisecond)
+			*now = start.Add(time.Duration(k)*f.FrameDuration() + 2*time.Millisecond)
 			if k%100 >= 50 && k%100 < 55 { // 5 frames in 100 lost
 				lost = append(lost, k)
 			} else {
@@ -182,4 +170,18 @@ func TestConcealedFramesAreNotJitter(t *testing.T) {
 	if got := run(false); got <= DefaultTarget {
 		t.Errorf("target %v with the same frames unmarked: the test does not see what marking changes", got)
 	}
+}
+
+// simBuffer makes a Buffer whose clock is *now, starting at start.
+func simBuffer(t *testing.T, cfg Config) (b *Buffer, now *time.Time, start time.Time) {
+	t.Helper()
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Unix(1000, 0)
+	now = new(time.Time)
+	*now = start
+	b.now = func() time.Time { return *now }
+	return b, now, start
 }
