@@ -215,6 +215,9 @@ func (d *daemon) remoteDoor(peer call.Peer) error {
 // doorChanged runs when a pulse starts or ends: the screen's status lines
 // and systemd's status follow.
 func (d *daemon) doorChanged() {
+	if d.mqtt != nil && d.door != nil && d.door.opener != nil {
+		d.mqtt.SetDoor(d.door.opener.Status().Active)
+	}
 	if d.screen != nil {
 		d.screen.SetStatus(d.screenLines(d.phone.Status())...)
 	}

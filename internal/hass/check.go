@@ -85,6 +85,13 @@ func CheckDiscovery(topic string, payload []byte) error {
 		})
 	case "button":
 		need = append(need, func() error { return str("command_topic") })
+	case "binary_sensor":
+		need = append(need, func() error { return str("state_topic") })
+		switch dc := m["device_class"]; dc {
+		case nil, "door", "lock", "opening", "occupancy", "motion", "problem", "connectivity", "running", "sound":
+		default: // the ones a box could mean; Home Assistant has more
+			return fmt.Errorf("device_class %v is not a binary sensor device class this checker knows", dc)
+		}
 	default:
 		return fmt.Errorf("component %q is not one this checker knows", parts[1])
 	}

@@ -50,6 +50,14 @@ type imageEntity struct {
 	ContentType string `json:"content_type"`
 }
 
+type binarySensorEntity struct {
+	common
+	StateTopic  string `json:"state_topic"`
+	DeviceClass string `json:"device_class"`
+	PayloadOn   string `json:"payload_on"`
+	PayloadOff  string `json:"payload_off"`
+}
+
 type buttonEntity struct {
 	common
 	CommandTopic string `json:"command_topic"`
@@ -119,6 +127,15 @@ func (c *Client) discovery() []discoveryMsg {
 			common:       base("open_door", "Open door", "mdi:door-open"),
 			CommandTopic: c.topic(topicOpen),
 			PayloadPress: "PRESS",
+		}), msg("binary_sensor", "door", binarySensorEntity{
+			// device_class lock: on means unlocked, which is what a
+			// released strike is; whether the door itself stands open
+			// the box cannot know.
+			common:      base("door", "Door strike", ""),
+			StateTopic:  c.topic(topicDoor),
+			DeviceClass: "lock",
+			PayloadOn:   "ON",
+			PayloadOff:  "OFF",
 		}))
 	}
 	return out

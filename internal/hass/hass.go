@@ -107,6 +107,8 @@ type Client struct {
 	st      Status
 	state   State
 	image   []byte // the last ring's picture, published retained
+	door    bool   // the door's strike is released (a pulse is under way)
+	doorNew bool   // door changed since published
 	dirty   bool   // state or image changed since published
 	imgNew  bool
 	events  []event
@@ -157,6 +159,7 @@ const (
 	topicCall   = "command/call"
 	topicHangup = "command/hangup"
 	topicOpen   = "command/open"
+	topicDoor   = "door"
 )
 
 // SetState publishes the call state (retained); the latest wins.
@@ -181,6 +184,17 @@ func (c *Client) Ring(kind, peer string) {
 			c.st.Dropped++
 		}
 		c.events = append(c.events, event{Type: kind, Peer: peer})
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+// SetDoor publishes whether the door's strike is released (retained,
+// "ON" while a pulse is under way, "OFF" otherwise); the latest wins.
+func (c *Client) SetDoor(open bool) {
+	c.mu.Lock()
+	if open != c.door {
+		c.door, c.doorNew = open, true
 	}
 	c.mu.Unlock()
 	c.poke()
@@ -301,7 +315,7 @@ func (c *Client) session(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	c.dirty, c.imgNew = true, c.image != nil // all again on a new connection
+	c.dirty, c.imgNew, c.doorNew = true, c.image != nil, c.cfg.Door // all again on a new connection
 	c.online = true
 	c.mu.Unlock()
 	c.setConn(true, nil)
@@ -336,6 +350,12 @@ func (c *Client) flush(ctx context.Context, cl mqtt.Client) error {
 		case c.dirty:
 			topic, payload, retain = c.topic(topicState), mustJSON(c.state), true
 			c.dirty = false
+		case c.doorNew:
+			topic, payload, retain = c.topic(topicDoor), []byte("OFF"), true
+			if c.door {
+				payload = []byte("ON")
+			}
+			c.doorNew = false
 		case c.imgNew:
 			topic, payload, retain = c.topic(topicImage), c.image, true
 			c.imgNew = false

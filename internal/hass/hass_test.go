@@ -130,14 +130,14 @@ func TestDiscoveryStateEventsCommands(t *testing.T) {
 	w.wait(t, "online", func(last map[string][]byte, _ []string) bool {
 		return string(last["callbox/door/availability"]) == "online"
 	})
-	w.wait(t, "six discovery configs", func(last map[string][]byte, _ []string) bool {
+	w.wait(t, "seven discovery configs", func(last map[string][]byte, _ []string) bool {
 		n := 0
 		for k := range last {
 			if strings.HasPrefix(k, "homeassistant/") {
 				n++
 			}
 		}
-		return n == 6
+		return n == 7
 	})
 	for _, topic := range w.Topics("homeassistant/") {
 		if err := CheckDiscovery(topic, w.Last(topic)); err != nil {
@@ -147,6 +147,18 @@ func TestDiscoveryStateEventsCommands(t *testing.T) {
 	if st := c.Status(); !st.Connected || st.Error != "" {
 		t.Errorf("status %+v, want connected", st)
 	}
+	// The door strike: released while a pulse is under way.
+	w.wait(t, "door strike locked", func(last map[string][]byte, _ []string) bool {
+		return string(last["callbox/door/door"]) == "OFF"
+	})
+	c.SetDoor(true)
+	w.wait(t, "door strike released", func(last map[string][]byte, _ []string) bool {
+		return string(last["callbox/door/door"]) == "ON"
+	})
+	c.SetDoor(false)
+	w.wait(t, "door strike locked again", func(last map[string][]byte, _ []string) bool {
+		return string(last["callbox/door/door"]) == "OFF"
+	})
 
 	c.SetState(State{State: "calling", Peer: "house"})
 	w.wait(t, "state calling", func(last map[string][]byte, _ []string) bool {

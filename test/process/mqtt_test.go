@@ -63,10 +63,11 @@ password_file = %q
 				n++
 			}
 		}
-		return string(last["callbox/door/availability"]) == "online" && n == 6
+		return string(last["callbox/door/availability"]) == "online" && n == 7
 	})
-	if w.Last("homeassistant/button/"+nodeOf(t, door)+"/open_door/config") == nil {
-		t.Errorf("no open-door button among %q", w.Topics("homeassistant/"))
+	if w.Last("homeassistant/button/"+nodeOf(t, door)+"/open_door/config") == nil ||
+		w.Last("homeassistant/binary_sensor/"+nodeOf(t, door)+"/door/config") == nil {
+		t.Errorf("no open-door button or door strike sensor among %q", w.Topics("homeassistant/"))
 	}
 	for _, topic := range w.Topics("homeassistant/") {
 		if err := hass.CheckDiscovery(topic, w.Last(topic)); err != nil {
@@ -126,6 +127,11 @@ password_file = %q
 	if err := w.Publish("callbox/door/command/open", "PRESS"); err != nil {
 		t.Fatal(err)
 	}
+	// Home Assistant sees the strike released for the pulse (1 s), then
+	// locked again (below).
+	wait("the door strike released", func(last map[string][]byte, _ []string) bool {
+		return string(last["callbox/door/door"]) == "ON"
+	})
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		st, err := door.Status(t.Context())
@@ -137,6 +143,9 @@ password_file = %q
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	wait("the door strike locked after the pulse", func(last map[string][]byte, _ []string) bool {
+		return string(last["callbox/door/door"]) == "OFF"
+	})
 	if err := w.Publish("callbox/door/command/hangup", "PRESS"); err != nil {
 		t.Fatal(err)
 	}
