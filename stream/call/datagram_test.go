@@ -173,10 +173,25 @@ func callStats(t *testing.T, b *tlsBox) *CallStats {
 	return st.Call
 }
 
+// waitInCall waits until both boxes are in the call (a slow machine, or
+// qemu-user, takes a while over the TLS handshake and the hellos).
+func waitInCall(t *testing.T, boxes ...*tlsBox) {
+	t.Helper()
+	for _, b := range boxes {
+		for end := time.Now().Add(20 * time.Second); b.Status().State != InCall; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(end) {
+				st := b.Status()
+				t.Fatalf("%s: %v, not in a call (last end %q)", b.name, st.State, st.LastEnd)
+			}
+		}
+	}
+}
+
 // waitPath talks until both directions of box b's call go the way wanted.
 func waitPath(t *testing.T, a, b *tlsBox, seq *uint32, out, in string) {
 	t.Helper()
-	for end := time.Now().Add(5 * time.Second); ; {
+	waitInCall(t, a, b)
+	for end := time.Now().Add(20 * time.Second); ; {
 		talk(a, b, seq, 100*time.Millisecond)
 		st := callStats(t, b)
 		if st.Out.AudioPath == out && st.In.AudioPath == in {
@@ -220,12 +235,11 @@ func datagramCall(t *testing.T) (a, b *tlsBox, seq *uint32) {
 
 func TestAudioGoesAsDatagrams(t *testing.T) {
 	a, b, seq := datagramCall(t)
-	before := callStats(t, b).In
+	before := settled(t, b).In
 	n0 := inOrder(t, b)
 	from := *seq
 	talk(a, b, seq, time.Second)
-	time.Sleep(100 * time.Millisecond)
-	st := callStats(t, b)
+	st := settled(t, b)
 	got := st.In.AudioFrames - before.AudioFrames
 	if sent := uint64(*seq-from) / 2; got+sent/10 < sent { // less what the loopback dropped
 		t.Errorf("b took %d of %d packets sent as datagrams", got, sent)
@@ -253,6 +267,9 @@ func TestAudioGoesAsDatagrams(t *testing.T) {
 		}
 	}
 	talk(a, b, seq, 300*time.Millisecond)
+	for end := time.Now().Add(10 * time.Second); b.DatagramsRefused()-refused < 3 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := b.DatagramsRefused() - refused; got != 3 {
 		t.Errorf("%d of 3 bad datagrams refused", got)
 	}
@@ -277,7 +294,7 @@ func TestAudioGoesAsDatagrams(t *testing.T) {
 
 func waitIdle(t *testing.T, b *tlsBox) {
 	t.Helper()
-	for end := time.Now().Add(5 * time.Second); b.Status().State != Idle; {
+	for end := time.Now().Add(20 * time.Second); b.Status().State != Idle; {
 		if time.Now().After(end) {
 			t.Fatalf("%s: still %v", b.name, b.Status().State)
 		}
@@ -345,7 +362,7 @@ func streamed(t *testing.T, a, b *tlsBox, seq *uint32) {
 	from := *seq
 	talk(a, b, seq, time.Second)
 	sent := uint64(*seq-from) / 2
-	for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		got := callStats(t, b).In.AudioFrames - before
 		if got >= sent { // a packet begun before may end in this second
 			break
@@ -355,6 +372,23 @@ func streamed(t *testing.T, a, b *tlsBox, seq *uint32) {
 		}
 	}
 	inOrder(t, b)
+}
+
+// settled waits until b takes no more audio (what was sent has arrived)
+// and returns its call's figures.
+func settled(t *testing.T, b *tlsBox) *CallStats {
+	t.Helper()
+	st := callStats(t, b)
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		time.Sleep(200 * time.Millisecond)
+		now := callStats(t, b)
+		if now.In.AudioFrames == st.In.AudioFrames {
+			return now
+		}
+		st = now
+	}
+	t.Fatalf("%s still takes audio 10 s after the talking stopped", b.name)
+	return nil
 }
 
 // concealedSince counts the frames b's sink got from index n0 on that
