@@ -73,7 +73,7 @@ func (d *dgPort) run() {
 	scratch := make([]byte, wire.MaxDatagram)
 	var list []*session
 	for {
-		n, addr, err := d.pc.ReadFrom(buf)
+		n, from, err := d.read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -89,8 +89,7 @@ func (d *dgPort) run() {
 		}
 		now := time.Now()
 		pkt := buf[:n]
-		ua, _ := addr.(*net.UDPAddr)
-		if n > wire.MaxDatagram || ua == nil {
+		if n > wire.MaxDatagram || !from.IsValid() {
 			d.refused.Add(1)
 			continue
 		}
@@ -117,7 +116,7 @@ func (d *dgPort) run() {
 				continue
 			}
 			dg.win.Accept(ctr)
-			s.datagramIn(dg, ua.AddrPort(), seq, t, payload, now)
+			s.datagramIn(dg, from, seq, t, payload, now)
 			opened = true
 			break
 		}
@@ -125,6 +124,35 @@ func (d *dgPort) run() {
 			d.refused.Add(1)
 		}
 	}
+}
+
+// udpConn is what a *net.UDPConn offers beyond net.PacketConn: reads
+// and writes with an address that costs no allocation per datagram.
+type udpConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+func (d *dgPort) read(b []byte) (int, netip.AddrPort, error) {
+	if u, ok := d.pc.(udpConn); ok {
+		return u.ReadFromUDPAddrPort(b)
+	}
+	n, a, err := d.pc.ReadFrom(b)
+	ua, _ := a.(*net.UDPAddr)
+	if err != nil || ua == nil {
+		return n, netip.AddrPort{}, err
+	}
+	return n, ua.AddrPort(), nil
+}
+
+func (d *dgPort) write(b []byte, to netip.AddrPort) error {
+	var err error
+	if u, ok := d.pc.(udpConn); ok {
+		_, err = u.WriteToUDPAddrPort(b, to)
+	} else {
+		_, err = d.pc.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
+	return err
 }
 
 // dgState is one session's datagram path.
@@ -205,7 +233,7 @@ func (s *session) sendDatagram(seq uint32, t time.Time, payload []byte) (sent, o
 	}
 	dg.buf = b
 	dg.counter++
-	if _, err := dg.port.pc.WriteTo(b, net.UDPAddrFromAddrPort(*to)); err != nil {
+	if err := dg.port.write(b, *to); err != nil {
 		s.st.mu.Lock()
 		s.st.out.dgErrors++
 		first := s.st.out.dgErrors == 1

@@ -270,12 +270,13 @@ func (s *session) enqueue(m wire.Message) {
 		return // nothing goes after a final message
 	}
 	switch m.Body.(type) {
-	case wire.Ping, wire.Pong:
+	case wire.Ping, wire.Pong, wire.Datagrams:
 		// At most one of each waits: a newer pong answers the newest ping
-		// (an older one's times are stale anyway) and a second ping adds
-		// nothing. So a peer pinging faster than we write costs it pongs,
-		// not the call, and only the few one-off messages (hello, call,
-		// answer, a final one) can ever fill the queue.
+		// (an older one's times are stale anyway), a second ping adds
+		// nothing, and only the latest word on our datagrams counts. So a
+		// peer pinging faster than we write costs it pongs, not the call,
+		// and only the few one-off messages (hello, call, answer, a final
+		// one) can ever fill the queue.
 		for i := range s.ctrl {
 			if s.ctrl[i].Body.Type() == m.Body.Type() {
 				s.ctrl[i] = m
