@@ -16,6 +16,10 @@ static int cb_enc_set(OpusEncoder *st, int bitrate, int complexity, int loss) {
 	if ((err = opus_encoder_ctl(st, OPUS_SET_INBAND_FEC(loss > 0))) != OPUS_OK) return err;
 	return opus_encoder_ctl(st, OPUS_SET_PACKET_LOSS_PERC(loss));
 }
+
+static int cb_enc_bitrate(OpusEncoder *st, int bitrate) {
+	return opus_encoder_ctl(st, OPUS_SET_BITRATE(bitrate));
+}
 */
 import "C"
 
@@ -62,6 +66,25 @@ func NewEncoder(c Config) (*Encoder, error) {
 
 // Config is the encoder's configuration, defaults filled in.
 func (e *Encoder) Config() Config { return e.cfg }
+
+// SetBitrate changes the target bit rate (MinBitrate..MaxBitrate) from the
+// next packet on; the encoder's state carries over, so the sound does not
+// break.
+func (e *Encoder) SetBitrate(bps int) error {
+	if bps < MinBitrate || bps > MaxBitrate {
+		return fmt.Errorf("opus: bit rate %d out of %d..%d", bps, MinBitrate, MaxBitrate)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.st == nil {
+		return errors.New("opus: encoder closed")
+	}
+	if code := C.cb_enc_bitrate(e.st, C.int(bps)); code != C.OPUS_OK {
+		return opusErr("bit rate", code)
+	}
+	e.cfg.Bitrate = bps
+	return nil
+}
 
 // Encode codes one frame (Format.FrameLen samples, interleaved) and
 // appends the packet to dst.

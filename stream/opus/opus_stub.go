@@ -15,6 +15,9 @@ func NewEncoder(Config) (*Encoder, error) { return nil, ErrUnavailable }
 // Config is the zero Config.
 func (*Encoder) Config() Config { return Config{} }
 
+// SetBitrate fails.
+func (*Encoder) SetBitrate(int) error { return ErrUnavailable }
+
 // Encode fails.
 func (*Encoder) Encode(dst []byte, _ []int16) ([]byte, error) { return dst, ErrUnavailable }
 

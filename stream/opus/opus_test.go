@@ -194,3 +194,67 @@ func FuzzDecode(f *testing.F) {
 		dec.Decode(pcm, pkt)
 	})
 }
+
+// SetBitrate changes what the encoder spends from the next packet on,
+// without a break in the sound; out-of-range rates are refused and leave
+// the rate as it was.
+func TestSetBitrate(t *testing.T) {
+	f := media.AudioFormat{Rate: 48000, Channels: 1, FrameMs: 20}
+	enc, err := NewEncoder(Config{Format: f, Complexity: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	dec, err := NewDecoder(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	frames := speech(f, 300) // 6 s
+	rate := func(fr [][]int16) float64 {
+		bytes := 0
+		pcm := make([]int16, f.FrameLen())
+		for _, x := range fr {
+			pkt, err := enc.Encode(nil, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := dec.Decode(pcm, pkt); err != nil {
+				t.Fatal(err)
+			}
+			if power(pcm) < 1 {
+				t.Fatal("speech decoded as silence")
+			}
+			bytes += len(pkt)
+		}
+		return float64(bytes*8) / (float64(len(fr)*f.FrameMs) / 1000) / 1000
+	}
+	hi := rate(frames[:100])
+	for _, bad := range []int{MinBitrate - 1, MaxBitrate + 1, 0} {
+		if err := enc.SetBitrate(bad); err == nil {
+			t.Errorf("SetBitrate(%d) accepted", bad)
+		}
+	}
+	if enc.Config().Bitrate != DefaultBitrate {
+		t.Errorf("a refused rate changed the config to %d", enc.Config().Bitrate)
+	}
+	if err := enc.SetBitrate(16000); err != nil {
+		t.Fatal(err)
+	}
+	lo := rate(frames[100:200])
+	if err := enc.SetBitrate(DefaultBitrate); err != nil {
+		t.Fatal(err)
+	}
+	back := rate(frames[200:])
+	t.Logf("%.1f kbit/s at 32, %.1f at 16, %.1f back at 32", hi, lo, back)
+	if lo > 20 || lo > hi*0.7 {
+		t.Errorf("at a 16 kbit/s target the encoder spent %.1f kbit/s (%.1f at 32)", lo, hi)
+	}
+	if back < hi*0.8 {
+		t.Errorf("back at 32 kbit/s the encoder spent %.1f kbit/s, %.1f before", back, hi)
+	}
+	enc.Close()
+	if err := enc.SetBitrate(24000); err == nil {
+		t.Error("a closed encoder took a bit rate")
+	}
+}
