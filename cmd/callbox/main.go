@@ -417,8 +417,12 @@ func printStatus(out io.Writer, st control.Status) {
 	}
 	if cs := p.Call; cs != nil {
 		fmt.Fprintf(out, "call: %.1f s, rtt %.1f ms, clock offset %.1f ms\n", cs.Seconds, cs.RTT, cs.Offset)
-		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %s %.0f kbit/s %d frames %d dropped, as %s\n",
-			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, control.CodecName(cs.Out.AudioCodec), cs.Out.AudioKbps, cs.Out.AudioFrames, cs.Out.AudioDrops, pathName(cs.Out.AudioPath))
+		target := ""
+		if cs.Out.AudioTargetKbps > 0 {
+			target = fmt.Sprintf(" (target %.0f)", cs.Out.AudioTargetKbps)
+		}
+		fmt.Fprintf(out, "  out: video %.1f fps %.0f kbit/s %d frames %d dropped; audio %s %.0f kbit/s%s %d frames %d dropped, as %s\n",
+			cs.Out.VideoFPS, cs.Out.VideoKbps, cs.Out.VideoFrames, cs.Out.VideoDrops, control.CodecName(cs.Out.AudioCodec), cs.Out.AudioKbps, target, cs.Out.AudioFrames, cs.Out.AudioDrops, pathName(cs.Out.AudioPath))
 		fmt.Fprintf(out, "  in:  video %.1f fps %.0f kbit/s %d frames, latency p50 %.1f p99 %.1f ms; audio %s %.0f kbit/s %d frames %d lost, latency p50 %.1f p99 %.1f ms, as %s\n",
 			cs.In.VideoFPS, cs.In.VideoKbps, cs.In.VideoFrames, cs.In.VideoLatency.P50, cs.In.VideoLatency.P99,
 			control.CodecName(cs.In.AudioCodec), cs.In.AudioKbps, cs.In.AudioFrames, cs.In.AudioDrops, cs.In.AudioLatency.P50, cs.In.AudioLatency.P99, pathName(cs.In.AudioPath))

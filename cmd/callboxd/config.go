@@ -93,6 +93,10 @@ type AudioConfig struct {
 	OpusKbps       int    `toml:"opus_kbps"`       // Opus' target bit rate, 12..128 kbit/s (variable)
 	OpusComplexity int    `toml:"opus_complexity"` // 0 (cheapest) .. 10; lower it on slow CPUs
 	OpusFrameMs    int    `toml:"opus_frame_ms"`   // audio in one Opus packet: 10 or 20 ms, at least frame_ms
+	// OpusKbpsLow is Opus' target while the link holds the call's video
+	// back (frames skipped for want of room), 12..128 kbit/s; at or above
+	// opus_kbps the target never moves.
+	OpusKbpsLow int `toml:"opus_kbps_low"`
 	// Datagrams sends the call's Opus audio as sealed UDP datagrams on the
 	// call port beside the TLS stream (protocol revision 1.5), where both
 	// boxes take them: a lost packet then costs that packet, not a TCP
@@ -209,7 +213,7 @@ func defaultConfig() Config {
 			AdaptiveQuality: true, MinQuality: 15},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true, Datagrams: true,
-			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusComplexity: 5, OpusFrameMs: 20,
+			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusKbpsLow: 24, OpusComplexity: 5, OpusFrameMs: 20,
 			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
 			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,
 			Room: RoomSimConfig{DelayMs: 60, RT60Ms: 400, EchoDB: -6, SNRDB: 30, Talk: "always"}},
@@ -439,6 +443,9 @@ func (c Config) Validate() error {
 		}
 		if a.OpusKbps < opus.MinBitrate/1000 || a.OpusKbps > opus.MaxBitrate/1000 {
 			return fmt.Errorf("audio.opus_kbps: %d out of range %d..%d", a.OpusKbps, opus.MinBitrate/1000, opus.MaxBitrate/1000)
+		}
+		if a.OpusKbpsLow < opus.MinBitrate/1000 || a.OpusKbpsLow > opus.MaxBitrate/1000 {
+			return fmt.Errorf("audio.opus_kbps_low: %d out of range %d..%d", a.OpusKbpsLow, opus.MinBitrate/1000, opus.MaxBitrate/1000)
 		}
 		if a.OpusComplexity < 0 || a.OpusComplexity > 10 {
 			return fmt.Errorf("audio.opus_complexity: %d out of range 0..10", a.OpusComplexity)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callbox/callbox/stream/media"
@@ -68,6 +69,22 @@ type packer struct {
 	last  uint32
 	shift uint32
 	sent  bool
+	// want is the Opus target the session's writer asks for (bits per
+	// second; see audioRate), applied before the next packet is coded;
+	// rate is the one in use.
+	want atomic.Int32
+	rate int
+	// ctl picks the target from the link (nil: fixed); the session's
+	// writer owns it.
+	ctl *audioRate
+}
+
+// setBitrate asks for an Opus target from the next packet on (any
+// goroutine; the capture goroutine applies it). PCM ignores it.
+func (p *packer) setBitrate(bps int) {
+	if p != nil && p.enc != nil {
+		p.want.Store(int32(bps))
+	}
 }
 
 // outSeq is the seq to send for the packet the device numbered s: s
@@ -83,8 +100,9 @@ func (p *packer) outSeq(s uint32) uint32 {
 	return o
 }
 
-// newPacker makes the sender's half of codec c for frames in format f.
-func newPacker(c wire.AudioCodec, f media.AudioFormat, oc opus.Config, packetMs int) (*packer, error) {
+// newPacker makes the sender's half of codec c for frames in format f;
+// low is the Opus target while the link holds the video back (0: fixed).
+func newPacker(c wire.AudioCodec, f media.AudioFormat, oc opus.Config, packetMs, low int) (*packer, error) {
 	p := &packer{codec: c, f: f, per: 1}
 	if c != wire.AudioOpus {
 		return p, nil
@@ -97,6 +115,10 @@ func newPacker(c wire.AudioCodec, f media.AudioFormat, oc opus.Config, packetMs 
 	enc, err := opus.NewEncoder(oc)
 	if err != nil {
 		return nil, err
+	}
+	p.rate = enc.Config().Bitrate
+	if low > 0 && low < p.rate {
+		p.ctl = newAudioRate(p.rate, low)
 	}
 	p.enc, p.buf = enc, make([]int16, p.per*f.FrameLen())
 	return p, nil
@@ -141,6 +163,12 @@ func (p *packer) add(a media.Audio) ([]byte, uint32, time.Time, error) {
 		return nil, 0, time.Time{}, errPartial
 	}
 	p.n = 0
+	if w := int(p.want.Load()); w != 0 && w != p.rate {
+		p.rate = w // asked once: a refusal costs one packet and is reported; the next go at the old rate
+		if err := p.enc.SetBitrate(w); err != nil {
+			return nil, 0, time.Time{}, err
+		}
+	}
 	b, err := p.enc.Encode(make([]byte, 0, 256), p.buf)
 	if err != nil {
 		return nil, 0, time.Time{}, err

@@ -334,7 +334,7 @@ func TestLostOpusPacketsAreConcealed(t *testing.T) {
 		t.Skip("built without Opus")
 	}
 	f := media.DefaultAudio // 10 ms frames, packed two to a 20 ms packet
-	pk, err := newPacker(wire.AudioOpus, f, opus.Config{}, 20)
+	pk, err := newPacker(wire.AudioOpus, f, opus.Config{}, 20, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestPackerSeqNeverGoesBack(t *testing.T) {
 	}
 	for _, c := range codecs {
 		t.Run(c.String(), func(t *testing.T) {
-			pk, err := newPacker(c, f, opus.Config{}, 20)
+			pk, err := newPacker(c, f, opus.Config{}, 20, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -102,7 +102,10 @@ type Config struct {
 	// OpusFrameMs is how much audio one Opus packet carries: 10 or 20 ms,
 	// a multiple of Audio.FrameMs; default 20 (or Audio.FrameMs if longer).
 	OpusFrameMs int
-	AutoAnswer  bool // answer paired peers at once
+	// OpusLow is the Opus target, bits per second, while the link holds
+	// the video back (see audioRate); 0 or Opus' own target: never lowered.
+	OpusLow    int
+	AutoAnswer bool // answer paired peers at once
 	// Door says this box has a door opener that takes the peer's
 	// requests during a call: its hello tells the peer (wire.HelloDoor)
 	// and OnDoor decides each request.
@@ -218,6 +221,12 @@ func (c Config) Validate() error {
 		oc.Format = media.AudioFormat{Rate: c.Audio.Rate, Channels: c.Audio.Channels, FrameMs: c.OpusFrameMs}
 		if err := oc.Validate(); err != nil {
 			return fmt.Errorf("call: %w", err)
+		}
+		if c.OpusLow != 0 {
+			oc.Bitrate = c.OpusLow
+			if err := oc.Validate(); err != nil {
+				return fmt.Errorf("call: the Opus target for a full link: %w", err)
+			}
 		}
 	}
 	if p := c.Prefer; p != (media.Size{}) && (p.Width < 16 || p.Width > 4096 || p.Height < 16 || p.Height > 4096) {

@@ -231,7 +231,7 @@ func (s *session) setCodecs(h wire.Hello) error {
 	if err != nil {
 		return fmt.Errorf("cannot play the peer's audio (%v): %w", rx, err)
 	}
-	pk, err := newPacker(tx, s.cfg.Audio, s.cfg.Opus, s.cfg.OpusFrameMs)
+	pk, err := newPacker(tx, s.cfg.Audio, s.cfg.Opus, s.cfg.OpusFrameMs, s.cfg.OpusLow)
 	if err != nil {
 		u.close()
 		return fmt.Errorf("cannot send audio as %v: %w", tx, err)
@@ -240,6 +240,7 @@ func (s *session) setCodecs(h wire.Hello) error {
 	s.tx.Store(pk)
 	s.st.mu.Lock()
 	s.st.in.codec, s.st.out.codec = rx.String(), tx.String()
+	s.st.out.audioTarget = float64(pk.rate) / 1000
 	s.st.mu.Unlock()
 	s.log.Debug("audio codecs", "send", tx, "receive", rx, "peer_offers", theirs)
 	return nil
@@ -528,6 +529,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 		case now := <-ping.C:
 			s.st.tick(now)
 			s.checkDatagrams(now)
+			s.adaptAudio(now)
 			s.enqueue(wire.Message{Time: now.UnixNano(), Body: wire.Ping{}})
 		case <-s.wake:
 		case <-retry.C:

@@ -107,6 +107,10 @@ type Direction struct {
 	AudioDrops  uint64  `json:"audio_drops"`           // out: dropped oldest on a full queue; in: gaps in sequence
 	AudioKbps   float64 `json:"audio_kbps"`            // payload only: add 18 bytes of message header per frame for the wire
 	AudioCodec  string  `json:"audio_codec,omitempty"` // "opus" or "pcm", once the hellos are in
+	// AudioTargetKbps (out only, Opus) is the encoder's target: the
+	// configured one, or the lower one while the link holds the video
+	// back.
+	AudioTargetKbps float64 `json:"audio_target_kbps,omitempty"`
 	// AudioWireBytes is what the audio took on the wire above UDP or TLS:
 	// message headers on the stream, the whole datagram as datagrams
 	// (out: both, while the peer has not said datagrams arrive; in: the
@@ -164,6 +168,7 @@ type dirCounters struct {
 	audioWire                           uint64  // audio bytes on the wire (see Direction.AudioWireBytes)
 	dgErrors                            uint64  // out: datagrams the socket refused
 	datagram                            bool    // in: the last audio taken came as a datagram
+	audioTarget                         float64 // out: the Opus target, kbit/s
 }
 
 type rateSample struct {
@@ -239,7 +244,7 @@ func (s *stats) snapshot(now time.Time) CallStats {
 			AudioFrames: d.audioFrames, AudioBytes: d.audioBytes, AudioDrops: d.audioDrops,
 			VideoLatency: vw.summary(), AudioLatency: aw.summary(),
 			VideoLatAll: d.videoLat.summary(), AudioLatAll: d.audioLat.summary(),
-			VideoSinkDrops: d.videoSinkDrops, LinkKbps: d.linkKbps,
+			VideoSinkDrops: d.videoSinkDrops, LinkKbps: d.linkKbps, AudioTargetKbps: d.audioTarget,
 			VideoBad: d.videoBad, AudioBad: d.audioBad,
 			AudioCodec: d.codec, AudioWireBytes: d.audioWire, DatagramErrors: d.dgErrors,
 		}

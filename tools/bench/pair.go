@@ -348,6 +348,14 @@ func (m *measurement) direction(i, j int) dirResult {
 	d.fps = (delivered(lin) - delivered(fin)) / dt
 	d.sentFPS = float64(out.VideoFrames-fout.VideoFrames) / dt
 	d.codec, d.concealed = out.AudioCodec, dst.Playout.Concealed
+	if fout.AudioTargetKbps > 0 {
+		// The target as the measure began and ended: it follows the link.
+		d.codec += fmt.Sprintf(" %.0f", fout.AudioTargetKbps)
+		if out.AudioTargetKbps != fout.AudioTargetKbps {
+			d.codec += fmt.Sprintf("→%.0f", out.AudioTargetKbps)
+		}
+		d.codec += " kbit/s"
+	}
 	// On the wire above TLS or UDP: message headers on the stream, the
 	// whole datagram (its seal) as datagrams; both while the peer has
 	// not said datagrams arrive.

@@ -115,7 +115,7 @@ func checkGoals(rs []result) []goal {
 		if got >= limit {
 			return fmt.Sprintf("%s: %.1f%s, met", what, got, unit)
 		}
-		return fmt.Sprintf("%s: %.1f%s, MISSED by %.1f%s", what, got, unit, limit-got, unit)
+		return fmt.Sprintf("%s: %.2f%s, MISSED by %.2f%s", what, got, unit, limit-got, unit)
 	}
 	each := func(name string, f func(d dirResult) string) []string {
 		r, ok := by[name]
