@@ -5,7 +5,9 @@
 //
 // Cases: two daemons on loopback at 640x480 and 1280x720 (30 fps, TLS);
 // the same call through network namespaces joined by an emulated link
-// ("LAN", "Wi-Fi", "thin uplink", root only); and a slow receiver whose
+// ("LAN", "Wi-Fi", "thin uplink", root only); the least a call can cost
+// on this machine (two one-tick programs: the floor the daemon's CPU is
+// read against); and a slow receiver whose
 // video sink takes 50 ms per frame; two boxes waiting for a call (their
 // CPU over a minute, with simulated and with file devices, and how soon
 // the first frames come after an answer); and, in process, what the screen
@@ -47,10 +49,17 @@ type options struct {
 }
 
 func main() {
+	if mode := os.Getenv(floorEnv); mode != "" { // a child of the floor case
+		if err := floorChild(mode); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.bin, "bin", filepath.Join("bin", "linux-"+runtime.GOARCH, "callboxd"), "the callboxd binary")
 	flag.StringVar(&o.out, "out", filepath.Join("bench-out", "bench.md"), "also write the table here")
-	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, idle, screen, room")
+	flag.StringVar(&o.only, "cases", "", "comma-separated case names to run (default: all): floor, loopback-480p, loopback-720p, loopback-720p-1fps, lan, wifi, thin, slow, idle, screen, room")
 	flag.BoolVar(&o.quick, "quick", false, "short calls (8 s, profiles 20 s): for trying the tool, figures are rougher")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (configs, daemon logs)")
 	flag.BoolVar(&o.series, "series", false, "also write each case's figures over time (every half second) as CSV next to -out")
@@ -125,6 +134,20 @@ func run(o options) error {
 	var results []result
 	var notes []string
 	var mark machineMark
+	var screenSection string
+	if want("floor") {
+		fmt.Printf("\n== floor: the least a call costs on this machine (two one-tick programs, %v each)\n", o.loopback/2)
+		sec, err := runFloor(ctx, o.loopback/2)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			notes = append(notes, "floor: failed: "+err.Error())
+		} else {
+			fmt.Print(sec)
+			screenSection += sec
+		}
+	}
 	add := func(r result, err error) error {
 		r.load = mark.since()
 		if err != nil {
@@ -196,7 +219,6 @@ func run(o options) error {
 		}
 	}
 
-	var screenSection string
 	if want("idle") {
 		var rows []idleRow
 		for i, set := range idleSets {
