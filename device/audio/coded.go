@@ -55,11 +55,23 @@ const (
 	findSpan      = 20
 	findShortlist = 8
 	maxFinds      = 16
+	// maxShiftMs bounds a re-alignment (see CheckCoded): how far the audio
+	// after a break may have gone on beyond where the stream going on would
+	// have put it: frames dropped at a latency cap, or lost.
+	maxShiftMs = 300
+	// alignSpan is how many windows from where the grid stopped matching
+	// a re-alignment folds to find the frame edges, alignRun how many
+	// windows on the new grid must then show the stream going on, and
+	// alignCheck over how many (at most) the new grid must match the audio
+	// better than the current one.
+	alignSpan  = 4
+	alignRun   = 3
+	alignCheck = 8
 )
 
 // CodedReport is what CheckCoded found in a recording.
 type CodedReport struct {
-	Windows     int     // frame-length windows examined from Delay on; a partial one at the end is ignored
+	Windows     int     // frame-length windows examined, from Delay on; partial ones at breaks and at the end are ignored
 	Good        int     // windows whose marker and content show a test frame
 	Silence     int     // near-zero windows, allowing an underrun ramp at their start
 	Concealed   int     // windows in short runs of other audio next to good audio: concealment, fades, splices
@@ -70,13 +82,14 @@ type CodedReport struct {
 	First       uint32  // index of the first good window; zero if Good is zero
 	Last        uint32  // index of the last good window; zero if Good is zero
 	Delay       int     // samples per channel before the first window: the codec's delay, modulo a frame
+	Breaks      int     // re-alignments after good audio: places where what follows sits at another delay
 	WorstCorr   float64 // lowest correlation of a good window with its test frame
 	MedianCorr  float64 // median correlation of the good windows
 }
 
 func (r CodedReport) String() string {
-	return fmt.Sprintf("%d windows at delay %d: %d good (%d..%d, correlation worst %.2f, median %.2f), %d silence, %d concealed in %d runs, %d bad, %d out of order, %d repeated",
-		r.Windows, r.Delay, r.Good, r.First, r.Last, r.WorstCorr, r.MedianCorr, r.Silence, r.Concealed, r.ConcealRuns, r.Bad, r.OutOfOrder, r.Repeated)
+	return fmt.Sprintf("%d windows at delay %d, %d breaks: %d good (%d..%d, correlation worst %.2f, median %.2f), %d silence, %d concealed in %d runs, %d bad, %d out of order, %d repeated",
+		r.Windows, r.Delay, r.Breaks, r.Good, r.First, r.Last, r.WorstCorr, r.MedianCorr, r.Silence, r.Concealed, r.ConcealRuns, r.Bad, r.OutOfOrder, r.Repeated)
 }
 
 // CheckCoded checks a recording of the test signal (see TestFrame) that went
@@ -111,6 +124,23 @@ func (r CodedReport) String() string {
 //   - bad otherwise: any longer run, and a run with a window whose marker
 //     reads as an index from elsewhere in the stream.
 //
+// A receiver may shift what it plays: an underrun inserts concealment and
+// silence up to the end of a device period, part of a frame; dropping
+// samples removes some. Everything after such a break sits at another
+// delay, so each run of good audio is aligned on its own. Wherever a window
+// is not good (and at the first good window, since the whole recording's
+// alignment may be a later part's), the frame edges of the audio from there
+// are found as for the whole recording, over a few windows. If the stream
+// goes on there after the last good index (any amount of audio may have
+// been inserted), no more than maxShiftMs beyond where it was expected
+// (frames dropped), and matches the audio clearly better than the current
+// alignment, the windows go on from there: a break, counted in Breaks once
+// good audio came before. Windows just before it that match it better go
+// over to it too; a partial window at the break is not examined. A
+// re-alignment only ever goes on in the stream, so a stretch played again
+// or out of order still shows as out of order or bad, and noise or audio
+// from elsewhere in the stream as bad.
+//
 // The codec sets what can be seen. With 20 ms packets and Opus' 6.5 ms
 // delay every other window spans two packets, so a reordered packet leaves a
 // single clean window; and a frame that differs from its neighbours for only
@@ -119,6 +149,9 @@ func (r CodedReport) String() string {
 // do. A codec that keeps only part of the band (narrowband Opus, up to
 // 4 kHz) keeps only the fastest digit: the index is then known modulo 5 from
 // one window to the next, and a jump of more than two frames is misread.
+// It also blurs the frame edges, which a break is aligned by: there a break
+// is followed only once they show, to a few samples, and a shift of less
+// than a sixtieth of a frame not at all.
 //
 // The first good window's full index is found from the hum, which repeats
 // with its 4 s glide, together with the marker: it is the lowest index that
@@ -187,6 +220,15 @@ type coder struct {
 	hp     [3]float64  // Opus' speech high-pass: b0 (b = b0*[1 -2 1]), a1, a2
 	frames map[uint32]frameRef
 	finds  int
+	looks  map[int]look // what the window starting at a sample shows
+	e      []float64    // scratch for read
+	fold   []float64    // scratch for realign
+}
+
+// look is what a window shows: silence, or its marker's reading.
+type look struct {
+	r      reading
+	silent bool
 }
 
 type toneInfo struct {
@@ -195,7 +237,7 @@ type toneInfo struct {
 }
 
 func newCoder(f media.AudioFormat, samples []int16) *coder {
-	c := &coder{f: f, n: f.FrameSamples(), frames: map[uint32]frameRef{}}
+	c := &coder{f: f, n: f.FrameSamples(), frames: map[uint32]frameRef{}, looks: map[int]look{}}
 	c.x = samples
 	if f.Channels > 1 {
 		c.x = make([]int16, len(samples)/f.Channels)
@@ -232,6 +274,8 @@ func newCoder(f media.AudioFormat, samples []int16) *coder {
 			c.tones = append(c.tones, ti)
 		}
 	}
+	c.e = make([]float64, len(c.tones))
+	c.fold = make([]float64, c.n)
 	// opus_encoder.c's hp_cutoff at 100 Hz, the top of its range, where it
 	// sits for a voice like the hum.
 	fc := 1.5 * math.Pi * 100 / float64(f.Rate)
@@ -421,18 +465,7 @@ func (c *coder) align() int {
 	for i, v := range c.d2 {
 		fold[i%c.n] += v * v
 	}
-	// Smooth over an edge, circularly, and take the least.
-	edge := max(markerEdge(c.n), 1)
-	dip, least := 0, math.Inf(1)
-	for j := range c.n {
-		var s float64
-		for k := -edge / 2; k <= edge/2; k++ {
-			s += fold[(j+k+c.n)%c.n]
-		}
-		if s < least {
-			dip, least = j, s
-		}
-	}
+	dip := dip(fold)
 
 	const probe = 100 // windows read
 	type seen struct {
@@ -476,17 +509,31 @@ func (c *coder) align() int {
 	return ((best % c.n) + c.n) % c.n
 }
 
+// dip is where the tone band's energy folded over the frame period, fold,
+// smoothed over a marker edge circularly, is least: a frame boundary.
+func dip(fold []float64) int {
+	n := len(fold)
+	h := max(markerEdge(n), 1) / 2
+	// sum[i] is the sum of fold from -h to i-h-1, circularly.
+	sum := make([]float64, n+2*h+2)
+	for i := 1; i < len(sum); i++ {
+		sum[i] = sum[i-1] + fold[((i-1-h)%n+n)%n]
+	}
+	at, least := 0, math.Inf(1)
+	for j := range n {
+		if s := sum[j+2*h+1] - sum[j]; s < least {
+			at, least = j, s
+		}
+	}
+	return at
+}
+
 // Window kinds.
 const (
 	kindOther = iota
 	kindGood
 	kindSilence
 )
-
-type window struct {
-	kind int
-	idx  uint32 // good: the index
-}
 
 // readAll reads the marker of every window from delay on, and judges which
 // sets the recording keeps, over all of it: a set whose loudest tone is
@@ -590,31 +637,163 @@ func (c *coder) refine(delay int, reads []reading, silent []bool) (int, bool) {
 	return delay, false
 }
 
+type window struct {
+	kind int
+	idx  uint32  // good: the index
+	pos  int     // the first sample (per channel)
+	rho  float64 // good: the correlation with test frame idx
+}
+
+// look returns what the window starting at sample p shows (cached).
+func (c *coder) look(p int) look {
+	if l, ok := c.looks[p]; ok {
+		return l
+	}
+	var l look
+	if l.silent = c.isSilence(p); !l.silent {
+		l.r = c.read(p, c.e)
+	}
+	c.looks[p] = l
+	return l
+}
+
+// showsPos reports whether the window starting at sample p shows index idx.
+func (c *coder) showsPos(p int, idx uint32) bool {
+	if p < 0 || p+c.n > len(c.x) {
+		return false
+	}
+	l := c.look(p)
+	return !l.silent && c.shows(l.r, idx)
+}
+
 func (c *coder) check() CodedReport {
-	var rep CodedReport
 	delay := c.align()
 	reads, silent := c.readAll(delay)
 	if d, ok := c.refine(delay, reads, silent); ok && d != delay {
 		delay = d
 		reads, silent = c.readAll(delay)
 	}
-	rep.Delay = delay
-	nw := len(reads)
-	rep.Windows = nw
-	at := func(w int) int { return delay + w*c.n }
+	for w := range reads {
+		c.looks[delay+w*c.n] = look{reads[w], silent[w]}
+	}
 
-	shows := func(w int, idx uint32) bool { return c.showsAt(reads, silent, w, idx) }
-	// confirmed reports whether a window after w goes on from index idx.
-	confirmed := func(w int, idx uint32) bool {
+	var (
+		wins   []window
+		last   uint32
+		have   bool
+		since  int // windows of audio since the last good one
+		breaks int
+		floor  int // the current alignment's first window
+		from   int // the first sample a re-alignment may be sought at
+	)
+	for p := delay; p+c.n <= len(c.x); {
+		w := c.classify(p, last, have, since)
+		// Where the windows stop matching, and at the first good window:
+		// the whole recording's alignment may be another part's.
+		first := !have && w.kind == kindGood
+		if (w.kind == kindOther || first) && p >= from {
+			want := last + 1 + uint32(since)
+			if first {
+				want = w.idx
+			}
+			if al, ok := c.realign(p, last, have, want, have || first); ok {
+				k, next := 0, al.q%c.n // before any good audio: from the start
+				if have {
+					k, next = c.backtrack(wins, floor, al, p)
+				}
+				wins = wins[:k]
+				last, have, since = resume(wins)
+				if have {
+					breaks++
+					// The stream goes on at the frame the new grid
+					// puts there.
+					at := int64(al.idx) + int64((next-al.q)/c.n)
+					since = int(max(0, at-int64(last)-1))
+				}
+				floor, from, p = k, al.q+alignRun*c.n, next
+				continue
+			}
+		}
+		wins = append(wins, w)
+		switch w.kind {
+		case kindGood:
+			last, have, since = w.idx, true, 0
+		case kindOther:
+			since++
+		}
+		p += c.n
+	}
+
+	rep := CodedReport{Windows: len(wins), Delay: delay, Breaks: breaks}
+	if len(wins) > 0 {
+		rep.Delay = wins[0].pos
+	}
+	var corrs []float64
+	seen := map[uint32]bool{}
+	for _, w := range wins {
+		switch w.kind {
+		case kindSilence:
+			rep.Silence++
+		case kindGood:
+			corrs = append(corrs, w.rho)
+			if rep.Good > 0 && w.idx <= rep.Last {
+				rep.OutOfOrder++
+			}
+			if seen[w.idx] {
+				rep.Repeated++
+			}
+			if rep.Good == 0 {
+				rep.First = w.idx
+			}
+			seen[w.idx] = true
+			rep.Good++
+			rep.Last = w.idx
+		}
+	}
+	if len(corrs) > 0 {
+		slices.Sort(corrs)
+		rep.WorstCorr = corrs[0]
+		rep.MedianCorr = corrs[len(corrs)/2]
+	}
+	c.runs(wins, &rep)
+	return rep
+}
+
+// resume is where the stream stands after wins: the last good window's
+// index, whether there is one, and how many windows of audio came since.
+func resume(wins []window) (last uint32, have bool, since int) {
+	for i := len(wins) - 1; i >= 0; i-- {
+		switch wins[i].kind {
+		case kindGood:
+			return wins[i].idx, true, since
+		case kindOther:
+			since++
+		}
+	}
+	return 0, false, since
+}
+
+// classify judges the window starting at sample p, the stream having last
+// shown index last (if have) and since windows of audio having come after
+// it; see CheckCoded.
+func (c *coder) classify(p int, last uint32, have bool, since int) window {
+	l := c.look(p)
+	if l.silent {
+		return window{kind: kindSilence, pos: p}
+	}
+	n := c.n
+	shows := func(k int, idx uint32) bool { return c.showsPos(p+k*n, idx) }
+	// confirmed reports whether a window after this one goes on from
+	// index idx.
+	confirmed := func(idx uint32) bool {
 		for k := 1; k <= confirmWithin; k++ {
-			if shows(w+k, idx+uint32(k)) {
+			if shows(k, idx+uint32(k)) {
 				return true
 			}
 		}
 		return false
 	}
-
-	// believe reports whether window w, read clearly as idx rather than
+	// believe reports whether the window, read clearly as idx rather than
 	// the expected want, starts a jump: if a window after it goes on from
 	// it, or if its audio matches frame idx better than frame want by
 	// jumpEdge (with 20 ms packets and Opus' 6.5 ms delay a reordered packet
@@ -622,102 +801,270 @@ func (c *coder) check() CodedReport {
 	// slower digits differ, the next two windows must go on from it and the
 	// audio match the jump better over the three: a codec's smear of a slow
 	// digit can last some windows.
-	believe := func(w int, want, idx uint32) bool {
+	believe := func(want, idx uint32) bool {
 		if markerDigits[0].tone(idx) != markerDigits[0].tone(want) {
-			if confirmed(w, idx) {
+			if confirmed(idx) {
 				return true
 			}
-			r := c.corr(at(w), idx)
-			return r >= jumpCorr && r >= c.corr(at(w), want)+jumpEdge
+			r := c.corr(p, idx)
+			return r >= jumpCorr && r >= c.corr(p, want)+jumpEdge
 		}
-		const n = 3
-		return w+n <= nw && shows(w+1, idx+1) && shows(w+2, idx+2) &&
-			c.corrRun(at(w), idx, n) >= c.corrRun(at(w), want, n)+jumpEdge
+		const k = 3
+		return p+k*n <= len(c.x) && shows(1, idx+1) && shows(2, idx+2) &&
+			c.corrRun(p, idx, k) >= c.corrRun(p, want, k)+jumpEdge
 	}
 
-	wins := make([]window, nw)
-	var corrs []float64
-	seen := map[uint32]bool{}
-	have := false
-	var last uint32
-	since := 0 // windows of audio since the last good one
-	for w := range nw {
-		if silent[w] {
-			wins[w].kind = kindSilence
-			continue
-		}
-		r := reads[w]
-		var idx uint32
-		rho := -1.0
-		code, period, readOK := c.code(r)
-		// The stream goes on with the audio between, not with silence:
-		// after an underrun the playout resumes where it stopped.
-		want := last + 1 + uint32(since)
-		switch {
-		case have && c.shows(r, want):
-			idx = want
-			rho = c.corr(at(w), idx)
-		case have && readOK:
-			idx = nearest(want, code, period)
-			if believe(w, want, idx) {
-				rho = c.corr(at(w), idx)
-			}
-		}
-		if rho < minCorr && readOK && (!have || code != want%period) &&
-			shows(w+1, code+1) && shows(w+2, code+2) && c.finds < maxFinds {
-			// The first window, or one after a break the marker cannot
-			// bridge: find the full index from the hum.
-			if got, ok := c.find(at(w), code, period, want, have, min(findSpan, nw-w)); ok {
-				idx = got
-				rho = c.corr(at(w), idx)
-			}
-		}
-		// Loss concealment continues the last audio it decoded, tones and
-		// all: a window that reads as the last good frame again is
-		// concealment going on, not that frame played twice. (A replay of
-		// just the last 10 ms cannot be told from it through a codec;
-		// PCM's exact check still sees one. A repeated 20 ms packet reads
-		// as the frame before the last first, and is caught.)
-		if have && idx == last && rho < jumpCorr {
-			rho = -1
-		}
-		if rho < minCorr {
-			wins[w].kind = kindOther
-			since++
-			continue
-		}
-		wins[w] = window{kind: kindGood, idx: idx}
-		corrs = append(corrs, rho)
-		if rep.Good > 0 && idx <= last {
-			rep.OutOfOrder++
-		}
-		if seen[idx] {
-			rep.Repeated++
-		}
-		if rep.Good == 0 {
-			rep.First = idx
-		}
-		seen[idx] = true
-		rep.Good++
-		last, have, since = idx, true, 0
-	}
-	rep.Last = last
-	if len(corrs) > 0 {
-		slices.Sort(corrs)
-		rep.WorstCorr = corrs[0]
-		rep.MedianCorr = corrs[len(corrs)/2]
-	}
-	for _, x := range wins {
-		if x.kind == kindSilence {
-			rep.Silence++
+	r := l.r
+	var idx uint32
+	rho := -1.0
+	code, period, readOK := c.code(r)
+	// The stream goes on with the audio between, not with silence:
+	// after an underrun the playout resumes where it stopped.
+	want := last + 1 + uint32(since)
+	switch {
+	case have && c.shows(r, want):
+		idx = want
+		rho = c.corr(p, idx)
+	case have && readOK:
+		idx = nearest(want, code, period)
+		if believe(want, idx) {
+			rho = c.corr(p, idx)
 		}
 	}
-	c.runs(wins, reads, &rep)
-	return rep
+	if rho < minCorr && readOK && (!have || code != want%period) &&
+		shows(1, code+1) && shows(2, code+2) && c.finds < maxFinds {
+		// The first window, or one after a break the marker cannot
+		// bridge: find the full index from the hum.
+		if got, ok := c.find(p, code, period, want, have, min(findSpan, (len(c.x)-p)/n)); ok {
+			idx = got
+			rho = c.corr(p, idx)
+		}
+	}
+	// Loss concealment continues the last audio it decoded, tones and
+	// all: a window that reads as the last good frame again is
+	// concealment going on, not that frame played twice. (A replay of
+	// just the last 10 ms cannot be told from it through a codec;
+	// PCM's exact check still sees one. A repeated 20 ms packet reads
+	// as the frame before the last first, and is caught.)
+	if have && idx == last && rho < jumpCorr {
+		rho = -1
+	}
+	if rho < minCorr {
+		return window{kind: kindOther, pos: p}
+	}
+	return window{kind: kindGood, idx: idx, pos: p, rho: rho}
 }
 
+// alignment places test frame idx at sample q, and so every frame: frame
+// idx+j at q+j*n.
+type alignment struct {
+	q   int
+	idx uint32
+}
+
+// realign looks for a new alignment for the audio from the window at
+// sample a on, which does not match the current one: after an underrun's
+// fill or dropped samples what follows sits at another delay. If expect,
+// want is the index the current alignment puts at a. Where the stream has
+// shown index last (have), the new alignment must go on after last, and
+// place the stream no more than maxShiftMs beyond where want puts it;
+// before, the hum finds the index (see find). It folds the tone band over alignSpan
+// windows from a for the frame edges, reads the marker there and pins the
+// edges to the sample with the tones and then the hum, as align and refine
+// do for the whole recording. The alignment found must show the stream
+// going on over alignRun windows, each showing its index and correlating
+// by minCorr, and match the audio over up to alignCheck windows by
+// jumpCorr, and by jumpEdge better than the current alignment does.
+func (c *coder) realign(a int, last uint32, have bool, want uint32, expect bool) (alignment, bool) {
+	n := c.n
+	if a+(alignSpan+1)*n > len(c.x) {
+		return alignment{}, false
+	}
+	clear(c.fold)
+	for i := a; i < a+alignSpan*n; i++ {
+		v := c.d2[i]
+		c.fold[(i-a)%n] += v * v
+	}
+	q := a + dip(c.fold)
+	var rs [alignRun]reading
+	for k := range rs {
+		l := c.look(q + k*n)
+		if l.silent {
+			return alignment{}, false
+		}
+		rs[k] = l.r
+	}
+	code, period, ok := c.code(rs[0])
+	if !ok {
+		return alignment{}, false
+	}
+	for k := 1; k < alignRun; k++ {
+		if !c.shows(rs[k], code+uint32(k)) {
+			return alignment{}, false
+		}
+	}
+	// The tones rise and fall at the frame edges.
+	reach := max(n/16, 1)
+	lag, most := 0, math.Inf(-1)
+	for l := -reach; l <= reach; l++ {
+		if q+l < 0 {
+			continue
+		}
+		var score float64
+		for k, r := range rs {
+			d := c.d2[q+l+k*n : q+l+(k+1)*n]
+			t := 0
+			for s, set := range markerDigits {
+				if s == 0 || r.level[s] >= -cutBelow {
+					score += dot(d, c.tones[t+r.tone[s]].ref)
+				}
+				t += set.tones
+			}
+		}
+		if score > most {
+			lag, most = l, score
+		}
+	}
+	q += lag
+
+	// The windows both alignments are compared over.
+	m := min(alignCheck, (len(c.x)-q-n)/n)
+	if m < alignRun {
+		return alignment{}, false
+	}
+
+	// The index: among those the marker allows, the one the hum matches
+	// best. After good audio, the stream may have resumed where it
+	// stopped, or gone on (frames lost) up to maxShiftMs beyond where the
+	// current alignment puts it. Before, the hum's own.
+	var cands []uint32
+	if have {
+		shift := c.f.Rate * maxShiftMs / 1000
+		lo := int64(last) + 1
+		hi := int64(want) + int64(floorDiv(q-a+shift, n))
+		per := int64(period)
+		for i := lo + ((int64(code)-lo)%per+per)%per; i <= hi; i += per {
+			cands = append(cands, uint32(i))
+		}
+	} else if c.finds < maxFinds {
+		if i, ok := c.find(q, code, period, 0, false, min(findSpan, (len(c.x)-q)/n)); ok {
+			cands = append(cands, i)
+		}
+	}
+	if len(cands) == 0 {
+		return alignment{}, false
+	}
+	idx, best := cands[0], math.Inf(-1)
+	for _, i := range cands {
+		if r := c.corrRun(q, i, m); r > best {
+			idx, best = i, r
+		}
+	}
+	// The tones alone can lock onto a sidelobe a few samples off, or,
+	// blurred by a narrowband codec, further: the hum, coarsely, then to
+	// the sample.
+	step := max(n/160, 1)
+	lag, best = 0, math.Inf(-1)
+	for _, span := range [2][2]int{{reach, step}, {step - 1, 1}} {
+		at := lag
+		for l := at - span[0]; l <= at+span[0]; l += span[1] {
+			if q+l < 0 || q+l+(m+1)*n > len(c.x) {
+				continue
+			}
+			if r := c.corrRun(q+l, idx, m); r > best {
+				lag, best = l, r
+			}
+		}
+	}
+	q += lag
+
+	d := ((q-a)%n + n) % n // how far the new grid lies after the current one
+	if !c.kept[1] && min(d, n-d) < max(n/60, 1) {
+		// Through a narrowband codec the edges are known to a few
+		// samples only, and so little costs little there.
+		return alignment{}, false
+	}
+	if d == 0 || best < jumpCorr {
+		return alignment{}, false
+	}
+	for k := range alignRun {
+		i := idx + uint32(k)
+		if !c.showsPos(q+k*n, i) || c.corr(q+k*n, i) < minCorr {
+			return alignment{}, false
+		}
+	}
+	// The same audio at the current alignment: the window there nearest,
+	// showing what the current alignment expects, or the frames around
+	// idx.
+	cur := q - d
+	if d > n/2 {
+		cur += n
+	}
+	is := []int64{int64(idx) - 1, int64(idx), int64(idx) + 1}
+	if expect {
+		is = append(is, int64(want)+int64((cur-a)/n))
+	}
+	curBest := -1.0
+	for _, i := range is {
+		if i >= 0 && cur+m*n <= len(c.x) {
+			curBest = max(curBest, c.corrRun(cur, uint32(i), m))
+		}
+	}
+	if best < curBest+jumpEdge {
+		return alignment{}, false
+	}
+	return alignment{q: q, idx: idx}, true
+}
+
+// backtrack finds where a new alignment al, found from the window at
+// sample p, took over: a break shows only once windows stop matching, and
+// the windows before that (of the current alignment, wins[floor:]) may
+// already match the new one better. Going back from p, each window that
+// the nearest window of al shows, correlates with by minCorr and, if it was
+// good, with the same index and better, goes over. It returns how many of
+// wins stay and where the first window on al starts: the first one at or
+// after p if none went over.
+func (c *coder) backtrack(wins []window, floor int, al alignment, p int) (int, int) {
+	n := c.n
+	k0, next := len(wins), al.q+ceilDiv(p-al.q, n)*n
+	for k := len(wins) - 1; k >= floor; k-- {
+		old := wins[k]
+		if old.kind == kindSilence {
+			break
+		}
+		j := floorDiv(old.pos-al.q+n/2, n)
+		q, i := al.q+j*n, int64(al.idx)+int64(j)
+		if q < 0 || q+n > len(c.x) || i < 0 {
+			break
+		}
+		if last, have, _ := resume(wins[:k]); have && uint32(i) <= last {
+			break
+		}
+		if !c.showsPos(q, uint32(i)) {
+			break
+		}
+		rho := c.corr(q, uint32(i))
+		if rho < minCorr || old.kind == kindGood && (old.idx != uint32(i) || rho <= old.rho) {
+			break
+		}
+		k0, next = k, q
+	}
+	return k0, next
+}
+
+// floorDiv and ceilDiv divide rounding down and up.
+func floorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int) int { return -floorDiv(-a, b) }
+
 // runs classifies the runs of other windows as concealed or bad.
-func (c *coder) runs(wins []window, reads []reading, rep *CodedReport) {
+func (c *coder) runs(wins []window, rep *CodedReport) {
 	for w := 0; w < len(wins); {
 		if wins[w].kind != kindOther {
 			w++
@@ -742,7 +1089,7 @@ func (c *coder) runs(wins []window, reads []reading, rep *CodedReport) {
 			if after {
 				want = append(want, wins[end].idx-uint32(end-x))
 			}
-			ok = c.explained(reads[x], want)
+			ok = c.explained(c.look(wins[x].pos).r, want)
 		}
 		if ok {
 			rep.Concealed += n

@@ -51,7 +51,16 @@ import (
 // Single faults at 32 kbit/s (complexity 10, 0), counted over a minute:
 // 56 reordered packets, 42 and 39 out of order; 58 single frames from
 // elsewhere, 43 and 40 bad or out of order; 56 repeated packets, 50 out of
-// order. Checking 60 s takes 0.3-0.4 s on one core.
+// order. Checking 60 s takes 0.3-0.4 s on one core; 60 s of noise, searched
+// for a re-alignment at every window, 0.3 s.
+//
+// Breaks (samples of fill inserted or dropped mid-call, 3 to 506 samples;
+// see TestCheckCodedBreaks) are followed through 32 kbit/s with one break
+// each and nothing bad, as they are in PCM. Through 12 kbit/s complexity 0
+// (narrowband), shifts of 10 to 506 samples half way through 6 s came out
+// as one break each and nothing bad, but one of 120 samples, where
+// aligning the whole recording found the later half's delay, left the
+// first half misread, as it did before breaks were followed.
 
 // codedFrames is the test stream's first n frames in format f.
 func codedFrames(f media.AudioFormat, n int) [][]int16 {
@@ -276,7 +285,7 @@ func TestCheckCodedPCMFaults(t *testing.T) {
 			if err := c.check(got); err != nil {
 				t.Fatalf("%v: %v", got, err)
 			}
-			if got.OutOfOrder != 0 || got.First != 0 || got.Last != 299 {
+			if got.OutOfOrder != 0 || got.First != 0 || got.Last != 299 || got.Breaks != 0 {
 				t.Fatalf("%v: the stream around the fault is lost", got)
 			}
 		})
@@ -349,9 +358,9 @@ func TestCheckCodedOpus(t *testing.T) {
 			least = r.Windows * 85 / 100
 		}
 		if r.Delay < 300 || r.Delay > 330 || r.Windows != n-1 || r.First != 0 || r.Last != uint32(n-2) ||
-			r.Good < least || r.Bad != 0 || r.OutOfOrder != 0 || r.Silence != 0 ||
+			r.Good < least || r.Bad != 0 || r.OutOfOrder != 0 || r.Silence != 0 || r.Breaks != 0 ||
 			r.Good+r.Concealed != r.Windows || r.WorstCorr < minCorr {
-			t.Errorf("%v clean: %v; want windows from about 312 (Opus' delay), %d good or more, the rest concealed", c, r, least)
+			t.Errorf("%v clean: %v; want windows from about 312 (Opus' delay), %d good or more, the rest concealed, no breaks", c, r, least)
 		}
 	}
 
@@ -383,7 +392,7 @@ func TestCheckCodedOpus(t *testing.T) {
 				// The lost packet's slot, where concealment carries
 				// on the frame before, and the decoder finding its
 				// feet: one window, or a few.
-				if r.OutOfOrder != 0 || r.Repeated != 0 || r.Bad != 0 || r.Last != clean.Last ||
+				if r.OutOfOrder != 0 || r.Repeated != 0 || r.Bad != 0 || r.Last != clean.Last || r.Breaks != 0 ||
 					r.Concealed < clean.Concealed+1 || r.Concealed > clean.Concealed+6 ||
 					r.ConcealRuns > clean.ConcealRuns+2 || r.Good < clean.Good-6 {
 					return fmt.Errorf("want a short concealment more, and the stream going on in order")
@@ -409,8 +418,8 @@ func TestCheckCodedOpus(t *testing.T) {
 			return slices.Concat(p[:k], gap(15), p[k:2*k+1], ramp, gap(99), p[2*k+1:])
 		}, check: func(clean, r CodedReport) error {
 			if r.OutOfOrder != 0 || r.Bad != 0 || r.Last != clean.Last || r.Silence < 30+200-4 ||
-				r.Good < clean.Good-8 {
-				return fmt.Errorf("want 230 windows of silence, less their edges, and the stream going on")
+				r.Good < clean.Good-8 || r.Breaks != 0 {
+				return fmt.Errorf("want 230 windows of silence, less their edges, and the stream going on at its delay")
 			}
 			return nil
 		}},
@@ -511,7 +520,7 @@ func TestCheckCodedOpus(t *testing.T) {
 			}
 			r := CheckCoded(mono48, slices.Concat(pcm...))
 			c := clean[opus12c]
-			if r.OutOfOrder != 0 || r.Bad != 0 || r.Last != c.Last || r.Good < c.Good-8 {
+			if r.OutOfOrder != 0 || r.Bad != 0 || r.Last != c.Last || r.Good < c.Good-8 || r.Breaks != 0 {
 				t.Fatalf("%v\nclean %v\nwant the stream followed", r, c)
 			}
 			t.Logf("%v", r)
@@ -555,8 +564,8 @@ func TestCheckCodedFigures(t *testing.T) {
 		slices.Sort(margins)
 		t.Logf("%v: %v; set 0 wrong in %d, right by p0.1 %.1f dB, median %.1f dB", c, r,
 			wrong, margins[len(margins)/1000], margins[len(margins)/2])
-		if r.Bad != 0 || r.OutOfOrder != 0 {
-			t.Errorf("%v: %v: a clean call with bad or reordered windows", c, r)
+		if r.Bad != 0 || r.OutOfOrder != 0 || r.Breaks != 0 {
+			t.Errorf("%v: %v: a clean call with bad or reordered windows, or breaks", c, r)
 		}
 		// 0.1 above the threshold: the arm64 libopus gives 0.55 at
 		// complexity 0 where amd64's gives 0.61.
@@ -572,5 +581,153 @@ func BenchmarkCheckCoded(b *testing.B) {
 	rec := slices.Concat(codedFrames(mono48, 6000)...)
 	for b.Loop() {
 		CheckCoded(mono48, rec)
+	}
+}
+
+// shift is a break in what a receiver played: at sample at, zeros inserted
+// (by > 0, as an underrun's fill up to the end of a device period) or
+// samples dropped (by < 0).
+type shift struct{ at, by int }
+
+// shifted applies shifts, in ascending order of at, to a copy of rec.
+func shifted(rec []int16, shifts ...shift) []int16 {
+	out := slices.Clone(rec)
+	for i := len(shifts) - 1; i >= 0; i-- { // from the end, so that the places hold
+		s := shifts[i]
+		if s.by > 0 {
+			out = slices.Insert(out, s.at, make([]int16, s.by)...)
+		} else {
+			out = slices.Delete(out, s.at, s.at-s.by)
+		}
+	}
+	return out
+}
+
+// After a break the audio sits at another delay: each run of good audio is
+// aligned on its own and the breaks are counted. Where a break falls on a
+// frame boundary of the signal, as in PCM at a multiple of a frame, every
+// window is good but those of fill, which are silence; frames dropped are
+// missing. Where it splits a frame, as through the codec's delay always,
+// that frame may go, and the window across it and any partial one of fill
+// be concealed.
+func TestCheckCodedBreaks(t *testing.T) {
+	n := mono48.FrameLen()
+	cases := []struct {
+		name   string
+		shifts []shift
+	}{
+		{"26 samples of fill", []shift{{300 * n, 26}}},
+		{"26 samples dropped", []shift{{300 * n, -26}}},
+		{"most of a frame of fill", []shift{{300 * n, 300}}},
+		{"most of a frame dropped", []shift{{300 * n, -300}}},
+		{"a frame and more of fill", []shift{{300 * n, n + 26}}},
+		{"a frame and more dropped", []shift{{300 * n, -n - 26}}},
+		{"mid-frame fill", []shift{{300*n + 77, 26}}},
+		{"mid-frame drop", []shift{{300*n + 77, -26}}},
+		// Most of the recording comes after the break, and aligning the
+		// whole recording once finds that part's delay.
+		{"early", []shift{{100 * n, 120}}},
+		{"three", []shift{{150 * n, 26}, {300*n + 200, -40}, {450 * n, n + 100}}},
+	}
+	run := func(t *testing.T, name string, rec []int16) {
+		clean := CheckCoded(mono48, rec)
+		for _, c := range cases {
+			t.Run(name+"/"+c.name, func(t *testing.T) {
+				r := CheckCoded(mono48, shifted(rec, c.shifts...))
+				loss, extra, fill := 0, 0, 0
+				for _, s := range c.shifts {
+					if s.by < 0 {
+						loss += ceilDiv(-s.by, n)
+					}
+					if clean.Delay == 0 && s.at%n == 0 {
+						fill += max(s.by, 0) / n
+						continue
+					}
+					loss++
+					extra += 1 + ceilDiv(max(s.by, 0), n)
+				}
+				if r.Breaks != len(c.shifts) || r.Bad != 0 || r.OutOfOrder != 0 || r.Repeated != 0 ||
+					r.First != clean.First || r.Last != clean.Last || r.Good < clean.Good-loss ||
+					r.Concealed > clean.Concealed+extra || r.Silence < fill {
+					t.Errorf("got   %v\nclean %v\nwant %d breaks, the stream followed, %d good windows lost at most, %d concealed more at most, %d silence",
+						r, clean, len(c.shifts), loss, extra, fill)
+				}
+				t.Logf("%v", r)
+			})
+		}
+	}
+	run(t, "PCM", slices.Concat(codedFrames(mono48, codedTestFrames)...))
+	if !opus.Available() {
+		return
+	}
+	for _, oc := range []opusConfig{opus32, opus32c} {
+		run(t, oc.String(), slices.Concat(decodePackets(t, cleanPackets(t, oc))...))
+	}
+}
+
+// Re-aligning after a break does not let a fault pass: a stretch played
+// out of order, twice, or replaced by noise or by another part of the
+// signal is still seen, and the stream around it followed.
+func TestCheckCodedBreakFaults(t *testing.T) {
+	n := mono48.FrameLen()
+	rng := rand.New(rand.NewPCG(7, 8))
+	far := slices.Concat(codedFrames(mono48, 1300)[1200:]...)
+	faults := []struct {
+		name   string
+		splice func(rec []int16, d int) []int16 // d: the codec's delay
+	}{
+		// B and C are 30 frames each, cut across frames at different
+		// places, so that every splice shifts what follows.
+		{"swapped", func(rec []int16, d int) []int16 {
+			a, b, c := 200*n+d+77, 230*n+d+300, 260*n+d+100
+			return slices.Concat(rec[:a], rec[b:c], rec[a:b], rec[c:])
+		}},
+		{"played twice", func(rec []int16, d int) []int16 {
+			a, b := 200*n+d+77, 230*n+d+300
+			return slices.Concat(rec[:b], rec[a:b], rec[b:])
+		}},
+		{"noise", func(rec []int16, d int) []int16 {
+			a, b := 200*n+d+77, 230*n+d+300
+			return slices.Concat(rec[:a], noise(rng, b-a-150, 3000), rec[b:])
+		}},
+		{"from far away", func(rec []int16, d int) []int16 {
+			a, b := 200*n+d+77, 230*n+d+300
+			return slices.Concat(rec[:a], far[333:333+b-a], rec[b:])
+		}},
+		{"from earlier", func(rec []int16, d int) []int16 {
+			a, b := 200*n+d+77, 230*n+d+300
+			return slices.Concat(rec[:a], rec[150*n+123:150*n+123+b-a], rec[b:])
+		}},
+		{"from later", func(rec []int16, d int) []int16 {
+			a, b := 200*n+d+77, 230*n+d+300
+			return slices.Concat(rec[:a], rec[240*n+123:240*n+123+b-a], rec[b:])
+		}},
+	}
+	recs := []struct {
+		name string
+		rec  []int16
+	}{{"PCM", slices.Concat(codedFrames(mono48, codedTestFrames)...)}}
+	if opus.Available() {
+		for _, oc := range []opusConfig{opus32, opus32c} {
+			recs = append(recs, struct {
+				name string
+				rec  []int16
+			}{oc.String(), slices.Concat(decodePackets(t, cleanPackets(t, oc))...)})
+		}
+	}
+	for _, rc := range recs {
+		clean := CheckCoded(mono48, rc.rec)
+		for _, ft := range faults {
+			t.Run(rc.name+"/"+ft.name, func(t *testing.T) {
+				r := CheckCoded(mono48, ft.splice(rc.rec, clean.Delay))
+				// Most of the 30 windows of the fault bad, out of order or
+				// played again; the rest good.
+				if r.Bad+r.OutOfOrder+r.Repeated < 20 || r.Bad+r.OutOfOrder == 0 ||
+					r.First != clean.First || r.Last != clean.Last || r.Good < clean.Good-40 {
+					t.Fatalf("got   %v\nclean %v\nwant the fault seen and the stream around it followed", r, clean)
+				}
+				t.Logf("%v", r)
+			})
+		}
 	}
 }

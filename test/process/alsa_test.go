@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -118,15 +119,13 @@ pcm.callbox_speaker {
 		Env:        []string{"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + rc},
 		// The microphone's processing (echo cancellation, noise
 		// suppression, AGC, ducking) would change the test signal, which
-		// this test follows sample by sample: off. And the call's audio
-		// goes as PCM: this test's subject is the ALSA path, which is the
-		// same whatever the codec, and PCM is checked sample for sample
-		// wherever a frame lands. Through Opus the check aligns the whole
-		// recording once, and on a loaded machine this test's paced FIFOs
+		// this test follows frame by frame: off. The call's audio goes as
+		// Opus, the default. On a loaded machine this test's paced FIFOs
 		// make the playout underrun and shift what follows by part of a
-		// frame (a CI run played 119 windows 26 samples off); the Opus
-		// path is checked with the simulated devices (process_test.go).
-		Extra: "[audio]\ncapture = \"callbox_mic\"\nplayback = \"callbox_speaker\"\ncodec = \"pcm\"\n" +
+		// frame (a CI run played 119 windows 26 samples off); the check
+		// aligns the audio after each such break anew and allows a few
+		// (see checkPlayed).
+		Extra: "[audio]\ncapture = \"callbox_mic\"\nplayback = \"callbox_speaker\"\n" +
 			"echo_cancel = false\necho_suppress = false\nnoise_suppress = false\nagc = false\nduck = false\n",
 	})
 	b := start(t, "door", testbox.Options{AutoAnswer: true, RecordAudio: true})
@@ -153,10 +152,17 @@ pcm.callbox_speaker {
 	cancel()
 
 	// What hall's microphone heard reached door's speaker, intact and in order.
-	t.Logf("door played from hall's ALSA microphone: %s", checkAudio(t, b, 100))
+	door := checkAudio(t, b, 100)
+	t.Logf("door played from hall's ALSA microphone: %s", door)
 	// What door sent came out of hall's ALSA speaker.
 	got := <-played
-	t.Logf("hall's ALSA speaker played: %s", checkPlayed(t, "hall's ALSA speaker", hall, got, 100))
+	speaker := checkPlayed(t, "hall's ALSA speaker", hall, got, 100)
+	t.Logf("hall's ALSA speaker played: %s", speaker)
+	for _, s := range []string{door, speaker} {
+		if !strings.HasPrefix(s, "Opus: ") {
+			t.Errorf("the call's audio went as %s, want Opus", s)
+		}
+	}
 }
 
 // openFIFO opens a FIFO, which blocks until the other side opens it too,

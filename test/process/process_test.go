@@ -145,7 +145,10 @@ func checkAudio(t *testing.T, b *testbox.Box, min int) string {
 // runs of other audio are allowed only where the box itself says something
 // interrupted the stream: the call's start and end, and each underrun
 // (filled with the codec's concealment), latency-cap drop, late frame or
-// packet the sender dropped.
+// packet the sender dropped. An underrun's fill runs to the end of a device
+// period and so shifts what follows by part of a frame: CheckCoded aligns
+// the audio after each such break anew, and at most maxBreaks are allowed,
+// each splicing in a run of concealment more.
 func checkPlayed(t *testing.T, name string, st control.Status, samples []int16, min int) string {
 	t.Helper()
 	c := st.Phone.LastCall
@@ -168,17 +171,21 @@ func checkPlayed(t *testing.T, name string, st control.Status, samples []int16, 
 		// kbit/s, complexity 5, it cannot confirm about 4 windows in 1000
 		// of a clean chain (each a lone window between good ones).
 		pl := st.Playout
-		breaks := 2 + int(pl.Underruns+pl.Overflow+pl.Late+c.In.AudioDrops) + rep.Windows/100
-		if rep.Bad != 0 || rep.OutOfOrder != 0 || rep.Good < min || rep.ConcealRuns > breaks {
-			t.Fatalf("%s played (Opus): %v; want ≥ %d good frames, none bad or out of order, "+
-				"and at most %d runs of concealment (start, end, %d underruns, %d dropped at the cap, %d late, %d lost on the way, one a second)",
-				name, rep, min, breaks, pl.Underruns, pl.Overflow, pl.Late, c.In.AudioDrops)
+		breaks := 2 + int(pl.Underruns+pl.Overflow+pl.Late+c.In.AudioDrops) + rep.Breaks + rep.Windows/100
+		if rep.Bad != 0 || rep.OutOfOrder != 0 || rep.Good < min || rep.Breaks > maxBreaks || rep.ConcealRuns > breaks {
+			t.Fatalf("%s played (Opus): %v; want ≥ %d good frames, none bad or out of order, at most %d breaks, "+
+				"and at most %d runs of concealment (start, end, %d underruns, %d dropped at the cap, %d late, %d lost on the way, %d breaks, one a second)",
+				name, rep, min, maxBreaks, breaks, pl.Underruns, pl.Overflow, pl.Late, c.In.AudioDrops, rep.Breaks)
 		}
 		return "Opus: " + rep.String()
 	}
 	t.Fatalf("%s: the call's audio codec is %q", name, c.In.AudioCodec)
 	return ""
 }
+
+// maxBreaks is how many times a call's played audio may shift (see
+// checkPlayed): a few underruns on a loaded machine.
+const maxBreaks = 5
 
 func TestCallCarriesVideoAndAudioBothWays(t *testing.T) {
 	a, b := start(t, "hall", recording), start(t, "door", recording)

@@ -230,8 +230,8 @@ func summary(from, to *testbox.Box, fs, ts control.Status) bool {
 	case "opus":
 		rep := audio.CheckCoded(media.DefaultAudio, samples)
 		aGood, aBad = rep.Good-rep.OutOfOrder, rep.Bad+rep.OutOfOrder
-		played = fmt.Sprintf("%d test frames intact and in order through Opus (median likeness %.2f), %d concealed in %d runs, %d bad",
-			aGood, rep.MedianCorr, rep.Concealed, rep.ConcealRuns, aBad)
+		played = fmt.Sprintf("%d test frames intact and in order through Opus (median likeness %.2f), %d concealed in %d runs, %d breaks (delay shifts), %d bad",
+			aGood, rep.MedianCorr, rep.Concealed, rep.ConcealRuns, rep.Breaks, aBad)
 	default:
 		rep := audio.Check(media.DefaultAudio, samples)
 		aGood, aBad = rep.Good-rep.OutOfOrder, rep.Bad+rep.OutOfOrder
