@@ -19,8 +19,17 @@ import (
 
 // A box configured with real ALSA PCMs (alsa-lib's file plugin over FIFOs
 // this test paces in real time) carries what its microphone captured to the
-// peer and plays what the peer sent.
+// peer and plays what the peer sent, with device frames (periods) of 10 ms
+// and of 20 ms.
 func TestDaemonWithALSADevices(t *testing.T) {
+	for _, ms := range []int{10, 20} {
+		t.Run(fmt.Sprintf("%dms", ms), func(t *testing.T) { testALSADevices(t, ms) })
+	}
+}
+
+// testALSADevices is TestDaemonWithALSADevices with hall's audio.frame_ms
+// set to frameMs; door keeps the default.
+func testALSADevices(t *testing.T, frameMs int) {
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "mic.fifo"), filepath.Join(dir, "speaker.fifo")
 	for _, p := range []string{in, out} {
@@ -48,24 +57,36 @@ pcm.callbox_speaker {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	f := media.DefaultAudio
+	hf := f // hall's format
+	hf.FrameMs = frameMs
 	// The microphone: test frames at their real pace, to whoever has the
 	// FIFO open. The daemon opens the microphone once at start to check
 	// it and then only for a call (it is closed while idle): each time,
 	// the writer opens the FIFO again (that blocks until the daemon does)
-	// and the frame numbers go on.
+	// and the frame numbers go on. The null slave does not wait: the FIFO
+	// is the device's clock. The file plugin fills each period with a
+	// single read(2) of the FIFO and, when that comes back short, hands
+	// over the whole period anyway, its rest left as it was (stale
+	// audio); a FIFO read comes back short when less than a period was
+	// written. So each write is one period of hall's (whole test frames;
+	// at most PIPE_BUF bytes, so never split) and each read gets one.
 	go func() {
-		tick := time.NewTicker(f.FrameDuration())
+		tick := time.NewTicker(hf.FrameDuration())
 		defer tick.Stop()
-		buf := make([]byte, 2*f.FrameLen())
+		buf := make([]byte, 2*hf.FrameLen())
+		per := uint32(hf.FrameMs / f.FrameMs) // test frames per period
 		i := uint32(0)
 		for i < 100*60 && ctx.Err() == nil { // at most a minute of frames
 			w, err := openFIFO(ctx, in, os.O_WRONLY)
 			if err != nil {
 				return
 			}
-			for ; i < 100*60; i++ {
-				for j, v := range audio.TestFrame(f, i) {
-					binary.LittleEndian.PutUint16(buf[2*j:], uint16(v))
+			for ; i < 100*60; i += per {
+				for k := range per {
+					at := buf[2*int(k)*f.FrameLen():]
+					for j, v := range audio.TestFrame(f, i+k) {
+						binary.LittleEndian.PutUint16(at[2*j:], uint16(v))
+					}
 				}
 				if _, err := w.Write(buf); err != nil {
 					break // the daemon closed the microphone
@@ -114,7 +135,7 @@ pcm.callbox_speaker {
 		}
 	}()
 
-	a := start(t, "hall", testbox.Options{
+	a := start(t, "hall", withFrameMs(frameMs, testbox.Options{
 		AutoAnswer: true,
 		Env:        []string{"ALSA_CONFIG_PATH=/usr/share/alsa/alsa.conf:" + rc},
 		// The microphone's processing (echo cancellation, noise
@@ -127,7 +148,7 @@ pcm.callbox_speaker {
 		// (see checkPlayed).
 		Extra: "[audio]\ncapture = \"callbox_mic\"\nplayback = \"callbox_speaker\"\n" +
 			"echo_cancel = false\necho_suppress = false\nnoise_suppress = false\nagc = false\nduck = false\n",
-	})
+	}))
 	b := start(t, "door", testbox.Options{AutoAnswer: true, RecordAudio: true})
 	pair(t, a, b)
 	st := waitState(t, a, "idle", time.Second)
@@ -163,6 +184,12 @@ pcm.callbox_speaker {
 			t.Errorf("the call's audio went as %s, want Opus", s)
 		}
 	}
+}
+
+// withFrameMs sets audio.frame_ms to ms in o's [audio] table.
+func withFrameMs(ms int, o testbox.Options) testbox.Options {
+	o.Extra = strings.Replace(o.Extra, "[audio]\n", fmt.Sprintf("[audio]\nframe_ms = %d\n", ms), 1)
+	return o
 }
 
 // openFIFO opens a FIFO, which blocks until the other side opens it too,
