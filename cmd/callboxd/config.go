@@ -73,11 +73,18 @@ type VideoConfig struct {
 	MinQuality      int  `toml:"min_quality"`
 }
 
+// defaultFrameMs is the device frame (period) by default: 20 ms, one Opus
+// packet. A 10 ms frame wakes the daemon twice as often for each packet
+// (capture and playback each on its own tick), which costs a call about a
+// quarter of its CPU (docs/performance.md), and saves no delay on the way
+// out: the Opus packet waits for 20 ms of audio either way.
+const defaultFrameMs = 20
+
 // AudioConfig selects the microphone and speaker and shapes playout.
 type AudioConfig struct {
 	Capture  string `toml:"capture"`  // "sim" (test signal), "silent", "voice" (someone talking), "room" (see Room), "null" or an ALSA PCM name ("default", "hw:1,0")
 	Playback string `toml:"playback"` // "sim" (clocked speaker into nothing), "room", "null" or an ALSA PCM name
-	Periods  int    `toml:"periods"`  // ALSA buffer length in periods (frames); for playback, at most queued
+	Periods  int    `toml:"periods"`  // ALSA buffer length in periods (frames); for playback, at most queued; 0: periods()
 	Rate     int    `toml:"rate"`
 	Channels int    `toml:"channels"`
 	FrameMs  int    `toml:"frame_ms"`
@@ -212,9 +219,9 @@ func defaultConfig() Config {
 			FPS: media.DefaultVideo.FPS, Quality: 75, StallMs: 5000,
 			AdaptiveQuality: true, MinQuality: 15},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
-			Channels: media.DefaultAudio.Channels, FrameMs: media.DefaultAudio.FrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true, Datagrams: true,
+			Channels: media.DefaultAudio.Channels, FrameMs: defaultFrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true, Datagrams: true,
 			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusKbpsLow: 24, OpusComplexity: 5, OpusFrameMs: 20,
-			Periods: audio.DefaultPeriods, EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
+			EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
 			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,
 			Room: RoomSimConfig{DelayMs: 60, RT60Ms: 400, EchoDB: -6, SNRDB: 30, Talk: "always"}},
 		GPIO: GPIOConfig{Button: "sim", ButtonActiveLow: true, ButtonPull: "up", LED: "sim",
@@ -396,7 +403,7 @@ func (c Config) Validate() error {
 	if (a.Capture == "room") != (a.Playback == "room") {
 		return errors.New(`audio: capture = "room" and playback = "room" go together (the simulated room holds both)`)
 	}
-	if a.Periods < audio.MinPeriods || a.Periods > audio.MaxPeriods {
+	if a.Periods != 0 && (a.Periods < audio.MinPeriods || a.Periods > audio.MaxPeriods) {
 		return fmt.Errorf("audio.periods: %d out of range %d..%d", a.Periods, audio.MinPeriods, audio.MaxPeriods)
 	}
 	switch a.Rate {
@@ -574,6 +581,19 @@ func (c Config) echoConfig() echo.Config {
 		Tail:      time.Duration(a.EchoTailMs) * time.Millisecond,
 		MaxDelay:  time.Duration(a.EchoMaxDelayMs) * time.Millisecond,
 		DuckBelow: float64(a.DuckBelowDB)}
+}
+
+// periods is the ALSA buffer in periods: audio.periods, or by default
+// about 40 ms of it: 2 periods of 20 ms, 3 of 10 ms (for the speaker,
+// what may be queued ahead of the playout).
+func (a AudioConfig) periods() int {
+	if a.Periods != 0 {
+		return a.Periods
+	}
+	if a.FrameMs >= 20 {
+		return 2
+	}
+	return 3
 }
 
 func (c Config) audioFormat() media.AudioFormat {

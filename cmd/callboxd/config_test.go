@@ -177,3 +177,23 @@ func TestShippedConfig(t *testing.T) {
 	}
 	walk("", reflect.TypeOf(Config{}))
 }
+
+// Device frames are 20 ms by default, and the ALSA buffer about 40 ms of
+// them unless audio.periods says otherwise.
+func TestAudioPeriodsFollowTheFrame(t *testing.T) {
+	cfg := defaultConfig()
+	if cfg.Audio.FrameMs != 20 || cfg.Audio.periods() != 2 {
+		t.Errorf("default: %d ms frames, %d periods; want 20 and 2", cfg.Audio.FrameMs, cfg.Audio.periods())
+	}
+	for _, c := range []struct{ frame, periods, want int }{{10, 0, 3}, {20, 0, 2}, {10, 4, 4}, {20, 3, 3}} {
+		a := AudioConfig{FrameMs: c.frame, Periods: c.periods}
+		if got := a.periods(); got != c.want {
+			t.Errorf("frame_ms %d, periods %d: %d periods, want %d", c.frame, c.periods, got, c.want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(path, []byte("[audio]\nperiods = 1\n"), 0o600)
+	if _, _, err := loadConfig([]string{"-config", path}); err == nil || !strings.Contains(err.Error(), "audio.periods: 1 out of range") {
+		t.Errorf("periods = 1: %v", err)
+	}
+}

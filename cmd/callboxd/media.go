@@ -185,7 +185,9 @@ func (d *daemon) openMic() (audio.Source, error) {
 	f := d.cfg.audioFormat()
 	switch d.cfg.Audio.Capture {
 	case "sim":
-		return audio.NewTestSource(f), nil
+		// The 10 ms test signal whatever frame_ms: the demo's, the tests'
+		// and a peer's checks read it with one format.
+		return audio.NewTestSourceBlocks(f, media.DefaultAudio.FrameMs), nil
 	case "silent":
 		return audio.NewSilentSource(f), nil
 	case "voice":
@@ -194,7 +196,7 @@ func (d *daemon) openMic() (audio.Source, error) {
 		return d.room.Microphone(), nil
 	}
 	return audio.OpenCapture(audio.ALSAConfig{Device: d.cfg.Audio.Capture, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log})
+		Periods: d.cfg.Audio.periods(), Logger: d.log})
 }
 
 type closingSpeaker interface {
@@ -211,7 +213,7 @@ func (d *daemon) openSpeaker() (closingSpeaker, error) {
 		return nopCloser{d.room.Speaker(d.rec)}, nil
 	}
 	return audio.OpenPlayback(audio.ALSAConfig{Device: d.cfg.Audio.Playback, Format: f,
-		Periods: d.cfg.Audio.Periods, Logger: d.log})
+		Periods: d.cfg.Audio.periods(), Logger: d.log})
 }
 
 // nopCloser gives a simulated speaker, which holds nothing to release, a

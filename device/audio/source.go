@@ -117,6 +117,30 @@ func NewTestSource(f media.AudioFormat) *TestSource {
 	return s
 }
 
+// NewTestSourceBlocks is NewTestSource whose frames are made of whole
+// test frames of blockMs each (a divisor of f.FrameMs): frame n of a 20 ms
+// source with 10 ms blocks holds test frames 2n and 2n+1 of the 10 ms
+// signal, bit for bit. The daemon's simulated microphone sends the 10 ms
+// signal so, whatever its audio.frame_ms, and the checks (Check,
+// CheckCoded, and a peer's) read it with one format. If blockMs does not
+// divide f.FrameMs, it is NewTestSource.
+func NewTestSourceBlocks(f media.AudioFormat, blockMs int) *TestSource {
+	if blockMs <= 0 || f.FrameMs <= blockMs || f.FrameMs%blockMs != 0 {
+		return NewTestSource(f)
+	}
+	s := &TestSource{}
+	s.p = newPacer(f, func(dst []int16, idx uint32) {
+		b := s.p.format
+		n := b.FrameMs / blockMs
+		b.FrameMs = blockMs
+		l := b.FrameLen()
+		for i := range n {
+			testFrame(b, idx*uint32(n)+uint32(i), dst[i*l:(i+1)*l])
+		}
+	})
+	return s
+}
+
 // Read blocks until the next frame is due; see Source.
 func (s *TestSource) Read(ctx context.Context) (media.Audio, error) { return s.p.read(ctx) }
 

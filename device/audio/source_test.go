@@ -142,3 +142,47 @@ func TestSourceInvalidFormat(t *testing.T) {
 		t.Fatal("Read from a source with an invalid format succeeded")
 	}
 }
+
+// A 20 ms source of 10 ms blocks plays the 10 ms signal: frame n is test
+// frames 2n and 2n+1, bit for bit, paced and numbered as 20 ms frames, and
+// Check reads its output with 10 ms frames; blocks that do not divide the
+// frame give the plain source.
+func TestSourceOfBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f20 := media.AudioFormat{Rate: 48000, Channels: 1, FrameMs: 20}
+		f10 := f20
+		f10.FrameMs = 10
+		src := NewTestSourceBlocks(f20, 10)
+		defer src.Close()
+		if src.Format() != f20 {
+			t.Fatalf("format %+v", src.Format())
+		}
+		start := time.Now()
+		var all []int16
+		for n := range uint32(30) {
+			a, err := src.Read(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Seq != n || !a.Time.Equal(start.Add(time.Duration(n)*20*time.Millisecond)) || len(a.Samples) != f20.FrameLen() {
+				t.Fatalf("frame %d: seq %d at %v, %d samples", n, a.Seq, a.Time.Sub(start), len(a.Samples))
+			}
+			want := append(TestFrame(f10, 2*n), TestFrame(f10, 2*n+1)...)
+			if !slices.Equal(a.Samples, want) {
+				t.Fatalf("frame %d is not 10 ms test frames %d and %d", n, 2*n, 2*n+1)
+			}
+			all = append(all, a.Samples...)
+		}
+		if rep := Check(f10, all); rep.Good != 60 || rep.Bad != 0 || rep.OutOfOrder != 0 {
+			t.Errorf("Check with 10 ms frames: %v", rep)
+		}
+		for _, b := range []int{0, 20, 30, 7} {
+			plain := NewTestSourceBlocks(f20, b)
+			a, err := plain.Read(t.Context())
+			plain.Close()
+			if err != nil || !slices.Equal(a.Samples, TestFrame(f20, 0)) {
+				t.Errorf("blocks of %d ms: not the plain 20 ms source (%v)", b, err)
+			}
+		}
+	})
+}

@@ -548,6 +548,14 @@ const (
 	speakerTap = "hw:Loopback,1,1" // ... and the agent records it here
 )
 
+// audioFrameMs is both daemons' audio.frame_ms in audioBothWays (the
+// default, set in both configs so that the figures below stay right if
+// the default moves): PCM frames and playout frames are this long. The
+// test signal is the 10 ms one (media.DefaultAudio) either way: the
+// guest's feed plays it, and a daemon's simulated microphone sends it
+// whatever its frame.
+const audioFrameMs = 20
+
 func audioBothWays(ctx context.Context, s *session) error {
 	err := s.setup(ctx, guestSpec{
 		modules: []string{"snd-aloop"},
@@ -560,6 +568,7 @@ precomputed = 2
 [audio]
 capture = %q
 playback = %q
+frame_ms = %d
 # The test signal is checked sample for sample at the other end: PCM on
 # the wire (Opus is lossy), and none of the microphone's processing (the
 # echo scenario's subject), which would reshape it.
@@ -569,8 +578,8 @@ echo_suppress = false
 noise_suppress = false
 agc = false
 duck = false
-`, micPCM, speakerPCM),
-		host: testbox.Options{AutoAnswer: true, RecordAudio: true},
+`, micPCM, speakerPCM, audioFrameMs),
+		host: testbox.Options{AutoAnswer: true, RecordAudio: true, Extra: fmt.Sprintf("[audio]\nframe_ms = %d\n", audioFrameMs)},
 	})
 	if err != nil {
 		return err
@@ -612,7 +621,7 @@ duck = false
 		if hs.Phone.Call == nil || gs.Phone.Call == nil {
 			return fmt.Errorf("a daemon left the call: host peer %q, guest %q", hs.Phone.LastEnd, gs.Phone.LastEnd)
 		}
-		up, down := int(hs.Phone.Call.In.AudioFrames)*f.FrameMs, int(gs.Phone.Call.In.AudioFrames)*f.FrameMs
+		up, down := int(hs.Phone.Call.In.AudioFrames)*audioFrameMs, int(gs.Phone.Call.In.AudioFrames)*audioFrameMs
 		if up >= enough && down >= enough {
 			break
 		}
@@ -667,7 +676,7 @@ duck = false
 	// of what the receiving playout buffer played good (what is missing
 	// are fade-ins after underruns; see test/hil/README.md). Audio lost on
 	// the way (a capture overrun, a late packet) is counted, not failed.
-	frameMs := float64(f.FrameMs)
+	frameMs := float64(audioFrameMs)
 	for _, d := range []struct {
 		name     string
 		r        rig.StreamReport
