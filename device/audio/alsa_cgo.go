@@ -82,6 +82,10 @@ type malgoPCM struct {
 	// params is what a playback PCM's software parameters became: whether
 	// it stops on an underrun and zeroes what it has played.
 	params playbackParams
+	// wakeup is the eventfd miniaudio wakes a playback PCM's device thread
+	// with, emptied before each start; -1 if unknown.
+	wakeup  int
+	cleared atomic.Uint64 // wakeups left by a stop, emptied before a start
 }
 
 var _ pcm = (*malgoPCM)(nil)
@@ -148,7 +152,7 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	if err != nil {
 		return nil, err
 	}
-	p := &malgoPCM{log: l, ctx: ctx}
+	p := &malgoPCM{log: l, ctx: ctx, wakeup: -1}
 	dc := malgo.DefaultDeviceConfig(kind)
 	dc.SampleRate = uint32(cfg.Format.Rate)
 	dc.PeriodSizeInFrames = uint32(cfg.Format.FrameSamples())
@@ -182,7 +186,7 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	}
 	if hooked {
 		dc.Periods = uint32(max(cfg.Periods, playbackRing))
-		p.dev, params, err = initPlayback(ctx.Context, dc, cb, cfg.Periods)
+		p.dev, params, p.wakeup, err = initPlayback(ctx.Context, dc, cb, cfg.Periods)
 	} else {
 		p.dev, err = malgo.InitDevice(ctx.Context, dc, cb)
 	}
@@ -209,10 +213,25 @@ func openPCM(kind malgo.DeviceType, cfg ALSAConfig, log *slog.Logger, xruns *ato
 	default:
 		log.Warn(stale, append([]any{"err", params.err}, args...)...)
 	}
+	if hooked && p.wakeup < 0 {
+		log.Warn("cannot find miniaudio's wakeup descriptor: a Run right after a stop may end at once with the device stopped")
+	}
 	return p, nil
 }
 
+// start starts the device. A playback device first gets the wakeup its
+// last stop may have left behind cleared (underrun_cgo.go), lest its thread
+// take it for a stop at its first write.
 func (p *malgoPCM) start() error {
+	if p.wakeup >= 0 {
+		switch cleared, err := clearWakeup(p.wakeup); {
+		case err != nil:
+			p.log.log.Warn("clearing the wakeup of the device thread", "err", err)
+		case cleared:
+			p.cleared.Add(1)
+			p.log.log.Debug("cleared a wakeup the last stop left for the device thread")
+		}
+	}
 	if err := p.dev.Start(); err != nil {
 		return p.log.explain(err)
 	}

@@ -35,21 +35,41 @@ package audio
 //     explicitly, on an empty ring, when the device starts and after each
 //     underrun; free-running that was harmless, but a PCM that stops when it
 //     runs dry refuses to start empty (EPIPE), and would fail the device.
+//   - a wakeup the last stop left behind is cleared before the device
+//     starts again. ma_device_stop marks the device stopping, then wakes
+//     the device thread from poll() through an eventfd; the device thread,
+//     stopping, empties that eventfd. A device thread that sees the mark
+//     and has stopped before the wakeup is written (it was awake for its
+//     next period, the machine is busy, or the stop waits for miniaudio's
+//     log lock while the device thread logs its own stop) leaves the
+//     wakeup in the eventfd, and the next start meets it at its first
+//     write: the device stops at once, as if it had failed, and Run
+//     returns ErrStopped. The snd_pcm_poll_descriptors wrapper learns the
+//     eventfd, which miniaudio puts in the slot just before the PCM's
+//     descriptors (checked: an eventfd, polled for input), and
+//     malgoPCM.start empties it (clearWakeup). While the device is stopped
+//     its thread neither polls nor reads it, and no stop is under way, so
+//     whatever it holds then is stale.
 //
 // miniaudio has no setting for any of this (its avail_min is a period) and
 // does not expose its snd_pcm_t, so playbackHook swaps the
-// snd_pcm_sw_params and snd_pcm_start pointers in the context's table of
-// libasound functions for wrappers. The functions come from the
-// libasound.so.2 miniaudio has already loaded (dlopen with RTLD_NOLOAD):
-// nothing new is linked or loaded, and no ALSA headers are needed to
-// build.
+// snd_pcm_sw_params, snd_pcm_start and snd_pcm_poll_descriptors pointers
+// in the context's table of libasound functions for wrappers. The
+// functions come from the libasound.so.2 miniaudio has already loaded
+// (dlopen with RTLD_NOLOAD): nothing new is linked or loaded, and no ALSA
+// headers are needed to build.
 
 /*
 #cgo linux LDFLAGS: -ldl
 #include <dlfcn.h>
+#include <errno.h>
 #include <malloc.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 // alsa-lib's types are opaque here.
 typedef unsigned long cb_uframes;
@@ -61,6 +81,7 @@ static struct {
 	void *lib; // our reference: libasound stays loaded once resolved
 	int (*sw_params)(void *pcm, void *params);
 	int (*start)(void *pcm);
+	int (*poll_descriptors)(void *pcm, struct pollfd *pfds, unsigned int space);
 	int (*stream)(void *pcm);
 	int (*get_params)(void *pcm, cb_uframes *buffer, cb_uframes *period);
 	cb_sframes (*avail_update)(void *pcm);
@@ -93,6 +114,10 @@ static __thread cb_params cb_last;
 // most; 0: as many as the ring holds.
 static __thread unsigned cb_queue;
 
+// The eventfd miniaudio wakes the device thread of the last playback PCM
+// opened on this thread with, or -1 if it was not found.
+static __thread int cb_wakeup = -1;
+
 // Playback starts left to the start threshold, for the tests.
 static unsigned long cb_deferred;
 
@@ -114,6 +139,7 @@ static int cb_resolve(void) {
 	if ((*(void **)&cb_alsa.field = dlsym(lib, name)) == NULL) missing = 1
 	CB_SYM(sw_params, "snd_pcm_sw_params");
 	CB_SYM(start, "snd_pcm_start");
+	CB_SYM(poll_descriptors, "snd_pcm_poll_descriptors");
 	CB_SYM(stream, "snd_pcm_stream");
 	CB_SYM(get_params, "snd_pcm_get_params");
 	CB_SYM(avail_update, "snd_pcm_avail_update");
@@ -234,27 +260,74 @@ static int cb_start(void *pcm) {
 	return cb_alsa.start(pcm);
 }
 
-// cb_swap replaces the one slot of the n in slots that holds from with to;
-// it returns 0, or -3 if from is not there exactly once.
-static int cb_swap(void **slots, size_t n, void *from, void *to) {
-	size_t found = 0, at = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (slots[i] == from) {
-			found++;
-			at = i;
-		}
+// cb_is_eventfd reports whether fd is an eventfd.
+static int cb_is_eventfd(int fd) {
+	char path[64], target[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, target, sizeof target - 1);
+	if (n < 0) {
+		return 0;
 	}
-	if (found != 1) {
-		return -3;
-	}
-	slots[at] = to;
-	return 0;
+	target[n] = 0;
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
 }
 
-// cb_hook swaps snd_pcm_sw_params and snd_pcm_start for the wrappers in the
-// miniaudio context ctx (malloc'd by malgo; its table filled by
-// ma_context_init). It returns 0, or cb_resolve's error, or -3 if either
-// pointer is not in ctx exactly once (then neither is swapped).
+// cb_poll_descriptors stands in for snd_pcm_poll_descriptors, which
+// miniaudio calls once per PCM as it opens it, with pfds just past the
+// descriptor of its wakeup eventfd (its array holds that first, then the
+// PCM's). For playback it notes that eventfd, if the slot before pfds
+// holds an eventfd polled for input, as miniaudio's does.
+static int cb_poll_descriptors(void *pcm, struct pollfd *pfds, unsigned int space) {
+	int n = cb_alsa.poll_descriptors(pcm, pfds, space);
+	if (n > 0 && cb_alsa.stream(pcm) == cb_stream_playback) {
+		const struct pollfd *w = pfds - 1;
+		cb_wakeup = -1;
+		if (w->fd >= 0 && w->events == POLLIN && cb_is_eventfd(w->fd)) {
+			cb_wakeup = w->fd;
+		}
+	}
+	return n;
+}
+
+// cb_clear_wakeup empties the eventfd fd without blocking. It returns 1 if
+// it held a wakeup, 0 if not, or a negative errno.
+static int cb_clear_wakeup(int fd) {
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n = poll(&p, 1, 0);
+	if (n < 0) {
+		return -errno;
+	}
+	if (n == 0 || (p.revents & POLLIN) == 0) {
+		return 0;
+	}
+	uint64_t count;
+	ssize_t r = read(fd, &count, sizeof count);
+	if (r != (ssize_t)sizeof count) {
+		return r < 0 ? -errno : -EIO;
+	}
+	return 1;
+}
+
+// cb_find returns the index of the one slot of the n in slots that holds
+// p, or -1 if p is not there exactly once.
+static long cb_find(void **slots, size_t n, void *p) {
+	long at = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (slots[i] == p) {
+			if (at >= 0) {
+				return -1;
+			}
+			at = (long)i;
+		}
+	}
+	return at;
+}
+
+// cb_hook swaps snd_pcm_sw_params, snd_pcm_start and
+// snd_pcm_poll_descriptors for the wrappers in the miniaudio context ctx
+// (malloc'd by malgo; its table filled by ma_context_init). It returns 0,
+// or cb_resolve's error, or -3 if any of the pointers is not in ctx
+// exactly once (then none is swapped).
 static int cb_hook(void *ctx) {
 	int err = cb_resolve();
 	if (err != 0) {
@@ -262,12 +335,17 @@ static int cb_hook(void *ctx) {
 	}
 	void **slots = (void **)ctx;
 	size_t n = malloc_usable_size(ctx) / sizeof(void *);
-	if (cb_swap(slots, n, (void *)cb_alsa.start, (void *)cb_start) != 0) {
-		return -3;
+	void *from[] = {(void *)cb_alsa.start, (void *)cb_alsa.sw_params, (void *)cb_alsa.poll_descriptors};
+	void *to[] = {(void *)cb_start, (void *)cb_sw_params, (void *)cb_poll_descriptors};
+	enum { k = sizeof from / sizeof from[0] };
+	long at[k];
+	for (size_t i = 0; i < k; i++) {
+		if ((at[i] = cb_find(slots, n, from[i])) < 0) {
+			return -3;
+		}
 	}
-	if (cb_swap(slots, n, (void *)cb_alsa.sw_params, (void *)cb_sw_params) != 0) {
-		cb_swap(slots, n, (void *)cb_start, (void *)cb_alsa.start);
-		return -3;
+	for (size_t i = 0; i < k; i++) {
+		slots[at[i]] = to[i];
 	}
 	return 0;
 }
@@ -275,7 +353,9 @@ static int cb_hook(void *ctx) {
 static void cb_begin(unsigned queue) {
 	memset(&cb_last, 0, sizeof cb_last);
 	cb_queue = queue;
+	cb_wakeup = -1;
 }
+static int cb_get_wakeup(void) { return cb_wakeup; }
 static cb_params cb_get_last(void) { return cb_last; }
 static unsigned long cb_get_deferred(void) { return __atomic_load_n(&cb_deferred, __ATOMIC_RELAXED); }
 */
@@ -371,19 +451,21 @@ func playbackHook(ctx *malgo.AllocatedContext) error {
 	case -2:
 		return errors.New("libasound lacks a software-parameter function")
 	default:
-		return errors.New("snd_pcm_sw_params or snd_pcm_start not found in miniaudio's context")
+		return errors.New("snd_pcm_sw_params, snd_pcm_start or snd_pcm_poll_descriptors not found in miniaudio's context")
 	}
 }
 
 // initPlayback runs malgo.InitDevice on one OS thread, the hook keeping at
 // most queue periods queued for the card (0: as many as the ring holds),
-// and reports what the hook did during it (the wrapper records it per
-// thread).
-func initPlayback(ctx malgo.Context, dc malgo.DeviceConfig, cb malgo.DeviceCallbacks, queue int) (*malgo.Device, playbackParams, error) {
+// and reports what the hook did during it (the wrappers record it per
+// thread): the software parameters, and the eventfd that wakes the device
+// thread (-1 if not found).
+func initPlayback(ctx malgo.Context, dc malgo.DeviceConfig, cb malgo.DeviceCallbacks, queue int) (*malgo.Device, playbackParams, int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	C.cb_begin(C.uint(queue))
 	dev, err := malgo.InitDevice(ctx, dc, cb)
+	wakeup := int(C.cb_get_wakeup())
 	last := C.cb_get_last()
 	r := playbackParams{
 		seen:             last.seen != 0,
@@ -399,7 +481,19 @@ func initPlayback(ctx malgo.Context, dc malgo.DeviceConfig, cb malgo.DeviceCallb
 	if last.err != 0 {
 		r.err = fmt.Errorf("snd_pcm_sw_params: %w", syscall.Errno(-last.err))
 	}
-	return dev, r, err
+	return dev, r, wakeup, err
+}
+
+// clearWakeup empties wakeup, the eventfd that wakes a stopped playback
+// device's thread, of what the last stop left there (see the top of this
+// file). It reports whether there was a wakeup to clear. The device must
+// be stopped: its thread then neither polls nor reads the eventfd.
+func clearWakeup(wakeup int) (bool, error) {
+	rc := C.cb_clear_wakeup(C.int(wakeup))
+	if rc < 0 {
+		return false, syscall.Errno(-rc)
+	}
+	return rc == 1, nil
 }
 
 // deferredStarts counts playback starts the hook left to the start

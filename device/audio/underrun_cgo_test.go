@@ -5,9 +5,12 @@ package audio
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -74,6 +77,9 @@ func TestALSAPlaybackStopsOnUnderrun(t *testing.T) {
 			t.Fatalf("Run %d: the empty playback PCM's start was not deferred", run)
 		}
 	}
+	// A stop may leave its wakeup behind (TestALSAPlaybackRunAfterLateWakeup);
+	// the next start clears it.
+	t.Logf("wakeups left by a stop and cleared: %d", p.dev.(*malgoPCM).cleared.Load())
 	if st := p.Stats(); st.Underruns != 0 {
 		t.Fatalf("stats %+v: underruns from a PCM that never runs dry", st)
 	}
@@ -89,10 +95,79 @@ func TestALSAPlaybackStopsOnUnderrun(t *testing.T) {
 	}
 }
 
+// ma_device_stop marks the device stopping, then writes the eventfd that
+// wakes the device thread from poll(); the device thread empties that
+// eventfd as it stops. A device thread that has stopped before the write
+// leaves the wakeup behind, and the next start met it at its first write:
+// the device stopped at once and Run returned ErrStopped after a period
+// (TestALSAPlaybackStopsOnUnderrun's second Run did, about once in 50 runs
+// on a loaded machine). This test leaves such a wakeup itself, then shows
+// that the descriptor the hook found is the one miniaudio polls: a wakeup
+// written while the device plays stops it.
+func TestALSAPlaybackRunAfterLateWakeup(t *testing.T) {
+	useTestALSAConfig(t)
+	t.Setenv("CALLBOX_TEST_OUTFILE", filepath.Join(t.TempDir(), "speaker.raw"))
+	p, err := OpenPlayback(ALSAConfig{Device: "callbox_playback"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dev := p.dev.(*malgoPCM)
+	if dev.wakeup < 0 {
+		t.Fatal("the hook did not find miniaudio's wakeup eventfd")
+	}
+	wake := func() error {
+		_, err := syscall.Write(dev.wakeup, binary.NativeEndian.AppendUint64(nil, 1))
+		return err
+	}
+	// run plays up to 10 periods; with wakeAt > 0 it writes a wakeup at
+	// that fill, as ma_device_stop would.
+	run := func(wakeAt int) (int, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), guard)
+		defer cancel()
+		fills := 0
+		var werr error
+		err := p.Run(ctx, func(dst []int16) {
+			clear(dst)
+			if fills++; fills == wakeAt {
+				werr = wake()
+			}
+			if fills == 10 {
+				cancel()
+			}
+		})
+		if werr != nil {
+			t.Fatalf("writing the wakeup: %v", werr)
+		}
+		return fills, err
+	}
+
+	if err := wake(); err != nil { // what a late stop leaves
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if fills, err := run(0); err != nil || fills < 10 {
+			t.Fatalf("Run %d after a wakeup was left: %v after %d fills", i, err, fills)
+		}
+		// The first start cleared the wakeup left; the second may clear one
+		// its own stop left, if that stop lost the race.
+		if n := dev.cleared.Load(); i == 0 && n != 1 {
+			t.Fatalf("%d wakeups cleared, want 1", n)
+		}
+	}
+	if st := p.Stats(); st.Underruns != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Last: after ErrStopped the playback is to be closed.
+	if fills, err := run(3); !errors.Is(err, ErrStopped) {
+		t.Fatalf("a wakeup while playing: Run: %v after %d fills, want ErrStopped", err, fills)
+	}
+}
+
 // malgo keeps the ma_context pointer in an unexported field; contextPointer
 // must find it, and the hook must refuse a context whose table no longer
-// holds snd_pcm_sw_params and snd_pcm_start exactly once (here: already
-// hooked).
+// holds snd_pcm_sw_params, snd_pcm_start and snd_pcm_poll_descriptors
+// exactly once (here: already hooked).
 func TestPlaybackHook(t *testing.T) {
 	useTestALSAConfig(t)
 	ctx, err := newContext(DefaultDevice, &maLog{log: quiet()})
