@@ -307,6 +307,12 @@ func loadConfig(args []string) (Config, bool, error) {
 		if und := md.Undecoded(); len(und) > 0 {
 			return cfg, false, &ConfigError{fmt.Errorf("%s: unknown key %q", *path, und[0].String())}
 		}
+		// 10 ms Opus packets need frames of at most 10 ms: a config that
+		// asks for them without naming frame_ms (valid while 10 was the
+		// default) keeps working.
+		if !md.IsDefined("audio", "frame_ms") && cfg.Audio.OpusFrameMs < cfg.Audio.FrameMs {
+			cfg.Audio.FrameMs = cfg.Audio.OpusFrameMs
+		}
 	}
 	over := func(dst *string, v string) {
 		if v != "" {

@@ -192,6 +192,16 @@ func TestAudioPeriodsFollowTheFrame(t *testing.T) {
 		}
 	}
 	path := filepath.Join(t.TempDir(), "c.toml")
+	// 10 ms Opus packets without frame_ms, valid while 10 was the
+	// default, still load: with 10 ms frames.
+	os.WriteFile(path, []byte("[audio]\nopus_frame_ms = 10\n"), 0o600)
+	if cfg, _, err := loadConfig([]string{"-config", path}); err != nil || cfg.Audio.FrameMs != 10 || cfg.Audio.periods() != 3 {
+		t.Errorf("opus_frame_ms = 10 alone: %v, %d ms frames", err, cfg.Audio.FrameMs)
+	}
+	os.WriteFile(path, []byte("[audio]\nopus_frame_ms = 10\nframe_ms = 20\n"), 0o600)
+	if _, _, err := loadConfig([]string{"-config", path}); err == nil || !strings.Contains(err.Error(), "audio.opus_frame_ms") {
+		t.Errorf("opus_frame_ms = 10 with frame_ms = 20: %v", err)
+	}
 	os.WriteFile(path, []byte("[audio]\nperiods = 1\n"), 0o600)
 	if _, _, err := loadConfig([]string{"-config", path}); err == nil || !strings.Contains(err.Error(), "audio.periods: 1 out of range") {
 		t.Errorf("periods = 1: %v", err)
