@@ -197,7 +197,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Codecs:      cfg.codecs(),
 		Opus:        opus.Config{Bitrate: cfg.Audio.OpusKbps * 1000, Complexity: cfg.Audio.OpusComplexity},
 		OpusFrameMs: cfg.Audio.OpusFrameMs,
-		OpusLow:     min(cfg.Audio.OpusKbpsLow, cfg.Audio.OpusKbps) * 1000,
+		OpusLow:     cfg.Audio.OpusKbpsLow * 1000,
 		AutoAnswer:  cfg.AutoAnswer,
 		Door:        cfg.doorRemote(),
 		OnDoor:      d.remoteDoor,

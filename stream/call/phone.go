@@ -103,7 +103,8 @@ type Config struct {
 	// a multiple of Audio.FrameMs; default 20 (or Audio.FrameMs if longer).
 	OpusFrameMs int
 	// OpusLow is the Opus target, bits per second, while the link holds
-	// the video back (see audioRate); 0 or Opus' own target: never lowered.
+	// the video back (see audioRate); 0, or at or above Opus' own
+	// target: never lowered.
 	OpusLow    int
 	AutoAnswer bool // answer paired peers at once
 	// Door says this box has a door opener that takes the peer's

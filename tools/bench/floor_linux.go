@@ -150,28 +150,31 @@ func loopback() *syscall.SockaddrInet4 {
 }
 
 // udpPair makes two UDP sockets on 127.0.0.1 connected to each other.
-func udpPair() (*os.File, *os.File, error) {
-	var fds [2]int
+func udpPair() (_, _ *os.File, err error) {
+	fds := []int{}
+	defer func() {
+		if err != nil {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+		}
+	}()
 	var addrs [2]syscall.Sockaddr
-	for i := range fds {
+	for i := range addrs {
 		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return nil, nil, err
 		}
-		fds[i] = fd
+		fds = append(fds, fd)
 		if err := syscall.Bind(fd, loopback()); err != nil {
-			syscall.Close(fds[0])
-			syscall.Close(fd)
 			return nil, nil, err
 		}
 		if addrs[i], err = syscall.Getsockname(fd); err != nil {
 			return nil, nil, err
 		}
 	}
-	for i := range fds {
-		if err := syscall.Connect(fds[i], addrs[1-i]); err != nil {
-			syscall.Close(fds[0])
-			syscall.Close(fds[1])
+	for i, fd := range fds {
+		if err := syscall.Connect(fd, addrs[1-i]); err != nil {
 			return nil, nil, err
 		}
 	}
