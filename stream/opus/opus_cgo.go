@@ -46,14 +46,18 @@ type Encoder struct {
 	cfg Config
 }
 
-// NewEncoder makes an encoder for speech (OPUS_APPLICATION_VOIP).
+// NewEncoder makes an encoder in c.Mode.
 func NewEncoder(c Config) (*Encoder, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	c = c.withDefaults()
+	app := C.int(C.OPUS_APPLICATION_VOIP)
+	if c.Mode == LowDelay {
+		app = C.OPUS_APPLICATION_RESTRICTED_LOWDELAY
+	}
 	var code C.int
-	st := C.opus_encoder_create(C.opus_int32(c.Format.Rate), C.int(c.Format.Channels), C.OPUS_APPLICATION_VOIP, &code)
+	st := C.opus_encoder_create(C.opus_int32(c.Format.Rate), C.int(c.Format.Channels), app, &code)
 	if code != C.OPUS_OK || st == nil {
 		return nil, opusErr("encoder", code)
 	}

@@ -3,6 +3,7 @@
 package opus
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -50,10 +51,26 @@ func speech(f media.AudioFormat, n int) [][]int16 {
 
 // Speech at the default 32 kbit/s costs about that on the wire and comes
 // back sounding like what went in: the same level and course of level,
-// lined up past the codec's delay.
+// lined up past the codec's delay (in either mode: 6.5 ms for speech,
+// 2.5 ms with CELT alone), and at the thin link's 24 kbit/s too.
 func TestRoundTripSpeech(t *testing.T) {
-	for _, f := range []media.AudioFormat{media.DefaultAudio, {Rate: 48000, Channels: 1, FrameMs: 20}} {
-		enc, err := NewEncoder(Config{Format: f, Complexity: 5})
+	type tc struct {
+		f      media.AudioFormat
+		mode   Mode
+		kbps   int
+		lagMin int // the codec's delay, in samples at 48 kHz
+		lagMax int
+	}
+	f20 := media.AudioFormat{Rate: 48000, Channels: 1, FrameMs: 20}
+	for _, c := range []tc{
+		{media.DefaultAudio, Speech, 32, 250, 400},
+		{f20, Speech, 32, 250, 400},
+		{media.DefaultAudio, LowDelay, 32, 60, 200},
+		{f20, LowDelay, 32, 60, 200},
+		{f20, LowDelay, 24, 60, 200},
+	} {
+		f := c.f
+		enc, err := NewEncoder(Config{Format: f, Complexity: 5, Mode: c.mode, Bitrate: c.kbps * 1000})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,16 +117,17 @@ func TestRoundTripSpeech(t *testing.T) {
 			b = append(b, 10*math.Log10(power(out[i+lag:i+lag+step])+1))
 		}
 		corr, levelDiff := correlation(a, b), 10*math.Log10(power(out[lag:])/power(in[:len(in)-lag]))
-		t.Logf("%d ms frames: %.1f kbit/s, delay %d samples, level %+.1f dB, envelope correlation %.3f",
-			f.FrameMs, kbps, lag, levelDiff, corr)
-		if kbps < 16 || kbps > 48 {
-			t.Errorf("%d ms frames: %.1f kbit/s for a 32 kbit/s target", f.FrameMs, kbps)
+		name := fmt.Sprintf("%v %d ms frames at %d kbit/s", c.mode, f.FrameMs, c.kbps)
+		t.Logf("%s: %.1f kbit/s, delay %d samples, level %+.1f dB, envelope correlation %.3f",
+			name, kbps, lag, levelDiff, corr)
+		if kbps < float64(c.kbps)/2 || kbps > float64(c.kbps)*3/2 {
+			t.Errorf("%s: %.1f kbit/s", name, kbps)
 		}
-		if lag < 100 || lag > 600 {
-			t.Errorf("%d ms frames: decoded speech lags by %d samples, want Opus' 312 or so", f.FrameMs, lag)
+		if lag < c.lagMin || lag > c.lagMax {
+			t.Errorf("%s: decoded speech lags by %d samples, want %d..%d", name, lag, c.lagMin, c.lagMax)
 		}
 		if corr < 0.9 || math.Abs(levelDiff) > 2 {
-			t.Errorf("%d ms frames: envelope correlation %.3f, level %+.1f dB; want ≥ 0.9 and within 2 dB", f.FrameMs, corr, levelDiff)
+			t.Errorf("%s: envelope correlation %.3f, level %+.1f dB; want ≥ 0.9 and within 2 dB", name, corr, levelDiff)
 		}
 		enc.Close()
 		dec.Close()
@@ -256,5 +274,62 @@ func TestSetBitrate(t *testing.T) {
 	enc.Close()
 	if err := enc.SetBitrate(24000); err == nil {
 		t.Error("a closed encoder took a bit rate")
+	}
+}
+
+// The mode's names read back, and CELT alone refuses in-band FEC, which
+// only SILK carries.
+func TestModes(t *testing.T) {
+	for _, m := range []Mode{Speech, LowDelay} {
+		got, err := ParseMode(m.String())
+		if err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if _, err := ParseMode("music"); err == nil {
+		t.Error(`ParseMode("music") worked`)
+	}
+	if err := (Config{Mode: LowDelay, LossPercent: 5}).Validate(); err == nil {
+		t.Error("low-delay with forward error correction validated")
+	}
+	if err := (Config{Mode: Mode(7)}).Validate(); err == nil {
+		t.Error("an unknown mode validated")
+	}
+	if err := (Config{Mode: Speech, LossPercent: 5}).Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// What a 20 ms packet costs to code and decode, per mode and complexity
+// (go test -bench Codec ./stream/opus).
+func BenchmarkCodec(b *testing.B) {
+	f := media.AudioFormat{Rate: 48000, Channels: 1, FrameMs: 20}
+	frames := speech(f, 50)
+	for _, m := range []Mode{Speech, LowDelay} {
+		for _, cx := range []int{0, 5, 10} {
+			b.Run(fmt.Sprintf("%v/c%d", m, cx), func(b *testing.B) {
+				enc, err := NewEncoder(Config{Format: f, Complexity: cx, Mode: m})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer enc.Close()
+				dec, err := NewDecoder(f)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer dec.Close()
+				pkt := make([]byte, 0, MaxPacket)
+				pcm := make([]int16, f.FrameLen())
+				for i := 0; b.Loop(); i++ {
+					p, err := enc.Encode(pkt[:0], frames[i%len(frames)])
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := dec.Decode(pcm, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
