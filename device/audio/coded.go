@@ -77,7 +77,7 @@ type CodedReport struct {
 	Concealed   int     // windows in short runs of other audio next to good audio: concealment, fades, splices
 	ConcealRuns int     // how many such runs
 	Bad         int     // everything else
-	OutOfOrder  int     // good windows whose index is not greater than the previous good window's
+	OutOfOrder  int     // good windows whose index is not greater than every earlier good window's: a stretch played late counts whole
 	Repeated    int     // good windows whose index was seen before (also counted in OutOfOrder)
 	First       uint32  // index of the first good window; zero if Good is zero
 	Last        uint32  // index of the last good window; zero if Good is zero
@@ -730,15 +730,17 @@ func (c *coder) check() CodedReport {
 	}
 	var corrs []float64
 	seen := map[uint32]bool{}
+	var highest uint32
 	for _, w := range wins {
 		switch w.kind {
 		case kindSilence:
 			rep.Silence++
 		case kindGood:
 			corrs = append(corrs, w.rho)
-			if rep.Good > 0 && w.idx <= rep.Last {
+			if rep.Good > 0 && w.idx <= highest {
 				rep.OutOfOrder++
 			}
+			highest = max(highest, w.idx)
 			if seen[w.idx] {
 				rep.Repeated++
 			}
@@ -1160,8 +1162,15 @@ func (c *coder) find(a int, code, period, hint uint32, near bool, windows int) (
 		score float64
 	}
 	score := func(idx uint32, n int) float64 { return c.corrRun(a, idx, n) }
+	// The stream may go on past frames it lost or dropped, but by no more
+	// than maxShiftMs at a time: an index further ahead of the hint is
+	// audio from elsewhere, however well the hum happens to fit it.
+	ahead := uint32(maxShiftMs / c.f.FrameMs)
 	var cs []cand
 	for idx := code; idx < cycle; idx += period {
+		if near && nearest(hint, idx, cycle) > hint+ahead {
+			continue
+		}
 		cs = append(cs, cand{idx, score(idx, min(2, windows))})
 	}
 	slices.SortStableFunc(cs, func(x, y cand) int { return cmp.Compare(y.score, x.score) })
