@@ -100,6 +100,10 @@ type AudioConfig struct {
 	OpusKbps       int    `toml:"opus_kbps"`       // Opus' target bit rate, 12..128 kbit/s (variable)
 	OpusComplexity int    `toml:"opus_complexity"` // 0 (cheapest) .. 10; lower it on slow CPUs
 	OpusFrameMs    int    `toml:"opus_frame_ms"`   // audio in one Opus packet: 10 or 20 ms, at least frame_ms
+	// OpusMode is how Opus codes: "low-delay" (CELT alone: 2.5 ms of
+	// look-ahead, about a third of the CPU) or "speech" (SILK and CELT:
+	// better below about 24 kbit/s, 6.5 ms of look-ahead).
+	OpusMode string `toml:"opus_mode"`
 	// OpusKbpsLow is Opus' target while the link holds the call's video
 	// back (frames skipped for want of room), 12..128 kbit/s; at or above
 	// opus_kbps the target never moves.
@@ -220,7 +224,7 @@ func defaultConfig() Config {
 			AdaptiveQuality: true, MinQuality: 15},
 		Audio: AudioConfig{Capture: "sim", Playback: "sim", Rate: media.DefaultAudio.Rate,
 			Channels: media.DefaultAudio.Channels, FrameMs: defaultFrameMs, TargetMs: 40, MaxMs: 120, AdaptivePlayout: true, Datagrams: true,
-			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusKbpsLow: 24, OpusComplexity: 5, OpusFrameMs: 20,
+			Codec: "opus", OpusKbps: opus.DefaultBitrate / 1000, OpusKbpsLow: 24, OpusComplexity: 5, OpusFrameMs: 20, OpusMode: "low-delay",
 			EchoCancel: true, EchoSuppress: true, NoiseSuppress: true, AGC: true, Duck: true,
 			EchoTailMs: 200, EchoMaxDelayMs: 500, DuckBelowDB: 20,
 			Room: RoomSimConfig{DelayMs: 60, RT60Ms: 400, EchoDB: -6, SNRDB: 30, Talk: "always"}},
@@ -462,6 +466,9 @@ func (c Config) Validate() error {
 		}
 		if a.OpusComplexity < 0 || a.OpusComplexity > 10 {
 			return fmt.Errorf("audio.opus_complexity: %d out of range 0..10", a.OpusComplexity)
+		}
+		if _, err := opus.ParseMode(a.OpusMode); err != nil {
+			return fmt.Errorf(`audio.opus_mode: %q is not "low-delay" or "speech"`, a.OpusMode)
 		}
 		if a.OpusFrameMs != 10 && a.OpusFrameMs != 20 || a.OpusFrameMs < a.FrameMs {
 			return fmt.Errorf("audio.opus_frame_ms: %d is not 10 or 20, at least frame_ms (%d)", a.OpusFrameMs, a.FrameMs)

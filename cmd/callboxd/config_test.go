@@ -49,6 +49,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"[audio]\nrate = 11025", "audio.rate"},
 		{"[audio]\nchannels = 3", "audio.channels"},
 		{"[audio]\nopus_kbps_low = 8", "audio.opus_kbps_low: 8 out of range 12..128"},
+		{"[audio]\nopus_mode = \"music\"", `audio.opus_mode: "music" is not "low-delay" or "speech"`},
 		{"[audio]\ntarget_ms = 100\nmax_ms = 50", "audio.max_ms"},
 		{"[audio]\ncapture = \"default\"\necho_tail_ms = 20", "audio: microphone processing"},
 		{"[audio]\ncapture = \"default\"\necho_max_delay_ms = 5000", "audio: microphone processing"},

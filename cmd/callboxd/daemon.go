@@ -188,6 +188,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	opusMode, _ := opus.ParseMode(cfg.Audio.OpusMode) // checked with the config (codec "opus")
 	d.phone, err = call.New(call.Config{
 		Name:        cfg.Name,
 		ID:          id.Fingerprint.String(),
@@ -195,7 +196,7 @@ func newDaemon(cfg Config, log *slog.Logger) (*daemon, error) {
 		Audio:       cfg.audioFormat(),
 		Prefer:      cfg.preferVideo(),
 		Codecs:      cfg.codecs(),
-		Opus:        opus.Config{Bitrate: cfg.Audio.OpusKbps * 1000, Complexity: cfg.Audio.OpusComplexity},
+		Opus:        opus.Config{Bitrate: cfg.Audio.OpusKbps * 1000, Complexity: cfg.Audio.OpusComplexity, Mode: opusMode},
 		OpusFrameMs: cfg.Audio.OpusFrameMs,
 		OpusLow:     cfg.Audio.OpusKbpsLow * 1000,
 		AutoAnswer:  cfg.AutoAnswer,

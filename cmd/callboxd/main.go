@@ -61,6 +61,9 @@ func run(args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if now, before := timerSlack(); now >= 0 {
+		log.Debug("timer slack", "slack", now, "inherited", before)
+	}
 	d, err := newDaemon(cfg, log)
 	if err == nil {
 		d.hup = hup
