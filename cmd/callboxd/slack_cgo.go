@@ -6,7 +6,7 @@ package main
 #include <stdlib.h>
 #include <sys/prctl.h>
 
-// slackWant is what callboxd asks of the kernel: timers of its threads may
+// CB_SLACK_NS is what callboxd asks of the kernel: timers of its threads may
 // fire up to this late, so wake-ups due close together become one.
 #define CB_SLACK_NS 1000000L
 
