@@ -234,6 +234,22 @@ func (v *VM) Stop(timeout time.Duration) error {
 	}
 }
 
+// State says whether QEMU is still running and, if it ended, how, with
+// the tail of what it printed: a scenario that lost the agent reports it,
+// so that a guest gone quiet can be told from a QEMU that died.
+func (v *VM) State() string {
+	select {
+	case <-v.done:
+		out := strings.TrimSpace(v.qemu.String())
+		if out == "" {
+			out = "(nothing)"
+		}
+		return fmt.Sprintf("qemu had ended (%v); its output: %s", v.exitErr(), out)
+	default:
+		return "qemu still running"
+	}
+}
+
 // Kill ends QEMU at once and waits for it.
 func (v *VM) Kill() {
 	v.cmd.Process.Kill()

@@ -289,8 +289,12 @@ func (e *env) runScenario(s scenario, timeout time.Duration) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	ses := newSession(e, s)
+	var vmState string
 	err := func() (err error) {
 		defer func() {
+			if err != nil && ses.vm != nil {
+				vmState = ses.vm.State() // before close stops it
+			}
 			if cerr := ses.close(); cerr != nil && err == nil {
 				err = cerr
 			}
@@ -306,6 +310,9 @@ func (e *env) runScenario(s scenario, timeout time.Duration) result {
 		r.status, r.why = "FAIL", err.Error()
 		if ctx.Err() != nil {
 			r.why += fmt.Sprintf(" (scenario bound %v reached)", timeout)
+		}
+		if vmState != "" {
+			r.why += "\n    " + vmState
 		}
 		r.why += fmt.Sprintf("\n    console: %s\n    host peer log: %s", ses.consolePath(), ses.hostLogPath())
 	}
