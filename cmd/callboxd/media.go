@@ -261,12 +261,15 @@ func (d *daemon) audioLoop(ctx context.Context) {
 }
 
 // speakerLoop plays the peer through the playout buffer while the audio
-// gate is open, re-opening a speaker that fails. What the device is
-// handed (after the playout buffer, silence included) is the echo
-// stage's reference.
+// gate is open, re-opening a speaker that fails. Each period first reads
+// the peer's audio datagrams that arrived since the last one
+// (Phone.PumpDatagrams): a call's incoming audio then costs the box no
+// wake-up of its own. What the device is handed (after the playout
+// buffer, silence included) is the echo stage's reference.
 func (d *daemon) speakerLoop(ctx context.Context) {
 	fill := func(dst []int16) {
 		d.fills.Add(1)
+		d.phone.PumpDatagrams()
 		d.play.Read(dst)
 		if d.echo != nil {
 			d.echo.Played(dst)

@@ -209,6 +209,9 @@ type unpacker struct {
 	haveLast bool
 	lastSeq  uint32
 	lastN    int
+	// arrived is when the packet being unpacked reached us: each frame
+	// handed on carries it (media.Audio.Arrived).
+	arrived time.Time
 }
 
 // newUnpacker makes the receiver's half of codec c; peer is the format the
@@ -297,7 +300,7 @@ func (u *unpacker) emit(seq uint32, t time.Time, s []int16, concealed bool, emit
 			if u.codec == wire.AudioOpus {
 				fr = slices.Clone(fr) // s is the decoder's scratch
 			}
-			emit(media.Audio{Seq: seq*uint32(k) + uint32(i), Time: t.Add(time.Duration(i) * dur), Samples: fr, Concealed: concealed})
+			emit(media.Audio{Seq: seq*uint32(k) + uint32(i), Time: t.Add(time.Duration(i) * dur), Samples: fr, Concealed: concealed, Arrived: u.arrived})
 		}
 		return
 	}
@@ -313,7 +316,7 @@ func (u *unpacker) emit(seq uint32, t time.Time, s []int16, concealed bool, emit
 	u.pendConcealed = u.pendConcealed || concealed
 	if u.pendN++; u.pendN == k {
 		u.pendN = 0
-		emit(media.Audio{Seq: fs, Time: u.pendT, Samples: slices.Clone(u.pend), Concealed: u.pendConcealed})
+		emit(media.Audio{Seq: fs, Time: u.pendT, Samples: slices.Clone(u.pend), Concealed: u.pendConcealed, Arrived: u.arrived})
 	}
 }
 

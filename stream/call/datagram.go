@@ -37,8 +37,10 @@ const dgSilence = time.Second
 // the audio goes on the stream, so that a nonce is never reused.
 const maxDatagramCounter = 1<<32 - 1
 
-// dgPort is the phone's UDP socket: one reader goroutine opens what
-// arrives with the keys of the sessions that have them.
+// dgPort is the phone's UDP socket: what arrives is opened with the keys
+// of the sessions that have them. A reader goroutine waits on the socket,
+// unless a speaker pumps it (pump): then the reader stands aside, and the
+// speaker's own tick reads what arrived since its last one.
 type dgPort struct {
 	pc  net.PacketConn
 	log *slog.Logger
@@ -48,10 +50,29 @@ type dgPort struct {
 
 	refused atomic.Uint64 // datagrams no session's key opened, or replays
 	done    chan struct{}
+	closed  chan struct{} // closed when the port is closing
+
+	// handleMu makes the reader goroutine and a pump one path: a session's
+	// replay window and the port's buffers are used under it.
+	handleMu sync.Mutex
+	scratch  []byte
+	list     []*session
+
+	// raw is the socket out of Go's poller (dgsock_linux.go), which a
+	// speaker can pump; nil where it cannot be had: then pc is read.
+	raw      *rawSock
+	lastPump atomic.Int64 // time.Now().UnixNano() of the last pump; 0: never
+	closing  atomic.Bool  // serve is closing the socket: no more pumps
 }
 
+// pumpIdle is how long after the last pump the reader goroutine waits
+// before it reads the socket itself again (a speaker that stopped, a call
+// that ended). It is also how often a standing-aside reader looks.
+const pumpIdle = 250 * time.Millisecond
+
 func newDgPort(pc net.PacketConn, log *slog.Logger) *dgPort {
-	return &dgPort{pc: pc, log: log, done: make(chan struct{})}
+	return &dgPort{pc: pc, log: log, done: make(chan struct{}), closed: make(chan struct{}),
+		scratch: make([]byte, wire.MaxDatagram), raw: newRawSock(pc)}
 }
 
 func (d *dgPort) add(s *session) {
@@ -66,13 +87,36 @@ func (d *dgPort) remove(s *session) {
 	d.mu.Unlock()
 }
 
-// run reads datagrams until the socket is closed.
+// pumped says whether a pump ran within pumpIdle of now.
+func (d *dgPort) pumped(now time.Time) bool {
+	last := d.lastPump.Load()
+	return last != 0 && now.UnixNano()-last < int64(pumpIdle)
+}
+
+// run reads datagrams until the socket is closed, standing aside while
+// a speaker pumps the socket. It notices a pump that started while it
+// waited with the next datagram, which it takes: the pump gets the rest.
 func (d *dgPort) run() {
 	defer close(d.done)
-	buf := make([]byte, wire.MaxDatagram+1)
-	scratch := make([]byte, wire.MaxDatagram)
-	var list []*session
+	var buf []byte
+	if d.raw == nil {
+		buf = make([]byte, wire.MaxDatagram+1)
+	}
 	for {
+		if d.pumped(time.Now()) {
+			select {
+			case <-d.closed:
+				return
+			case <-time.After(pumpIdle):
+			}
+			continue
+		}
+		if d.raw != nil {
+			if !d.readRaw() {
+				return
+			}
+			continue
+		}
 		n, from, err := d.read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -87,43 +131,88 @@ func (d *dgPort) run() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		now := time.Now()
-		pkt := buf[:n]
-		if n > wire.MaxDatagram || !from.IsValid() {
-			d.refused.Add(1)
-			continue
-		}
-		ctr, err := wire.DatagramCounter(pkt)
-		if err != nil {
-			d.refused.Add(1)
-			continue
-		}
-		d.mu.Lock()
-		list = append(list[:0], d.sess...)
-		d.mu.Unlock()
-		opened := false
-		for _, s := range list {
-			dg := s.dg.Load()
-			if dg == nil || !dg.win.Fresh(ctr) {
-				continue
-			}
-			p := pkt
-			if len(list) > 1 {
-				p = scratch[:copy(scratch, pkt)] // a failed open may overwrite what it was given
-			}
-			_, seq, t, payload, err := wire.OpenAudio(dg.open, p)
-			if err != nil {
-				continue
-			}
-			dg.win.Accept(ctr)
-			s.datagramIn(dg, from, seq, t, payload, now)
-			opened = true
-			break
-		}
-		if !opened {
-			d.refused.Add(1)
-		}
+		d.handleMu.Lock()
+		d.handle(buf[:n], from, time.Now())
+		d.handleMu.Unlock()
 	}
+}
+
+// readRaw waits for the raw socket and reads what waits there; false
+// when the port is closing.
+func (d *dgPort) readRaw() bool {
+	err := d.raw.wait()
+	select {
+	case <-d.closed:
+		return false
+	default:
+	}
+	if err == nil {
+		d.handleMu.Lock()
+		err = d.raw.drain(d.handle)
+		d.handleMu.Unlock()
+	}
+	if err != nil {
+		d.log.Debug("datagram read", "err", err)
+		time.Sleep(10 * time.Millisecond) // no busy loop on a broken socket
+	}
+	return true
+}
+
+// pump reads what waits on the socket without blocking, in the caller's
+// goroutine, and says whether it could (false: the reader goroutine reads
+// as they arrive). A speaker calls it before each period it plays
+// (Phone.PumpDatagrams): its tick then reads the peer's packets, and a
+// call's audio wakes the daemon once a period instead of once per packet
+// as well. The packets keep the kernel's receive time, so latency and the
+// playout's jitter are the network's, not the tick's.
+func (d *dgPort) pump() bool {
+	if d.raw == nil {
+		return false
+	}
+	d.handleMu.Lock()
+	ok := !d.closing.Load() && d.raw.drain(d.handle) == nil
+	d.handleMu.Unlock()
+	if ok {
+		d.lastPump.Store(time.Now().UnixNano())
+	}
+	return ok // if not, the reader goes on (or takes over again) by itself
+}
+
+// handle opens one datagram that arrived from from at now (under
+// handleMu) and hands it to the session whose key opens it.
+func (d *dgPort) handle(pkt []byte, from netip.AddrPort, now time.Time) {
+	if len(pkt) > wire.MaxDatagram || !from.IsValid() {
+		d.refused.Add(1)
+		return
+	}
+	ctr, err := wire.DatagramCounter(pkt)
+	if err != nil {
+		d.refused.Add(1)
+		return
+	}
+	d.mu.Lock()
+	d.list = append(d.list[:0], d.sess...)
+	d.mu.Unlock()
+	for _, s := range d.list {
+		dg := s.dg.Load()
+		if dg == nil || !dg.win.Fresh(ctr) {
+			continue
+		}
+		p := pkt
+		if len(d.list) > 1 {
+			p = d.scratch[:copy(d.scratch, pkt)] // a failed open may overwrite what it was given
+		}
+		_, seq, t, payload, err := wire.OpenAudio(dg.open, p)
+		if err != nil {
+			continue
+		}
+		dg.win.Accept(ctr)
+		s.datagramIn(dg, from, seq, t, payload, now)
+		clear(d.list)
+		return
+	}
+	clear(d.list)
+	d.refused.Add(1)
 }
 
 // udpConn is what a *net.UDPConn offers beyond net.PacketConn: reads
@@ -146,6 +235,9 @@ func (d *dgPort) read(b []byte) (int, netip.AddrPort, error) {
 }
 
 func (d *dgPort) write(b []byte, to netip.AddrPort) error {
+	if d.raw != nil {
+		return d.raw.write(b, to)
+	}
 	var err error
 	if u, ok := d.pc.(udpConn); ok {
 		_, err = u.WriteToUDPAddrPort(b, to)
@@ -171,7 +263,7 @@ type dgState struct {
 	// datagrams only.
 	confirmed atomic.Bool
 
-	win wire.ReplayWindow // the port's reader goroutine only
+	win wire.ReplayWindow // under the port's handleMu
 
 	mu       sync.Mutex
 	lastIn   time.Time // when the last datagram opened
@@ -249,7 +341,7 @@ func (s *session) sendDatagram(seq uint32, t time.Time, payload []byte) (sent, o
 	return true, dg.confirmed.Load()
 }
 
-// datagramIn takes one opened audio datagram (the port's goroutine).
+// datagramIn takes one opened audio datagram (under the port's handleMu).
 func (s *session) datagramIn(dg *dgState, from netip.AddrPort, seq uint32, t int64, payload []byte, now time.Time) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	if to := dg.to.Load(); to == nil || *to != from {
@@ -316,6 +408,16 @@ func (s *session) dropDatagrams() {
 func (d *dgPort) serve(ctx context.Context) {
 	go d.run()
 	<-ctx.Done()
+	close(d.closed)
+	d.handleMu.Lock() // no pump is reading the socket as it closes
+	d.closing.Store(true)
+	d.handleMu.Unlock()
+	if d.raw != nil {
+		d.raw.wake()
+		<-d.done
+		d.raw.close()
+		return
+	}
 	d.pc.Close()
 	<-d.done
 }
@@ -344,9 +446,27 @@ func (s *session) snapshot(now time.Time) CallStats {
 // ServeDatagrams gives the phone a UDP socket on its call port for the
 // calls' audio (protocol revision 1.5): hellos then offer datagrams, and
 // Run reads the socket and closes it when it ends. Call it before Run.
+// On Linux a *net.UDPConn is taken out of Go's network poller at once
+// (pc is closed; the phone keeps a duplicate of its descriptor), so that
+// a speaker can read it on its own tick (PumpDatagrams).
 func (p *Phone) ServeDatagrams(pc net.PacketConn) {
 	p.dg = newDgPort(pc, p.log)
 	p.hello.Flags |= wire.HelloDatagrams
+}
+
+// PumpDatagrams reads the audio datagrams that wait on the phone's
+// socket, without blocking, in the caller's goroutine, and hands them to
+// their calls (whose sinks then get the audio before this returns). A
+// speaker calls it before each period it plays, so that a call's audio
+// wakes the box once a period: while it does, the phone's own reader
+// stands aside, and it takes over again 250 ms after the last pump. It
+// says whether it read the socket (false: no socket, or not on this
+// system; the reader goroutine reads as datagrams arrive).
+func (p *Phone) PumpDatagrams() bool {
+	if p.dg == nil {
+		return false
+	}
+	return p.dg.pump()
 }
 
 // DatagramsRefused counts datagrams that arrived on the socket and opened

@@ -76,6 +76,13 @@ type tlsBox struct {
 
 func newTLSBox(t *testing.T, name string, datagrams bool, codecs ...wire.AudioCodec) *tlsBox {
 	t.Helper()
+	return startTLSBox(t, name, datagrams, false, codecs...)
+}
+
+// startTLSBox is newTLSBox; with plain, the phone gets the UDP socket
+// itself (a *net.UDPConn, as the daemon gives it), not a filterConn.
+func startTLSBox(t *testing.T, name string, datagrams, plain bool, codecs ...wire.AudioCodec) *tlsBox {
+	t.Helper()
 	b := &tlsBox{name: name, sink: &recSink{}, cert: testCert(t)}
 	// The UDP socket takes the listener's port; try again if another
 	// socket holds it.
@@ -108,7 +115,11 @@ func newTLSBox(t *testing.T, name string, datagrams bool, codecs ...wire.AudioCo
 	}
 	b.Phone = p
 	if b.udp != nil {
-		p.ServeDatagrams(b.udp)
+		if plain {
+			p.ServeDatagrams(b.udp.PacketConn)
+		} else {
+			p.ServeDatagrams(b.udp)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

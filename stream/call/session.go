@@ -811,6 +811,7 @@ func (s *session) recvAudio(seq uint32, t int64, payload []byte, now time.Time, 
 	if s.rxClosed || s.rxAny && int32(seq-s.rxLast) <= 0 {
 		return
 	}
+	s.rx.arrived = now
 	if err := s.rx.frames(seq, time.Unix(0, t), payload, s.sink.Audio); err != nil {
 		s.badMedia(&s.st.in.audioBad, "audio", err)
 		return

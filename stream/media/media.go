@@ -107,4 +107,11 @@ type Audio struct {
 	// lost on the way: they keep the timeline, and timing figures (the
 	// playout's jitter) skip them.
 	Concealed bool
+	// Arrived is when the packet that carried these samples reached this
+	// box (the kernel's receive time where known); zero means "when it is
+	// handed over", which is what a receiver reading as packets arrive
+	// sees anyway. A receiver that reads its socket on a tick of its own
+	// sets it, so that the playout's jitter is the network's, not the
+	// tick's.
+	Arrived time.Time
 }

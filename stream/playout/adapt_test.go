@@ -185,3 +185,41 @@ func simBuffer(t *testing.T, cfg Config) (b *Buffer, now *time.Time, start time.
 	b.now = func() time.Time { return *now }
 	return b, now, start
 }
+
+// A receiver that reads its socket on a tick of its own (a speaker
+// pumping the call's datagrams) pushes each frame up to a tick after it
+// arrived. With the arrival time on the frame (media.Audio.Arrived) the
+// target follows the network's jitter and stays at its floor; pushed
+// without it, the tick would look like jitter and raise the target.
+func TestArrivalTimesAreTheNetworks(t *testing.T) {
+	run := func(stamp bool) time.Duration {
+		b, now, start := simBuffer(t, Config{Format: mono48})
+		f := b.Format()
+		dst := make([]int16, f.FrameLen())
+		const tick = 50 * time.Millisecond
+		var waiting []media.Audio
+		for k := range uint32(3000) {
+			at := start.Add(time.Duration(k)*f.FrameDuration() + 2*time.Millisecond + time.Duration(k%3)*time.Millisecond)
+			a := media.Audio{Seq: k, Samples: frame(f, k)}
+			if stamp {
+				a.Arrived = at
+			}
+			waiting = append(waiting, a)
+			*now = at
+			if t := at.Sub(start); t/tick != (t+f.FrameDuration())/tick { // the tick falls before the next frame
+				for _, w := range waiting {
+					b.Push(w)
+				}
+				waiting = waiting[:0]
+			}
+			b.Read(dst)
+		}
+		return b.Stats().Target
+	}
+	if got := run(true); got != DefaultTarget {
+		t.Errorf("target %v with arrival times, want the floor %v", got, DefaultTarget)
+	}
+	if got := run(false); got <= DefaultTarget {
+		t.Errorf("target %v pushed on the tick without arrival times: the test does not see what they change", got)
+	}
+}

@@ -224,7 +224,11 @@ func (b *Buffer) Push(a media.Audio) {
 		return
 	}
 	b.haveSeq, b.lastSeq = true, a.Seq
-	if b.adapt && !a.Concealed && b.jit.arrive(a.Seq, b.now()) {
+	at := a.Arrived
+	if at.IsZero() {
+		at = b.now()
+	}
+	if b.adapt && !a.Concealed && b.jit.arrive(a.Seq, at) {
 		b.setTarget(b.jit.target)
 	}
 	if b.count == b.slots {
