@@ -61,7 +61,7 @@ type dgPort struct {
 	// raw is the socket out of Go's poller (dgsock_linux.go), which a
 	// speaker can pump; nil where it cannot be had: then pc is read.
 	raw      *rawSock
-	lastPump atomic.Int64 // time.Now().UnixNano() of the last pump; 0: never
+	lastPump atomic.Int64 // monoNow() of the last pump; 0: never
 	closing  atomic.Bool  // serve is closing the socket: no more pumps
 }
 
@@ -87,10 +87,17 @@ func (d *dgPort) remove(s *session) {
 	d.mu.Unlock()
 }
 
-// pumped says whether a pump ran within pumpIdle of now.
-func (d *dgPort) pumped(now time.Time) bool {
+// monoStart anchors monoNow: the monotonic clock, which a step of the
+// wall clock (a Pi without a battery clock setting its time) leaves alone.
+var monoStart = time.Now()
+
+// monoNow is the time since monoStart, never 0.
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
+
+// pumped says whether a pump ran within the last pumpIdle.
+func (d *dgPort) pumped() bool {
 	last := d.lastPump.Load()
-	return last != 0 && now.UnixNano()-last < int64(pumpIdle)
+	return last != 0 && monoNow()-last < int64(pumpIdle)
 }
 
 // run reads datagrams until the socket is closed, standing aside while
@@ -103,7 +110,7 @@ func (d *dgPort) run() {
 		buf = make([]byte, wire.MaxDatagram+1)
 	}
 	for {
-		if d.pumped(time.Now()) {
+		if d.pumped() {
 			select {
 			case <-d.closed:
 				return
@@ -173,7 +180,7 @@ func (d *dgPort) pump() bool {
 	ok := !d.closing.Load() && d.raw.drain(d.handle) == nil
 	d.handleMu.Unlock()
 	if ok {
-		d.lastPump.Store(time.Now().UnixNano())
+		d.lastPump.Store(monoNow())
 	}
 	return ok // if not, the reader goes on (or takes over again) by itself
 }
@@ -342,7 +349,11 @@ func (s *session) sendDatagram(seq uint32, t time.Time, payload []byte) (sent, o
 }
 
 // datagramIn takes one opened audio datagram (under the port's handleMu).
-func (s *session) datagramIn(dg *dgState, from netip.AddrPort, seq uint32, t int64, payload []byte, now time.Time) {
+// arrived is when the datagram reached the box (the kernel's receive
+// time when it waited for a pump); the silence check runs on this
+// process's clock.
+func (s *session) datagramIn(dg *dgState, from netip.AddrPort, seq uint32, t int64, payload []byte, arrived time.Time) {
+	now := time.Now()
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	if to := dg.to.Load(); to == nil || *to != from {
 		// The callee learns where to send from the caller's first
@@ -360,7 +371,7 @@ func (s *session) datagramIn(dg *dgState, from netip.AddrPort, seq uint32, t int
 	if tell {
 		s.enqueue(wire.Message{Time: now.UnixNano(), Body: wire.Datagrams{Arriving: true}})
 	}
-	s.recvAudio(seq, t, payload, now, wire.DatagramOverhead+len(payload), true)
+	s.recvAudio(seq, t, payload, arrived, wire.DatagramOverhead+len(payload), true)
 }
 
 // checkDatagrams tells the peer when its datagrams stopped arriving

@@ -26,7 +26,7 @@ type rawSock struct {
 
 	buf    []byte // one more than the largest datagram: a longer one shows
 	oob    []byte
-	stamps bool // the kernel stamps what arrives (SO_TIMESTAMPNS)
+	stamps bool // the kernel stamps what arrives (SO_TIMESTAMPNS); drain's
 
 	mu     sync.RWMutex // writes (shared) against close
 	closed bool
@@ -125,6 +125,8 @@ func (r *rawSock) drain(handle func(pkt []byte, from netip.AddrPort, at time.Tim
 		if r.stamps {
 			if t, ok := kernelStamp(r.oob[:oobn]); ok {
 				at = t
+			} else {
+				r.stamps = false // taken, but not given (qemu-user): stop asking
 			}
 		}
 		handle(r.buf[:n], sockaddrPort(sa), at)
