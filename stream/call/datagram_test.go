@@ -231,10 +231,17 @@ func inOrder(t *testing.T, b *tlsBox) int {
 // b, and talks until the audio goes as datagrams both ways.
 func datagramCall(t *testing.T) (a, b *tlsBox, seq *uint32) {
 	t.Helper()
+	return startDatagramCall(t, false)
+}
+
+// startDatagramCall is datagramCall; plain gives each phone its UDP
+// socket itself (startTLSBox).
+func startDatagramCall(t *testing.T, plain bool) (a, b *tlsBox, seq *uint32) {
+	t.Helper()
 	if !opus.Available() {
 		t.Skip("built without Opus")
 	}
-	a, b = newTLSBox(t, "a", true), newTLSBox(t, "b", true)
+	a, b = startTLSBox(t, "a", true, plain), startTLSBox(t, "b", true, plain)
 	if err := a.Call(context.Background(), b.peer()); err != nil {
 		t.Fatal(err)
 	}
