@@ -80,13 +80,56 @@ func TestRoomCallCancelsTheEcho(t *testing.T) {
 	if began.Echo != nil {
 		from = began.Echo.Frames
 	}
-	// 8 s of hall's microphone through its stage (its own count: a busy
-	// machine may run it slower than real time), and the delay in use
-	// unchanged for the last 3 s of it: on a loaded machine the two
-	// simulated clocks stall now and then, the room's delay moves and the
-	// canceller starts over. At most 60 s.
+	// A stall of the simulated clocks on a loaded machine moves the room's
+	// echo path for a moment, and what hall sends back in that moment is
+	// the room's echo, whatever its stage does (the stage's ERLE, a
+	// smoothed figure, hardly moves). So a window that falls short is
+	// measured once more, after the stage has again been steady for 3 s;
+	// a stage that does not cancel fails both.
+	for try := 1; ; try++ {
+		ratio, e := measureEcho(t, hall, door, from)
+		if e == nil {
+			t.Fatal("hall's status has no echo stage")
+		}
+		if !e.DelayKnown || e.DelayMs < 40 || e.DelayMs > 200 {
+			t.Errorf("hall's delay: known %v, %.0f ms; want found, near the room's 60 ms", e.DelayKnown, e.DelayMs)
+		}
+		if e.Parts != "cancel+suppress+denoise+agc+duck" {
+			t.Errorf("hall's stage runs %q, want every part (the default)", e.Parts)
+		}
+		if e.ERLE < 15 {
+			t.Errorf("hall's stage reports ERLE %.1f dB, want ≥ 15", e.ERLE)
+		}
+		// The room hears the echo about 3 dB under what was played; without
+		// the stage it would come back at that level (more with the AGC).
+		if ratio >= 20 {
+			break
+		}
+		if try == 2 {
+			t.Errorf("what hall sent back is only %.1f dB below what it played; want ≥ 20 dB", ratio)
+			break
+		}
+		t.Logf("what hall sent back is only %.1f dB below what it played: measuring again", ratio)
+		from = e.Frames
+	}
+	if err := hall.Press(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, hall, "idle", 5*time.Second)
+}
+
+// measureEcho waits until hall's stage has taken 800 frames since from
+// (its own count: a busy machine may run it slower than real time) with
+// the delay in use unchanged for the last 3 s (on a loaded machine the
+// two simulated clocks stall now and then, the room's delay moves and
+// the canceller starts over; at most 60 s), then says how far below what
+// hall played (door's voice) what door played (hall's microphone after
+// its stage) was over the same last 2 s, and hall's stage then.
+func measureEcho(t *testing.T, hall, door *testbox.Box, from uint64) (float64, *control.Echo) {
+	t.Helper()
 	var st control.Status
 	var changes uint64
+	var err error
 	steady := time.Now()
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		time.Sleep(500 * time.Millisecond)
@@ -104,34 +147,12 @@ func TestRoomCallCancelsTheEcho(t *testing.T) {
 			break
 		}
 	}
-	// What hall played (door's voice) and what door played (hall's
-	// microphone after its stage: the echo of door's voice, what is left
-	// of it) over the same last 2 s of the call.
 	played, back := lastSeconds(t, hall, 2), lastSeconds(t, door, 2)
-	e := st.Echo
-	if e == nil {
-		t.Fatal("hall's status has no echo stage")
+	if st.Echo != nil {
+		t.Logf("hall's echo stage: %+v; hall played %.0f dBFS, sent back %.0f dBFS", *st.Echo,
+			10*math.Log10(played/(32768*32768)), 10*math.Log10((back+1)/(32768*32768)))
 	}
-	t.Logf("hall's echo stage: %+v; hall played %.0f dBFS, sent back %.0f dBFS", *e,
-		10*math.Log10(played/(32768*32768)), 10*math.Log10((back+1)/(32768*32768)))
-	if !e.DelayKnown || e.DelayMs < 40 || e.DelayMs > 200 {
-		t.Errorf("hall's delay: known %v, %.0f ms; want found, near the room's 60 ms", e.DelayKnown, e.DelayMs)
-	}
-	if e.Parts != "cancel+suppress+denoise+agc+duck" {
-		t.Errorf("hall's stage runs %q, want every part (the default)", e.Parts)
-	}
-	// The room hears the echo about 3 dB under what was played; without
-	// the stage it would come back at that level (more with the AGC).
-	if ratio := 10 * math.Log10(played/(back+1)); ratio < 20 {
-		t.Errorf("what hall sent back is only %.1f dB below what it played; want ≥ 20 dB", ratio)
-	}
-	if e.ERLE < 15 {
-		t.Errorf("hall's stage reports ERLE %.1f dB, want ≥ 15", e.ERLE)
-	}
-	if err := hall.Press(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, hall, "idle", 5*time.Second)
+	return 10 * math.Log10(played/(back+1)), st.Echo
 }
 
 // A box with the simulated test microphone has no processing (the signal
