@@ -26,7 +26,7 @@ type rawSock struct {
 
 	buf    []byte // one more than the largest datagram: a longer one shows
 	oob    []byte
-	stamps bool // the kernel stamps what arrives (SO_TIMESTAMPNS); drain's
+	stamps bool // the kernel stamps what arrives (SO_TIMESTAMPNS); false once one came without
 
 	mu     sync.RWMutex // writes (shared) against close
 	closed bool
