@@ -62,7 +62,6 @@ type dgPort struct {
 	// speaker can pump; nil where it cannot be had: then pc is read.
 	raw      *rawSock
 	lastPump atomic.Int64 // monoNow() of the last pump; 0: never
-	closing  atomic.Bool  // serve is closing the socket: no more pumps
 }
 
 // pumpIdle is how long after the last pump the reader goroutine waits
@@ -148,10 +147,8 @@ func (d *dgPort) run() {
 // when the port is closing.
 func (d *dgPort) readRaw() bool {
 	err := d.raw.wait()
-	select {
-	case <-d.closed:
+	if d.isClosed() {
 		return false
-	default:
 	}
 	if err == nil {
 		d.handleMu.Lock()
@@ -163,6 +160,16 @@ func (d *dgPort) readRaw() bool {
 		time.Sleep(10 * time.Millisecond) // no busy loop on a broken socket
 	}
 	return true
+}
+
+// isClosed says whether serve is closing the port.
+func (d *dgPort) isClosed() bool {
+	select {
+	case <-d.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // pump reads what waits on the socket without blocking, in the caller's
@@ -177,7 +184,7 @@ func (d *dgPort) pump() bool {
 		return false
 	}
 	d.handleMu.Lock()
-	ok := !d.closing.Load() && d.raw.drain(d.handle) == nil
+	ok := !d.isClosed() && d.raw.drain(d.handle) == nil
 	d.handleMu.Unlock()
 	if ok {
 		d.lastPump.Store(monoNow())
@@ -419,9 +426,8 @@ func (s *session) dropDatagrams() {
 func (d *dgPort) serve(ctx context.Context) {
 	go d.run()
 	<-ctx.Done()
+	d.handleMu.Lock() // a pump under way ends first; those after see d.closed
 	close(d.closed)
-	d.handleMu.Lock() // no pump is reading the socket as it closes
-	d.closing.Store(true)
 	d.handleMu.Unlock()
 	if d.raw != nil {
 		d.raw.wake()

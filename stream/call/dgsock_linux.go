@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -30,6 +31,41 @@ type rawSock struct {
 
 	mu     sync.RWMutex // writes (shared) against close
 	closed bool
+
+	// zone is the last IPv6 zone looked up (a link-local peer): its name
+	// and interface index, so that a call with such a peer does not ask
+	// the kernel for the interface list on every packet.
+	zone atomic.Pointer[zoneIndex]
+}
+
+type zoneIndex struct {
+	name  string
+	index int
+}
+
+// zoneByName and zoneByIndex look a zone up, through r.zone.
+func (r *rawSock) zoneByName(name string) (int, bool) {
+	if z := r.zone.Load(); z != nil && z.name == name {
+		return z.index, true
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, false
+	}
+	r.zone.Store(&zoneIndex{name: ifi.Name, index: ifi.Index})
+	return ifi.Index, true
+}
+
+func (r *rawSock) zoneByIndex(index int) (string, bool) {
+	if z := r.zone.Load(); z != nil && z.index == index {
+		return z.name, true
+	}
+	ifi, err := net.InterfaceByIndex(index)
+	if err != nil {
+		return "", false
+	}
+	r.zone.Store(&zoneIndex{name: ifi.Name, index: ifi.Index})
+	return ifi.Name, true
 }
 
 // maxPumpBatch bounds one drain: a flood on the call port cannot hold a
@@ -129,7 +165,7 @@ func (r *rawSock) drain(handle func(pkt []byte, from netip.AddrPort, at time.Tim
 				r.stamps = false // taken, but not given (qemu-user): stop asking
 			}
 		}
-		handle(r.buf[:n], sockaddrPort(sa), at)
+		handle(r.buf[:n], r.sockaddrPort(sa), at)
 	}
 	return nil
 }
@@ -142,8 +178,8 @@ func (r *rawSock) write(b []byte, to netip.AddrPort) error {
 	case r.v6:
 		a := &syscall.SockaddrInet6{Port: int(to.Port()), Addr: ip.As16()}
 		if z := ip.Zone(); z != "" {
-			if ifi, err := net.InterfaceByName(z); err == nil {
-				a.ZoneId = uint32(ifi.Index)
+			if i, ok := r.zoneByName(z); ok {
+				a.ZoneId = uint32(i)
 			}
 		}
 		sa = a
@@ -198,15 +234,15 @@ func kernelStamp(oob []byte) (time.Time, bool) {
 }
 
 // sockaddrPort is sa as an address and port (not valid for another family).
-func sockaddrPort(sa syscall.Sockaddr) netip.AddrPort {
+func (r *rawSock) sockaddrPort(sa syscall.Sockaddr) netip.AddrPort {
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
 	case *syscall.SockaddrInet6:
 		ip := netip.AddrFrom16(a.Addr)
 		if a.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
-				ip = ip.WithZone(ifi.Name)
+			if name, ok := r.zoneByIndex(int(a.ZoneId)); ok {
+				ip = ip.WithZone(name)
 			}
 		}
 		return netip.AddrPortFrom(ip, uint16(a.Port))

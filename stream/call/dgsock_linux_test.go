@@ -217,3 +217,28 @@ func TestRawSockAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestRawSockZones: a link-local peer's zone is looked up once, not for
+// every packet, by name (sending) and by index (receiving).
+func TestRawSockZones(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no loopback interface named lo")
+	}
+	var r rawSock
+	if i, ok := r.zoneByName("lo"); !ok || i != lo.Index {
+		t.Fatalf("lo: index %d, %v; want %d", i, ok, lo.Index)
+	}
+	if z := r.zone.Load(); z == nil || z.name != "lo" {
+		t.Fatalf("lo was not kept: %+v", z)
+	}
+	if name, ok := r.zoneByIndex(lo.Index); !ok || name != "lo" {
+		t.Fatalf("index %d: %q, %v; want lo", lo.Index, name, ok)
+	}
+	if _, ok := r.zoneByName("no-such-interface"); ok {
+		t.Error("an interface that does not exist was found")
+	}
+	if z := r.zone.Load(); z == nil || z.name != "lo" {
+		t.Errorf("a failed lookup replaced the kept zone: %+v", z)
+	}
+}
