@@ -36,6 +36,8 @@ const (
 	// step's frames.
 	qualityDownAfter = 2
 	qualityUpAfter   = 4
+	// qualityMaxDown is the most steps down one look takes.
+	qualityMaxDown = 3
 	// qualitySkipped is the share of frames skipped at the sender above
 	// which the link counts as full; below qualityRoomSkipped it counts
 	// as having room.
@@ -44,6 +46,7 @@ const (
 	// qualityHeadroom: a step up needs the next step's frames (as last
 	// seen, or this one's times qualityStepGrowth) within this part of
 	// the budget, so that a step up is not undone by the next look.
+	// qualityStepGrowth is also what a step down is expected to save.
 	qualityHeadroom   = 0.9
 	qualityStepGrowth = 1.2
 	// qualitySeenFor is how long a frame size seen at a quality is
@@ -177,10 +180,18 @@ func (c *qualityCtl) observe(l linkLook) bool {
 			}
 			return false
 		}
-		// The next look sees a whole second at the new quality: if that
-		// is still too much, step on then.
+		// Step as far as frames shrinking by qualityStepGrowth a step need
+		// to fit, at most qualityMaxDown steps at once: on a link far
+		// too thin for the configured quality the picture stops
+		// stuttering within seconds, and a step too far is taken back by
+		// the steps up. The next look sees a whole second at the new
+		// quality: if that is still too much, step on then.
+		steps := 1
+		for s := size / qualityStepGrowth; s > budget && steps < qualityMaxDown; s /= qualityStepGrowth {
+			steps++
+		}
 		c.over = qualityDownAfter - 1
-		c.level++
+		c.level = min(c.level+steps, len(c.levels)-1)
 		c.why = fmt.Sprintf("lowered: frames of %.1f kB, the link (%.0f kbit/s) carries %.1f kB a frame at %g fps",
 			size/1000, l.linkKbps, budget/1000, c.fps)
 		return true

@@ -106,17 +106,35 @@ func TestQualityFollowsTheLink(t *testing.T) {
 	if c.quality() >= 75 {
 		t.Fatalf("quality stayed at %d", c.quality())
 	}
-	// The first step down waited for two looks; then at most a step
-	// per look.
-	if qs[0] != 75 || qs[1] != 65 {
-		t.Fatalf("first steps %v, want a step after the second look", qs[:2])
+	// The first step down waited for two looks; then the frames were
+	// far too large for the link, so it took several steps at once, but
+	// at most qualityMaxDown, and never past the highest quality whose
+	// frames fit the link's budget.
+	if qs[0] != 75 || qs[1] >= 65 {
+		t.Fatalf("first steps %v, want a step down after the second look", qs[:2])
 	}
-	for i := 1; i < len(qs); i++ {
-		if qs[i] < qs[i-1] && qs[i] != c.levels[slices.Index(c.levels, qs[i-1])+1] {
-			t.Fatalf("more than one step at a time: %v", qs)
+	fit := c.levels[len(c.levels)-1]
+	for _, q := range c.levels {
+		if l.sizeAt(q) <= c.budget(l.look) {
+			fit = q
+			break
 		}
 	}
+	for i := 1; i < len(qs); i++ {
+		from, to := slices.Index(c.levels, qs[i-1]), slices.Index(c.levels, qs[i])
+		if to-from > qualityMaxDown {
+			t.Fatalf("more than %d steps at once: %v", qualityMaxDown, qs)
+		}
+		if to > from && qs[i] < fit {
+			t.Fatalf("stepped past %d, the highest quality that fits: %v", fit, qs)
+		}
+	}
+	// Stepping several levels a look, it settled within 5 s (a step a
+	// look would have taken 8).
 	settled := c.quality()
+	if i := slices.Index(qs, settled); i > 4 {
+		t.Fatalf("settled at %d after %d s: %v", settled, i+1, qs)
+	}
 	// At the quality it settled on, nearly all frames get through (or it
 	// is at the floor).
 	if fps := l.kbps * 1000 / 8 / l.sizeAt(settled); fps < 0.9*c.fps && settled != 15 {
