@@ -62,6 +62,13 @@ func newPeerSink(rc RecordConfig, play *playout.Buffer, log *slog.Logger) (*peer
 	return s, nil
 }
 
+// VideoNeverWaits: Video only stores the frame, hands it to the screen
+// (latest wins) and to the recorder's queue (dropped when full), so the
+// session calls it from its reader (call.InlineVideoSink).
+func (*peerSink) VideoNeverWaits() {}
+
+var _ call.InlineVideoSink = (*peerSink)(nil)
+
 func (s *peerSink) Video(f media.Frame) {
 	s.frames.Put(f.JPEG)
 	if s.screen != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -323,5 +325,78 @@ func TestBestOffset(t *testing.T) {
 	}
 	if got := bestOffset(samples[:1]); got != samples[0].off {
 		t.Errorf("one sample: %v, want %v", got, samples[0].off)
+	}
+}
+
+// whereSink records, for each frame, whether Video ran in the session's
+// reader or in its show goroutine (from the call stack).
+type whereSink struct {
+	recSink
+	mu     sync.Mutex
+	reader int
+	shower int
+}
+
+func (s *whereSink) Video(f media.Frame) {
+	buf := make([]byte, 8192)
+	stack := string(buf[:runtime.Stack(buf, false)])
+	s.mu.Lock()
+	if strings.Contains(stack, ".readLoop(") {
+		s.reader++
+	}
+	if strings.Contains(stack, ".showLoop(") {
+		s.shower++
+	}
+	s.mu.Unlock()
+	s.recSink.Video(f)
+}
+
+// inlineSink is a whereSink that says its Video never waits.
+type inlineSink struct{ whereSink }
+
+func (*inlineSink) VideoNeverWaits() {}
+
+// TestInlineVideoSink: a sink whose Video never waits gets every frame
+// from the reader, with its latency measured, and no goroutine of its
+// own; any other sink gets them from the show goroutine.
+func TestInlineVideoSink(t *testing.T) {
+	for _, inline := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			var n network
+			a := n.add(t, "a", nil)
+			var sink Sink
+			var where *whereSink
+			if inline {
+				s := &inlineSink{}
+				sink, where = s, &s.whereSink
+			} else {
+				where = &whereSink{}
+				sink = where
+			}
+			b := n.addWith(t, "b", nil, sink, &where.recSink)
+			if err := a.Call(context.Background(), peerOf(b)); err != nil {
+				t.Fatal(err)
+			}
+			wantState(t, b, InCall)
+			const sent = 20
+			for i := range sent {
+				a.SendVideo(media.Frame{Seq: uint32(i), Time: time.Now(), JPEG: testJPEG("", 5_000)})
+				time.Sleep(33 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond)
+			frames, _ := b.sink.counts()
+			in := b.Status().Call.In
+			where.mu.Lock()
+			reader, shower := where.reader, where.shower
+			where.mu.Unlock()
+			t.Logf("inline %v: %d frames shown (%d from the reader, %d from the show goroutine), %d dropped for the sink, latency %+v",
+				inline, frames, reader, shower, in.VideoSinkDrops, in.VideoLatAll)
+			if frames != sent || in.VideoFrames != sent || in.VideoSinkDrops != 0 || in.VideoLatAll.N != sent {
+				t.Errorf("inline %v: shown %d, received %d, dropped %d, latencies %d; want all %d", inline, frames, in.VideoFrames, in.VideoSinkDrops, in.VideoLatAll.N, sent)
+			}
+			if inline && (reader != sent || shower != 0) || !inline && (shower != sent || reader != 0) {
+				t.Errorf("inline %v: %d frames from the reader, %d from the show goroutine", inline, reader, shower)
+			}
+		})
 	}
 }

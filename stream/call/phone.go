@@ -81,6 +81,16 @@ type Sink interface {
 	Audio(a media.Audio)
 }
 
+// InlineVideoSink is a Sink whose Video never waits: it keeps the frame,
+// or hands it on without blocking, and returns. The session then calls
+// Video from the goroutine that reads the connection, as soon as a frame
+// is complete: one goroutine wake-up fewer per frame. A Video that did
+// wait would hold up the connection, audio sent on it included.
+type InlineVideoSink interface {
+	Sink
+	VideoNeverWaits()
+}
+
 // Dialer opens an authenticated connection to peer (TLS handshake done and
 // the peer's key checked). It must return when ctx ends.
 type Dialer func(ctx context.Context, peer Peer) (net.Conn, error)

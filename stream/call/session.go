@@ -102,6 +102,7 @@ type session struct {
 	showMu   sync.Mutex
 	showNext *media.Frame
 	showWake chan struct{}
+	inline   bool // the sink is an InlineVideoSink: show calls it itself
 
 	// The audio codecs, set from the peer's hello before any media flows:
 	// tx codes what we capture (in the capture goroutine, no hop), rx
@@ -167,10 +168,14 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, hello w
 	var wg, shows sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
-	shows.Add(1)
 	go func() { defer wg.Done(); errs <- s.readLoop(ctx) }()
 	go func() { defer wg.Done(); errs <- s.writeLoop(ctx) }()
-	go func() { defer shows.Done(); s.showLoop(ctx) }()
+	if _, ok := s.sink.(InlineVideoSink); ok {
+		s.inline = true
+	} else {
+		shows.Add(1)
+		go func() { defer shows.Done(); s.showLoop(ctx) }()
+	}
 	go func() {
 		// The first goroutine to end decides the cause; closing the conn and
 		// cancelling ends the other one. After a final message of ours
@@ -869,7 +874,12 @@ func (s *session) badSummary() string {
 // show hands a complete frame to the sink's goroutine. A frame the sink has
 // not taken yet is replaced (latest wins) and counted, so the reader never
 // waits for the sink and the connection never backs up behind a slow one.
+// A sink whose Video never waits gets the frame at once, from the reader.
 func (s *session) show(f media.Frame) {
+	if s.inline {
+		s.toSink(f)
+		return
+	}
 	s.showMu.Lock()
 	if s.showNext != nil {
 		s.st.mu.Lock()
@@ -901,13 +911,18 @@ func (s *session) showLoop(ctx context.Context) {
 		if f == nil {
 			continue
 		}
-		lat := s.latency(time.Now(), f.Time.UnixNano())
-		s.st.mu.Lock()
-		s.st.in.videoLat.add(lat)
-		s.st.in.videoWin.add(lat)
-		s.st.mu.Unlock()
-		s.sink.Video(*f)
+		s.toSink(*f)
 	}
+}
+
+// toSink measures a frame's latency and gives it to the sink.
+func (s *session) toSink(f media.Frame) {
+	lat := s.latency(time.Now(), f.Time.UnixNano())
+	s.st.mu.Lock()
+	s.st.in.videoLat.add(lat)
+	s.st.in.videoWin.add(lat)
+	s.st.mu.Unlock()
+	s.sink.Video(f)
 }
 
 // Clock offset estimation. Each ping/pong exchange gives a round trip and an
