@@ -83,10 +83,6 @@ func runFloor(ctx context.Context, span time.Duration) (string, error) {
 	return b.String(), nil
 }
 
-// cpuGoalMs is issue 14's goal: whole-process CPU per frame in a 640x480
-// 30 fps call with audio, per side.
-const cpuGoalMs = 1.0
-
 // floorPair runs two children joined by a UDP and a TCP socket pair on
 // 127.0.0.1 and returns their CPU, ms per second.
 func floorPair(ctx context.Context, mode string, span time.Duration) ([]float64, error) {
