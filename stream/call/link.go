@@ -2,6 +2,7 @@ package call
 
 import (
 	"math"
+	"sync"
 	"time"
 )
 
@@ -47,6 +48,17 @@ const (
 // The budget grows by (1 + QueueTarget/RTT) per round trip while the link
 // shows more room, so a call finds the rate of a new link within seconds.
 //
+// Two things the kernel's figures leave out are taken from elsewhere.
+//
+// The round trip our acknowledgements take includes the queue on the way
+// back, which the peer's video fills as ours fills the way out. A budget
+// of rate × (smallest round trip + queue target) then carries less than
+// the rate (the budget is spread over a longer round trip), and the
+// delivery-rate samples, which measure what the budget carries, cannot
+// show the link's room: the gate of the second box to start sending
+// crept up over several seconds. The peer's audio tells how long the way
+// back queues (owdTracker): the budget allows for it.
+//
 // A linkGate belongs to the session's writer goroutine.
 type linkGate struct {
 	link  link
@@ -56,6 +68,8 @@ type linkGate struct {
 
 	started time.Time // first look at the link
 	checked bool      // the congestion control has been looked at
+
+	back *owdTracker // the queue on the way back; nil: unknown
 
 	slots    [rateSlots]rateSlot
 	rate     float64       // windowed maximum, bytes per second
@@ -70,9 +84,10 @@ type rateSlot struct {
 }
 
 // newLinkGate returns a gate for l; audio is what the call's audio needs,
-// bytes per second on the wire. A nil l means no gate.
-func newLinkGate(l link, queue time.Duration, floor int, audio float64) *linkGate {
-	return &linkGate{link: l, queue: queue, floor: floor, audio: audio}
+// bytes per second on the wire; back follows the queue on the way back
+// (nil: none known). A nil l means no gate.
+func newLinkGate(l link, queue time.Duration, floor int, audio float64, back *owdTracker) *linkGate {
+	return &linkGate{link: l, queue: queue, floor: floor, audio: audio, back: back}
 }
 
 // room returns how many more bytes of video may go now, given buffered bytes
@@ -95,7 +110,8 @@ func (g *linkGate) room(now time.Time, buffered int) int {
 		g.checkCongestion(li)
 	}
 	g.observe(now, li.rate)
-	b := int(math.Min(g.rate*(li.minRTT+g.queue).Seconds(), math.MaxInt32))
+	back := g.back.queue(now)
+	b := int(math.Min(g.rate*(li.minRTT+back+g.queue).Seconds(), math.MaxInt32))
 	g.budget = max(b, g.floor)
 	return g.budget - li.inFlight - li.notSent - buffered
 }
@@ -167,4 +183,82 @@ func (g *linkGate) kbps() float64 {
 		return 0
 	}
 	return math.Round(g.rate * 8 / 1000)
+}
+
+// owdTracker follows the queueing on the way from the peer to us, from
+// the peer's audio: a frame's one-way delay as our clock reads it (its
+// arrival less the capture time the peer stamped; the clocks' offset is
+// in every figure and drops out of the difference). The queue is the
+// mean of the last two slots less the smallest of the last
+// owdSlots×owdSlotLen: our acknowledgements, which take that way, wait
+// that long on average. Clocks 200 ppm apart move 2 ms in the window.
+// Audio comes from the reader or the datagram path, the figure goes to
+// the writer's gate: a mutex.
+type owdTracker struct {
+	mu    sync.Mutex
+	slots [owdSlots]owdSlot
+}
+
+const (
+	owdSlots   = 40
+	owdSlotLen = 250 * time.Millisecond
+	// owdMax bounds the figure: a peer's clock stepped during a call
+	// reads as a queue until the window forgets the old delays; a
+	// router's buffer on a thin link is about 200 ms, and a peer's gate
+	// keeps it far below.
+	owdMax = 100 * time.Millisecond
+)
+
+type owdSlot struct {
+	n   int64 // slot number: arrival / owdSlotLen; 0 unused
+	min time.Duration
+	sum time.Duration
+	k   int // frames in the slot
+}
+
+// add records a frame captured at captured and arrived at arrived.
+func (o *owdTracker) add(arrived, captured time.Time) {
+	if o == nil {
+		return
+	}
+	d := arrived.Sub(captured)
+	n := arrived.UnixNano() / int64(owdSlotLen)
+	o.mu.Lock()
+	s := &o.slots[n%owdSlots]
+	if s.n != n {
+		*s = owdSlot{n: n, min: d}
+	}
+	s.min = min(s.min, d)
+	s.sum += d
+	s.k++
+	o.mu.Unlock()
+}
+
+// queue is the way back's queue now, at most owdMax: 0 while unknown (no
+// audio in the last two slots).
+func (o *owdTracker) queue(now time.Time) time.Duration {
+	if o == nil {
+		return 0
+	}
+	n := now.UnixNano() / int64(owdSlotLen)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var sum, floor time.Duration
+	k, haveFloor := 0, false
+	for _, s := range o.slots {
+		if s.k == 0 || n-s.n >= owdSlots || s.n > n {
+			continue
+		}
+		if !haveFloor || s.min < floor {
+			floor, haveFloor = s.min, true
+		}
+		if n-s.n <= 1 {
+			sum += s.sum
+			k += s.k
+		}
+	}
+	if k == 0 {
+		return 0
+	}
+	return min(max(sum/time.Duration(k)-floor, 0), owdMax)
 }

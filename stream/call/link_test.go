@@ -36,7 +36,7 @@ func TestLinkGateBudget(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	fl := &fakeLink{li: linkInfo{minRTT: 80 * time.Millisecond, rate: 250_000}}
 	info := &fl.li
-	g := newLinkGate(fl, 20*time.Millisecond, 8192, 0)
+	g := newLinkGate(fl, 20*time.Millisecond, 8192, 0, nil)
 	// 250 kB/s × (80 + 20) ms = 25 kB may be in flight.
 	if room := g.room(t0, 0); room != 25_000 {
 		t.Fatalf("room with nothing in flight = %d, want 25000", room)
@@ -76,7 +76,7 @@ func TestLinkGateBudget(t *testing.T) {
 	if room := none.room(t0, 0); room != math.MaxInt {
 		t.Fatalf("room without a gate = %d", room)
 	}
-	if room := newLinkGate(nil, time.Millisecond, 1, 0).room(t0, 0); room != math.MaxInt {
+	if room := newLinkGate(nil, time.Millisecond, 1, 0, nil).room(t0, 0); room != math.MaxInt {
 		t.Fatalf("room without a link = %d", room)
 	}
 }
@@ -103,7 +103,7 @@ func TestBBROnlyWhereItCarriesTheAudio(t *testing.T) {
 		{"already cubic", "cubic", 80 * time.Millisecond, all, "cubic"},
 	} {
 		fl := &fakeLink{li: linkInfo{minRTT: c.rtt, mss: 1448, rate: 1e6}, cc: c.cc, allowed: c.allowed}
-		g := newLinkGate(fl, 20*time.Millisecond, 8192, audio)
+		g := newLinkGate(fl, 20*time.Millisecond, 8192, audio, nil)
 		t0 := time.Unix(1000, 0)
 		g.room(t0, 0)
 		if fl.cc != c.cc {
@@ -398,5 +398,66 @@ func TestInlineVideoSink(t *testing.T) {
 				t.Errorf("inline %v: %d frames from the reader, %d from the show goroutine", inline, reader, shower)
 			}
 		})
+	}
+}
+
+// TestLinkGateAllowsForTheWayBack: the peer's audio tells how long the
+// way back queues, and the budget grows by that much of the rate: the
+// acknowledgements that free the budget take that long longer.
+func TestLinkGateAllowsForTheWayBack(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var o owdTracker
+	// feed adds audio arriving every 20 ms from..to after t0, each
+	// captured d(i) before by the peer's clock (the clocks' offset
+	// included).
+	feed := func(from, to time.Duration, d func(i int) time.Duration) {
+		for i, at := 0, from; at < to; i, at = i+1, at+20*time.Millisecond {
+			o.add(t0.Add(at), t0.Add(at-d(i)))
+		}
+	}
+	const offset = 3 * time.Second // the peer's clock is behind ours
+	steady := func(int) time.Duration { return offset + 40*time.Millisecond }
+	fl := &fakeLink{li: linkInfo{minRTT: 80 * time.Millisecond, rate: 250_000}}
+	g := newLinkGate(fl, 20*time.Millisecond, 8192, 0, &o)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	if q := o.queue(at(0)); q != 0 {
+		t.Fatalf("queue %v before any audio, want 0", q)
+	}
+	feed(0, 5*time.Second, steady)
+	if q := o.queue(at(5 * time.Second)); q != 0 {
+		t.Fatalf("queue %v on a steady way back, want 0", q)
+	}
+	// 250 kB/s × (80 + 20) ms, as without the tracker.
+	if room := g.room(at(5*time.Second), 0); room != 25_000 {
+		t.Fatalf("room %d on a steady way back, want 25000", room)
+	}
+	// The peer's video fills the way back: 30 ms of standing queue.
+	feed(5*time.Second, 7*time.Second, func(int) time.Duration { return offset + 70*time.Millisecond })
+	if q := o.queue(at(7 * time.Second)); q != 30*time.Millisecond {
+		t.Fatalf("queue %v with 30 ms standing on the way back, want 30 ms", q)
+	}
+	if room := g.room(at(7*time.Second), 0); room != 32_500 {
+		t.Fatalf("room %d, want 250 kB/s × (80 + 30 + 20) ms = 32500", room)
+	}
+	// Jitter counts by its mean: 0 or 20 ms late in turn is 10 ms.
+	feed(7*time.Second, 9*time.Second, func(i int) time.Duration { return offset + time.Duration(40+20*(i%2))*time.Millisecond })
+	if q := o.queue(at(9 * time.Second)); q != 10*time.Millisecond {
+		t.Fatalf("queue %v with 0/20 ms jitter, want its mean 10 ms", q)
+	}
+	// No audio for a second: unknown, so none allowed for.
+	if q := o.queue(at(10 * time.Second)); q != 0 {
+		t.Fatalf("queue %v a second after the last audio, want 0", q)
+	}
+	// The peer's clock steps back 1 s mid-call: bounded, and forgotten
+	// once the window holds only delays measured since.
+	stepped := func(int) time.Duration { return offset + time.Second + 40*time.Millisecond }
+	feed(10*time.Second, 12*time.Second, stepped)
+	if q := o.queue(at(12 * time.Second)); q != owdMax {
+		t.Fatalf("queue %v after the peer's clock stepped, want it bounded at %v", q, owdMax)
+	}
+	feed(12*time.Second, 22*time.Second, stepped)
+	if q := o.queue(at(22 * time.Second)); q != 0 {
+		t.Fatalf("queue %v 10 s after the step, want 0", q)
 	}
 }

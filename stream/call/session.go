@@ -92,6 +92,8 @@ type session struct {
 
 	// gate keeps video from queueing in the network (writer goroutine only).
 	gate *linkGate
+	// owd follows the queue on the way back, from the peer's audio.
+	owd owdTracker
 	// videoReady is what VideoReady reports: no frame waits and the link
 	// had room at the writer's last look.
 	videoReady atomic.Bool
@@ -159,7 +161,7 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, hello w
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
-	s.gate = newLinkGate(p.newProbe(conn), p.cfg.QueueTarget, 2*p.cfg.ChunkSize, audioWireRate(p.cfg.Audio))
+	s.gate = newLinkGate(p.newProbe(conn), p.cfg.QueueTarget, 2*p.cfg.ChunkSize, audioWireRate(p.cfg.Audio), &s.owd)
 	s.videoReady.Store(true)
 	s.enqueue(wire.Message{Time: time.Now().UnixNano(), Body: hello})
 	if outgoing {
@@ -827,6 +829,7 @@ func (s *session) recvAudio(seq uint32, t int64, payload []byte, now time.Time, 
 			s.concealing = true
 		}
 	}
+	s.owd.add(now, time.Unix(0, t))
 	lat := s.latency(now, t)
 	s.st.mu.Lock()
 	if s.rxAny && seq > s.rxLast+1 {
