@@ -35,8 +35,9 @@ const (
 // linkGate keeps video from queueing in the network. Before each video chunk
 // the writer asks it how many more bytes may be in flight: the link's rate
 // (the largest TCP delivery-rate sample of the last two seconds) times the
-// smallest round trip plus the queueing we accept (Config.QueueTarget), minus
-// what is already sent and unacknowledged or waiting in the socket. When a
+// smallest round trip plus the queue on the way back plus the queueing we
+// accept (Config.QueueTarget), minus what is already sent and
+// unacknowledged or waiting in the socket. When a
 // chunk does not fit, video waits in the session, where a newer frame
 // replaces an unsent one (latest wins), instead of in a router's or modem's
 // buffer, where it would delay the audio behind it. Audio and control are
@@ -48,16 +49,15 @@ const (
 // The budget grows by (1 + QueueTarget/RTT) per round trip while the link
 // shows more room, so a call finds the rate of a new link within seconds.
 //
-// Two things the kernel's figures leave out are taken from elsewhere.
-//
 // The round trip our acknowledgements take includes the queue on the way
 // back, which the peer's video fills as ours fills the way out. A budget
 // of rate × (smallest round trip + queue target) then carries less than
 // the rate (the budget is spread over a longer round trip), and the
 // delivery-rate samples, which measure what the budget carries, cannot
 // show the link's room: the gate of the second box to start sending
-// crept up over several seconds. The peer's audio tells how long the way
-// back queues (owdTracker): the budget allows for it.
+// crept up over several seconds. The kernel's figures do not tell the
+// way back's queue from ours; the peer's audio tells how long the way
+// back queues (owdTracker), and the budget allows for it.
 //
 // A linkGate belongs to the session's writer goroutine.
 type linkGate struct {

@@ -170,11 +170,10 @@ func newSession(ctx context.Context, p *Phone, conn net.Conn, peer Peer, hello w
 	var wg, shows sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
+	_, s.inline = s.sink.(InlineVideoSink) // before the reader starts: it reads inline
 	go func() { defer wg.Done(); errs <- s.readLoop(ctx) }()
 	go func() { defer wg.Done(); errs <- s.writeLoop(ctx) }()
-	if _, ok := s.sink.(InlineVideoSink); ok {
-		s.inline = true
-	} else {
+	if !s.inline {
 		shows.Add(1)
 		go func() { defer shows.Done(); s.showLoop(ctx) }()
 	}
