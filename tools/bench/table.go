@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// formatTable renders results as one Markdown table, a row per direction.
 // cpuGoalMs is issue 14's goal: whole-process CPU per frame in a 640x480
 // 30 fps call with audio, per side.
 const cpuGoalMs = 1.0
 
+// formatTable renders results as one Markdown table, a row per direction.
 func formatTable(rs []result) string {
 	var b strings.Builder
 	b.WriteString("| case | direction | audio codec, kbit/s on the wire | audio ms p50 / p99 / max | video ms p50 / p99 / max | video fps delivered (sent) | frames skipped at sender / receiver | audio lost | playout underruns (frames concealed) | creep p50 first→last 10 s, audio / video ms (offset-corrected) | sender CPU ms per frame (of it idle) | sender context switches /s idle / in call | sender peak RSS MB |\n")
