@@ -71,11 +71,13 @@ type Peer struct {
 }
 
 // Sink receives the peer's media; it owns what it gets. Audio is called from
-// the session's reader goroutine and must not block: the connection waits
-// for it. Video is called from a goroutine of its own, one frame at a time,
+// the session's reader goroutine (audio datagrams: from the datagram reader
+// or PumpDatagrams' caller) and must not block: the connection waits for
+// it. Video is called from a goroutine of its own, one frame at a time,
 // and may run concurrently with Audio; a slow Video costs frames (the session
 // keeps only the newest frame the sink has not taken, and counts the ones it
-// replaces as VideoSinkDrops), never a growing delay.
+// replaces as VideoSinkDrops), never a growing delay. A sink that is an
+// InlineVideoSink gets Video from the reader instead.
 type Sink interface {
 	Video(f media.Frame)
 	Audio(a media.Audio)
