@@ -210,10 +210,10 @@ const (
 )
 
 type owdSlot struct {
-	n   int64 // slot number: arrival / owdSlotLen; 0 unused
+	n   int64 // slot number: arrival / owdSlotLen
 	min time.Duration
 	sum time.Duration
-	k   int // frames in the slot
+	k   int // frames in the slot; 0: unused
 }
 
 // add records a frame captured at captured and arrived at arrived.
